@@ -1,0 +1,88 @@
+"""One Settings object: environment variables ``OCRVAULT_*``, then an optional TOML file.
+
+The TOML file is named by ``OCRVAULT_CONFIG``; environment variables win over it.
+Unsafe combinations are refused at start-up by :meth:`Settings.check_safe_to_serve`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MB = 1_000_000
+
+
+def _default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OCRVAULT_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("ocrvault-data"), description="Database, blobs, keyring")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in the data dir"
+    )
+    workers: int = Field(default_factory=_default_workers, ge=0, description="OCR worker threads")
+
+    # Input limits, all checked before a file is decoded in full.
+    max_file_bytes: int = Field(default=50 * MB, gt=0)
+    max_sync_file_bytes: int = Field(default=20 * MB, gt=0)
+    max_pages: int = Field(default=2000, gt=0)
+    max_page_pixels: int = Field(default=100_000_000, gt=0)
+    max_side_px: int = Field(default=10_000, gt=0)
+    pdf_dpi: int = Field(default=300, ge=72, le=600)
+
+    # The decode sandbox: a child process per worker with these limits.
+    decode_timeout_seconds: float = Field(default=120.0, gt=0)
+    decode_cpu_seconds: int = Field(default=120, gt=0)
+    decode_memory_bytes: int = Field(default=4 * 1024**3, gt=0)
+
+    default_languages: str = "eng"
+    tessdata_dir: Path | None = Field(default=None, description="Tesseract's tessdata folder")
+
+    result_ttl_seconds: int = Field(default=24 * 3600, ge=0)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0)
+
+    master_key: str | None = Field(
+        default=None,
+        description="Base64 master key(s) 'v1:KEY,v2:KEY' (last is primary); "
+        "default a 0600 keyring file in the data dir",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("OCRVAULT_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ocrvault.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.data_dir / "keyring.json"

@@ -1,0 +1,37 @@
+"""The narrow contract every OCR engine meets; the pipeline knows nothing else.
+
+An engine turns one decoded page image into a :class:`~ocrvault.model.Page`. It never
+touches storage, keys or the network. It must be safe to call from several threads at
+once (the tesseract engine keeps one loaded API per thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from PIL.Image import Image
+
+from ocrvault.model import EngineInfo, Page
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizeOptions:
+    languages: tuple[str, ...] = ("eng",)
+    page_number: int = 1
+    detect_orientation: bool = True
+    deskew: bool = True
+
+
+@runtime_checkable
+class OcrEngine(Protocol):
+    @property
+    def info(self) -> EngineInfo: ...
+
+    def languages(self) -> frozenset[str]:
+        """Language codes this engine can recognise (e.g. {'eng', 'deu'})."""
+        ...
+
+    def recognize(self, image: Image, options: RecognizeOptions) -> Page:
+        """OCR one page. Polygons are in the pixel space of ``image`` as given."""
+        ...

@@ -1,0 +1,140 @@
+"""The shapes ocrvault speaks in: the OCR result and the job.
+
+Document > Page > Line > Word, each with text, an 8-number polygon (x1,y1 .. x4,y4,
+clockwise from top-left, in page pixels) and a confidence in 0..1. These models are
+the native API's RESULT schema as well, so the OpenAPI document shows them as-is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Polygon = list[float]
+
+FORM_FEED = "\f"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Word(_Frozen):
+    text: str
+    polygon: Polygon = Field(min_length=8, max_length=8)
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class Line(_Frozen):
+    text: str
+    polygon: Polygon = Field(min_length=8, max_length=8)
+    confidence: float = Field(ge=0.0, le=1.0)
+    words: list[Word]
+
+
+class PageSource(StrEnum):
+    OCR = "ocr"
+    TEXT_LAYER = "text_layer"
+
+
+class Page(_Frozen):
+    number: int = Field(ge=1)
+    width: int
+    height: int
+    unit: Literal["pixel"] = "pixel"
+    angle: float = Field(description="Clockwise rotation in degrees that was undone before OCR")
+    source: PageSource = Field(
+        default=PageSource.OCR,
+        description="'ocr', or 'text_layer' when a PDF page's own text was used",
+    )
+    lines: list[Line]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+class EngineInfo(_Frozen):
+    name: str
+    version: str
+
+
+class Document(_Frozen):
+    """The RESULT of a job: every page, the plain text, and what produced it."""
+
+    pages: list[Page]
+    text: str = Field(description="All text; lines joined by newline, pages by form feed")
+    engine: EngineInfo
+    languages: list[str]
+    metadata_removed: list[str] = Field(
+        default_factory=list,
+        description="Kinds of embedded metadata (exif, xmp, icc, ...) that were dropped",
+    )
+
+    @classmethod
+    def from_pages(
+        cls,
+        pages: list[Page],
+        engine: EngineInfo,
+        languages: list[str],
+        metadata_removed: list[str] | None = None,
+    ) -> Document:
+        return cls(
+            pages=pages,
+            text=FORM_FEED.join(page.text for page in pages),
+            engine=engine,
+            languages=languages,
+            metadata_removed=sorted(set(metadata_removed or [])),
+        )
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self]
+
+
+_MEDIA_TYPES = {OutputFormat.TEXT: "text/plain; charset=utf-8"}
+
+
+class JobError(_Frozen):
+    code: str
+    detail: str
+
+
+class Job(_Frozen):
+    """A job as its owner sees it (never holds the input)."""
+
+    id: str
+    tenant_id: str
+    status: JobStatus
+    created_at: datetime
+    completed_at: datetime | None
+    expires_at: datetime | None
+    languages: list[str]
+    outputs: list[OutputFormat]
+    page_count: int | None
+    error: JobError | None
+
+
+class DeletionReceipt(_Frozen):
+    id: str
+    deleted_at: datetime
+    deleted: list[str]
