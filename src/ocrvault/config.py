@@ -56,7 +56,7 @@ class Settings(BaseSettings):
 
     master_key: str | None = Field(
         default=None,
-        description="Base64 master key(s) 'v1:KEY,v2:KEY' (last is primary); "
+        description="Base64 master keys '1:KEY,2:KEY' (the highest version is primary); "
         "default a 0600 keyring file in the data dir",
     )
 

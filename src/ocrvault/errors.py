@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     JOB_DELETED = "job_deleted"
     OUTPUT_NOT_AVAILABLE = "output_not_available"
     JOB_NOT_FINISHED = "job_not_finished"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     INTEGRITY_ERROR = "integrity_error"
@@ -68,6 +70,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.JOB_DELETED: 410,
     ErrorCode.OUTPUT_NOT_AVAILABLE: 404,
     ErrorCode.JOB_NOT_FINISHED: 409,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.INTEGRITY_ERROR: 500,

@@ -1,0 +1,39 @@
+# `make run` and `make test` set everything up on a fresh Debian machine the first time.
+SHELL := /bin/bash
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
+                tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core
+
+.PHONY: run test setup system-deps lint bench clean
+
+run: setup
+	$(VENV)/bin/ocrvault serve
+
+test: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VENV)/bin/python bench/throughput.py
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || { \
+	  echo "Installing Debian packages: $(DEB_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES); }
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""The API key format: recognisable, self-checking, and stored only as a digest.
+
+``ocv_<env>_<secret><check>``: ``env`` is ``live`` or ``test``; ``secret`` is 30
+base62 characters (178 random bits); ``check`` is the CRC32 of everything before
+it as 6 base62 characters. The prefix lets secret scanners find leaked keys and
+the checksum lets them (and us) reject a mistyped key offline, without a lookup,
+in the manner of GitHub's token format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import zlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+BASE62 = string.digits + string.ascii_letters
+SECRET_CHARS = 30
+CHECK_CHARS = 6
+PREFIX = "ocv"
+
+
+class Environment(StrEnum):
+    LIVE = "live"
+    TEST = "test"
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        chars.append(BASE62[digit])
+    return "".join(reversed(chars))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode("ascii")), CHECK_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    environment: Environment
+    digest: str
+
+
+def generate_key(environment: Environment) -> str:
+    secret = "".join(secrets.choice(BASE62) for _ in range(SECRET_CHARS))
+    body = f"{PREFIX}_{environment.value}_{secret}"
+    return body + _checksum(body)
+
+
+def digest_of(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def parse_key(key: str) -> ParsedKey | None:
+    """The key's environment and digest, or None when it is not a well-formed key."""
+    parts = key.split("_")
+    if len(parts) != 3 or parts[0] != PREFIX or parts[1] not in Environment.__members__.values():
+        return None
+    tail = parts[2]
+    if len(tail) != SECRET_CHARS + CHECK_CHARS or any(c not in BASE62 for c in tail):
+        return None
+    body, check = key[:-CHECK_CHARS], key[-CHECK_CHARS:]
+    if not secrets.compare_digest(_checksum(body), check):
+        return None
+    return ParsedKey(environment=Environment(parts[1]), digest=digest_of(key))
+
+
+def hint_of(key: str) -> str:
+    """What may be shown later to tell keys apart: the prefix and the last four."""
+    return f"{key[: len(PREFIX) + 6]}...{key[-4:]}"

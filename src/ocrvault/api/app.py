@@ -1,0 +1,41 @@
+"""The FastAPI app factory: one app per Runtime, so tests build one per data dir."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ocrvault import __version__
+from ocrvault.api import problems
+from ocrvault.api.routes import health, jobs, read
+from ocrvault.errors import ErrorCode
+from ocrvault.runtime import Runtime
+
+DESCRIPTION = """Self-hosted OCR with encryption at rest, scoped keys and deletion you can prove.
+
+Errors are RFC 9457 `application/problem+json` with a stable `code`, one of:
+""" + ", ".join(f"`{code.value}`" for code in ErrorCode)
+
+
+def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
+    """An app serving ``runtime``; with ``start`` its workers run during the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if start:
+                runtime.stop()
+
+    app = FastAPI(title="ocrvault", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.runtime = runtime
+    problems.install(app)
+    for module in (health, read, jobs):
+        app.include_router(module.router)
+    return app

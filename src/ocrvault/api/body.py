@@ -1,0 +1,110 @@
+"""Reading an upload into memory with a size cap, never through a temp file.
+
+Starlette's multipart parser (behind FastAPI's UploadFile) spools parts over
+1 MiB to a temporary file on disk, which would leave plaintext document bytes
+there. So the raw request stream is read here, chunk by chunk, and cut off with
+413 as soon as it passes the cap; multipart bodies are parsed in memory with
+python-multipart's streaming parser.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ocrvault.errors import ErrorCode, InputRejected
+
+FILE_FIELD = b"file"
+
+
+def _too_large(limit: int) -> InputRejected:
+    return InputRejected(ErrorCode.FILE_TOO_LARGE, f"The upload exceeds the limit of {limit} bytes.")
+
+
+async def read_upload(request: Request, limit: int) -> bytes:
+    """The uploaded file: the raw body, or the multipart field ``file``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise _too_large(limit)
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"multipart/form-data":
+        return await _read_multipart(request, options.get(b"boundary"), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+class _FilePart:
+    """Collects the ``file`` field; every other field is ignored."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.found = False
+        self._in_file = False
+        self._header_field = b""
+        self._header_value = b""
+        self._disposition = b""
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+        }
+
+    def _part_begin(self) -> None:
+        self._in_file = False
+        self._disposition = b""
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_field.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._disposition)
+        self._in_file = params.get(b"name") == FILE_FIELD and not self.found
+        self.found = self.found or self._in_file
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self.data += data[start:end]
+            if len(self.data) > self.limit:
+                raise _too_large(self.limit)
+
+
+async def _read_multipart(request: Request, boundary: bytes | None, limit: int) -> bytes:
+    if not boundary:
+        raise InputRejected(ErrorCode.INVALID_PARAMETER, "The multipart body has no boundary.")
+    part = _FilePart(limit)
+    parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit + 64 * 1024:  # the file plus generous room for other fields
+                raise _too_large(limit)
+            parser.write(chunk)
+        parser.finalize()
+    except InputRejected:
+        raise
+    except Exception as error:  # the parser's own errors: malformed multipart
+        raise InputRejected(
+            ErrorCode.INVALID_PARAMETER, "The multipart body is malformed."
+        ) from error
+    if not part.found:
+        raise InputRejected(ErrorCode.INVALID_PARAMETER, "Send the file in the multipart field 'file'.")
+    return bytes(part.data)

@@ -1,0 +1,49 @@
+"""Bytes in, Document out: inspect, decode in the sandbox, OCR page by page.
+
+The pipeline holds at most one decoded page at a time, so a long PDF costs the
+memory of its largest page, not of the whole document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ocrvault.engines.base import OcrEngine, RecognizeOptions
+from ocrvault.ingest import Ingestor
+from ocrvault.ingest.pages import parse_page_selection
+from ocrvault.ingest.types import InputInfo
+from ocrvault.jobs.params import ReadParams
+from ocrvault.model import Document, Page
+
+PageProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedInput:
+    info: InputInfo
+    pages: list[int]
+
+
+class OcrPipeline:
+    def __init__(self, ingestor: Ingestor, engine: OcrEngine) -> None:
+        self.ingestor = ingestor
+        self.engine = engine
+
+    def check(self, data: bytes, params: ReadParams) -> CheckedInput:
+        """Every check that can reject a file before it is stored or decoded in full."""
+        info = self.ingestor.inspect(data)
+        return CheckedInput(info, parse_page_selection(params.pages, info.page_count))
+
+    def run(self, data: bytes, checked: CheckedInput, params: ReadParams,
+            on_page: PageProgress | None = None) -> Document:
+        pages: list[Page] = []
+        removed: set[str] = set()
+        for index, decoded in enumerate(self.ingestor.decode(data, checked.info, checked.pages)):
+            options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
+            pages.append(self.engine.recognize(decoded.image, options))
+            removed |= decoded.metadata_removed
+            decoded.image.close()
+            if on_page is not None:
+                on_page(index + 1, len(checked.pages))
+        return Document.from_pages(pages, self.engine.info, list(params.languages), sorted(removed))

@@ -1,0 +1,70 @@
+"""The one door through which document bytes and text reach storage.
+
+Everything that holds document content (the input, the result JSON, every output)
+is sealed here with the job's data key before the blob store sees it, and opened
+here after reading. The data key is wrapped by the keyring and kept in the job
+row; once the row's wrapped key is gone, no copy of the blobs can be opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ocrvault.crypto import Keyring, ObjectContext, new_dek, open_sealed, seal
+from ocrvault.errors import IntegrityError
+from ocrvault.model import OutputFormat
+from ocrvault.store.blobs import BlobStore, blob_key
+
+
+class ObjectKind(StrEnum):
+    INPUT = "input"
+    RESULT = "result"
+    OUTPUT_TEXT = "output-text"
+
+    @classmethod
+    def output(cls, fmt: OutputFormat) -> ObjectKind:
+        return cls(f"output-{fmt.value}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobKey:
+    """Where a job's objects live and the wrapped key that opens them."""
+
+    tenant_id: str
+    job_id: str
+    wrapped_dek: bytes | None
+
+
+class SealedDocuments:
+    def __init__(self, blobs: BlobStore, keyring: Keyring) -> None:
+        self.blobs = blobs
+        self.keyring = keyring
+
+    def new_wrapped_key(self, tenant_id: str, job_id: str) -> tuple[bytes, int]:
+        """A fresh data key for a job, wrapped under the primary master key."""
+        wrapped = self.keyring.wrap_dek(new_dek(), tenant_id, job_id)
+        return wrapped, self.keyring.version_of(wrapped)
+
+    def _dek(self, job: JobKey) -> bytes:
+        if job.wrapped_dek is None:
+            raise IntegrityError("the job's data key has been destroyed")
+        return self.keyring.unwrap_dek(job.wrapped_dek, job.tenant_id, job.job_id)
+
+    def put(self, job: JobKey, kind: ObjectKind, plaintext: bytes) -> None:
+        context = ObjectContext(job.tenant_id, job.job_id, kind.value)
+        sealed = seal(self._dek(job), plaintext, context)
+        self.blobs.put(blob_key(job.tenant_id, job.job_id, kind.value), sealed)
+
+    def get(self, job: JobKey, kind: ObjectKind) -> bytes:
+        sealed = self.blobs.get(blob_key(job.tenant_id, job.job_id, kind.value))
+        if sealed is None:
+            raise IntegrityError("a stored object is missing")
+        context = ObjectContext(job.tenant_id, job.job_id, kind.value)
+        return open_sealed(self._dek(job), sealed, context)
+
+    def delete(self, tenant_id: str, job_id: str, kind: ObjectKind) -> None:
+        self.blobs.delete(blob_key(tenant_id, job_id, kind.value))
+
+    def delete_all(self, tenant_id: str, job_id: str) -> None:
+        self.blobs.delete_prefix(blob_key(tenant_id, job_id))

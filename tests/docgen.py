@@ -1,0 +1,37 @@
+"""Documents made in the test run: real rendered text, so OCR has something to read."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def text_page(lines: list[str], *, size: tuple[int, int] = (1700, 1000), font_px: int = 48,
+              mode: str = "RGB") -> Image.Image:
+    """A white page with ``lines`` in black, one under the other, left-aligned."""
+    page = Image.new(mode, size, "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(str(FONT_PATH), font_px)
+    y = font_px
+    for line in lines:
+        draw.text((font_px, y), line, fill="black", font=font)
+        y += int(font_px * 1.6)
+    return page
+
+
+def encode(image: Image.Image, fmt: str, **save_args: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **save_args)
+    return buf.getvalue()
+
+
+def pdf_of(pages: list[Image.Image], dpi: int = 150) -> bytes:
+    """A PDF whose pages are the given images (no text layer)."""
+    buf = io.BytesIO()
+    first, *rest = [p.convert("RGB") for p in pages]
+    first.save(buf, format="PDF", save_all=True, append_images=rest, resolution=dpi)
+    return buf.getvalue()

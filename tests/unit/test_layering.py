@@ -1,0 +1,60 @@
+"""The design's layering rules, checked by walking every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "ocrvault"
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def package_of(path: Path) -> str:
+    parts = path.relative_to(SRC).parts
+    return parts[0] if len(parts) > 1 else path.stem
+
+
+MODULES = sorted(SRC.rglob("*.py"))
+
+# (imported prefix, packages that may import it)
+RULES = [
+    ("fastapi", {"api"}),
+    ("starlette", {"api"}),
+    ("python_multipart", {"api"}),
+    ("cryptography.hazmat", {"crypto"}),
+    ("sqlalchemy", {"store"}),
+    ("alembic", {"store"}),
+    ("tesserocr", {"engines"}),
+    ("ocrvault.store", {"store", "jobs", "access", "retention", "runtime", "cli", "audit"}),
+    ("ocrvault.api", {"api", "cli"}),
+]
+
+
+@pytest.mark.parametrize(("prefix", "allowed"), RULES, ids=[rule[0] for rule in RULES])
+def test_only_allowed_packages_import(prefix: str, allowed: set[str]) -> None:
+    crossings = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in MODULES
+        for name in imports_of(path)
+        if (name == prefix or name.startswith(prefix + ".")) and package_of(path) not in allowed
+    ]
+    assert not crossings
+
+
+def test_engines_and_ingest_never_touch_storage_or_keys() -> None:
+    for path in MODULES:
+        if package_of(path) in {"engines", "ingest", "render"}:
+            banned = {n for n in imports_of(path)
+                      if n.startswith(("ocrvault.store", "ocrvault.crypto", "ocrvault.jobs"))}
+            assert not banned, f"{path.relative_to(SRC)} imports {banned}"
