@@ -21,6 +21,8 @@ class RecognizeOptions:
     page_number: int = 1
     detect_orientation: bool = True
     deskew: bool = True
+    # A bound on one page's recognition; None waits as long as it takes.
+    timeout_seconds: float | None = None
 
 
 @runtime_checkable
@@ -34,4 +36,8 @@ class OcrEngine(Protocol):
 
     def recognize(self, image: Image, options: RecognizeOptions) -> Page:
         """OCR one page. Polygons are in the pixel space of ``image`` as given."""
+        ...
+
+    def close(self) -> None:
+        """Release loaded models; the engine is not used afterwards."""
         ...

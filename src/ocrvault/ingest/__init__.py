@@ -1,1 +1,75 @@
-"""ingest package."""
+"""Ingest: turn uploaded bytes into checked, metadata-free page images.
+
+Flow: :func:`sniff` decides the format from magic bytes (in-process: pure byte
+checks); :meth:`Ingestor.inspect` applies the byte, page and pixel limits from the
+headers; :meth:`Ingestor.decode` streams the selected pages as ``L``/``RGB`` pixels.
+Everything that parses the file with native code (Pillow, libtiff, pdfium), headers
+included, runs in the :class:`Sandbox`.
+
+Residual risks, which these guards do not cover:
+
+* The sandbox is process isolation plus rlimits, not a security boundary against code
+  execution. Code that an exploit runs in a child has the service's user id and
+  environment: it can read what the service can read (the data dir, the keyring
+  file, ``OCRVAULT_MASTER_KEY`` if the key is passed that way), open network
+  connections, delete or rename files, create empty ones, signal other processes of
+  the same user, raise its own CPU soft limit (the wall-clock timeout still stops it)
+  and start processes that outlive it. Deploy with a dedicated user and a container,
+  seccomp or network policy to close these.
+* ``RLIMIT_AS`` caps address space, not resident memory; several children can each
+  use up to their cap at once, so size ``memory_bytes`` x pool size to the host.
+* Within a child, decompression (PDF Flate streams, PNG IDAT) is bounded only by
+  the memory cap and the time budgets, not per stream.
+* Limits are checked against what headers declare; a decoder that disagrees with its
+  own header is bounded by the memory cap. A PDF page's size comes from pdfium's view
+  of the page box (``/UserUnit`` is ignored, as pdfium renders it).
+* The parent checks only the shape of returned pages (mode, size, byte count); a
+  subverted child can still return wrong pixels for the document it was given.
+* pdfium renders static annotation appearances (stamps, filled form fields); forms
+  are never initialised, so no script, action or XFA runs and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ocrvault.ingest.decode import decode_pages
+from ocrvault.ingest.inspect import check_file_size, inspect_header
+from ocrvault.ingest.pages import parse_page_selection
+from ocrvault.ingest.sandbox import Sandbox
+from ocrvault.ingest.sniff import sniff
+from ocrvault.ingest.types import DecodedPage, FileFormat, InputInfo, Limits
+
+__all__ = [
+    "DecodedPage",
+    "FileFormat",
+    "Ingestor",
+    "InputInfo",
+    "Limits",
+    "Sandbox",
+    "parse_page_selection",
+    "sniff",
+]
+
+
+class Ingestor:
+    """Checks and decodes uploads under ``limits``, parsing them only inside ``sandbox``."""
+
+    def __init__(self, limits: Limits, sandbox: Sandbox) -> None:
+        self.limits = limits
+        self.sandbox = sandbox  # its owner closes it
+
+    def inspect(self, data: bytes, pdf_password: str | None = None) -> InputInfo:
+        """Format, page count and size of ``data``, or ``InputRejected`` if it breaks a limit."""
+        check_file_size(data, self.limits)  # before the bytes are copied to a child
+        fmt = sniff(data)
+        return self.sandbox.call(inspect_header, data, fmt, self.limits, pdf_password)
+
+    def decode(
+        self, data: bytes, info: InputInfo, pages: list[int], pdf_password: str | None = None
+    ) -> Iterator[DecodedPage]:
+        """Decode ``pages`` (1-based) one at a time; a page is decoded when it is asked for."""
+        for page in self.sandbox.call_iter(
+            decode_pages, data, info.format, pages, self.limits, pdf_password
+        ):
+            yield page.to_page()

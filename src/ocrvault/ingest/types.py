@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from PIL.Image import Image
+
+if TYPE_CHECKING:
+    from ocrvault.config import Settings
 
 
 class FileFormat(StrEnum):
@@ -28,6 +32,20 @@ class Limits:
     max_page_pixels: int
     max_side_px: int
     pdf_dpi: int = 300
+    # A PDF page's physical size, as Azure AI Vision Read caps it (17 x 17 in): a poster or
+    # drawing renders to a bitmap that costs far more to OCR than any page it looks like.
+    max_pdf_page_inches: float = 17.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_file_bytes=settings.max_file_bytes,
+            max_pages=settings.max_pages,
+            max_page_pixels=settings.max_page_pixels,
+            max_side_px=settings.max_side_px,
+            pdf_dpi=settings.pdf_dpi,
+            max_pdf_page_inches=settings.max_pdf_page_inches,
+        )
 
 
 @dataclass(frozen=True, slots=True)

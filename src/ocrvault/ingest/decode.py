@@ -1,0 +1,192 @@
+"""Full decode of the selected pages to plain pixels; runs inside the sandbox child.
+
+Every page leaves as :class:`PagePixels`: a mode (``L`` or ``RGB``), a size and raw
+bytes, nothing else. Metadata (EXIF with GPS, XMP, IPTC, ICC profiles, comments, PNG
+text chunks, the PDF info dictionary, attachments) therefore cannot cross to the parent
+by construction: there is no field to carry it. What was present is reported by name
+in ``metadata_removed``, so a caller can tell its users what was dropped.
+
+EXIF orientation is applied before the metadata goes, so the pixels stand upright.
+Alpha is composited on white (text on a transparent background stays readable), and
+high-bit-depth grey is scaled so that the brightest sample is white.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import cast
+
+import pypdfium2 as pdfium
+from PIL import ExifTags, Image, ImageOps
+
+from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
+from ocrvault.ingest.inspect import (
+    POINTS_PER_INCH,
+    check_page_size,
+    open_image,
+    open_pdf,
+    pdf_page_size,
+)
+from ocrvault.ingest.types import DecodedPage, FileFormat, Limits
+
+# Modes whose pixels are grey levels; everything else becomes RGB.
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+# TIFF carries its structure in tags, so only these tags count as metadata there.
+_TIFF_METADATA_TAGS = frozenset(
+    {
+        ExifTags.Base.ImageDescription,
+        ExifTags.Base.Make,
+        ExifTags.Base.Model,
+        ExifTags.Base.Software,
+        ExifTags.Base.DateTime,
+        ExifTags.Base.Artist,
+        ExifTags.Base.HostComputer,
+        ExifTags.Base.Copyright,
+        ExifTags.Base.ExifOffset,
+    }
+)
+_TIFF_IPTC_TAG = 33723
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+
+
+@dataclass(frozen=True, slots=True)
+class PagePixels:
+    """A decoded page as plain pixels: the only shape a page has on leaving the sandbox."""
+
+    number: int
+    mode: str
+    size: tuple[int, int]
+    pixels: bytes
+    metadata_removed: frozenset[str]
+
+    def to_page(self) -> DecodedPage:
+        """Rebuild the image in the parent, checking the shape the child claims."""
+        width, height = self.size
+        if self.mode not in ("L", "RGB") or len(self.pixels) != (
+            width * height * Image.getmodebands(self.mode)
+        ):
+            raise ProcessingError(
+                ErrorCode.PROCESSING_FAILED, "The decoder returned a malformed page."
+            )
+        image = Image.frombytes(self.mode, self.size, self.pixels)
+        return DecodedPage(self.number, image, set(self.metadata_removed))
+
+
+def decode_pages(
+    data: bytes,
+    fmt: FileFormat,
+    pages: list[int],
+    limits: Limits,
+    pdf_password: str | None = None,
+) -> Iterator[PagePixels]:
+    """Decode ``pages`` (1-based) of ``data`` one at a time, sizes re-checked before each."""
+    if fmt is FileFormat.PDF:
+        yield from _pdf_pages(data, pages, limits, pdf_password)
+    else:
+        yield from _image_pages(data, fmt, pages, limits)
+
+
+def _image_pages(
+    data: bytes, fmt: FileFormat, pages: list[int], limits: Limits
+) -> Iterator[PagePixels]:
+    with open_image(data, fmt, limits) as image:
+        for number in pages:
+            _seek_page(image, number)
+            check_page_size(image.size, limits, f"Page {number}")
+            image.load()
+            removed = _image_metadata(image)
+            page = _to_grey_or_rgb(ImageOps.exif_transpose(image))
+            yield PagePixels(number, page.mode, page.size, page.tobytes(), removed)
+
+
+def _pdf_pages(
+    data: bytes, pages: list[int], limits: Limits, password: str | None
+) -> Iterator[PagePixels]:
+    with open_pdf(data, password) as pdf:
+        removed = _pdf_metadata(pdf)
+        for number in pages:
+            if not 1 <= number <= len(pdf):
+                raise _no_such_page(number)
+            pdf_page_size(pdf, number, limits)
+            image = _render(pdf, number, limits.pdf_dpi)
+            yield PagePixels(number, image.mode, image.size, image.tobytes(), removed)
+
+
+def _render(pdf: pdfium.PdfDocument, number: int, dpi: int) -> Image.Image:
+    """Rasterise one page; forms are never drawn (they were never initialised)."""
+    try:
+        page = pdf[number - 1]
+        try:
+            bitmap = page.render(
+                scale=dpi / POINTS_PER_INCH, may_draw_forms=False, rev_byteorder=True
+            )
+            return bitmap.to_pil()  # type: ignore[no-any-return]
+        finally:
+            page.close()
+    except pdfium.PdfiumError:
+        raise InputRejected(
+            ErrorCode.CORRUPT_FILE,
+            f"Page {number} of the PDF cannot be rendered. Re-save the PDF and send it again.",
+        ) from None
+
+
+def _seek_page(image: Image.Image, number: int) -> None:
+    if number < 1 or (number > 1 and image.format != "TIFF"):
+        raise _no_such_page(number)
+    try:
+        image.seek(number - 1)
+    except EOFError:
+        raise _no_such_page(number) from None
+
+
+def _no_such_page(number: int) -> InputRejected:
+    return InputRejected(ErrorCode.INVALID_PARAMETER, f"pages: page {number} does not exist.")
+
+
+def _image_metadata(image: Image.Image) -> frozenset[str]:
+    """Names of the metadata kinds this page carries (all of which are dropped)."""
+    info = image.info
+    exif = image.getexif()
+    tiff = image.format == "TIFF"
+    text = getattr(image, "text", {})  # PNG text chunks, read to the end by load()
+    present = {
+        "exif": "exif" in info or (tiff and not _TIFF_METADATA_TAGS.isdisjoint(exif)),
+        "gps": bool(exif.get_ifd(ExifTags.IFD.GPSInfo)),
+        "xmp": "xmp" in info,
+        "iptc": "photoshop" in info or (tiff and _TIFF_IPTC_TAG in exif),
+        "icc_profile": "icc_profile" in info,
+        "comment": "comment" in info,
+        "text": any(key != _PNG_XMP_KEY for key in text),
+    }
+    return frozenset(kind for kind, found in present.items() if found)
+
+
+def _pdf_metadata(pdf: pdfium.PdfDocument) -> frozenset[str]:
+    present = {
+        "pdf_info": bool(pdf.get_metadata_dict(skip_empty=True)),
+        "attachments": pdf.count_attachments() > 0,
+    }
+    return frozenset(kind for kind, found in present.items() if found)
+
+
+def _to_grey_or_rgb(image: Image.Image) -> Image.Image:
+    grey = image.mode in _GREY_MODES
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _scale_to_8_bits(image)
+    target = "L" if grey else "RGB"
+    if image.has_transparency_data:
+        with_alpha = image.convert("LA" if grey else "RGBA")
+        page = Image.new(target, image.size, "white")
+        page.paste(with_alpha.convert(target), mask=with_alpha.getchannel("A"))
+        return page
+    return image if image.mode == target else image.convert(target)
+
+
+def _scale_to_8_bits(image: Image.Image) -> Image.Image:
+    """Scale 16/32-bit or float grey so the brightest sample is white (convert() would clip)."""
+    wide = image if image.mode == "F" else image.convert("I")
+    _, brightest = cast(tuple[float, float], wide.getextrema())  # one band: (min, max)
+    scale = 255 / brightest if brightest > 0 else 1.0
+    return wide.point(lambda value: value * scale).convert("L")

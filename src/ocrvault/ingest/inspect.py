@@ -1,0 +1,194 @@
+"""Header-level limits: refuse a file from what it declares, before any pixel is decoded.
+
+Images are opened with Pillow's lazy ``Image.open``, which parses the header only, and
+only with the plugin of the sniffed format (Pillow never guesses among its other
+parsers). Pillow's decompression-bomb guard is set to our pixel limit and its warning
+is an error, so "a bit over the limit" is refused rather than logged.
+
+PDFs are opened with pypdfium2, and forms are never initialised: pdfium then has no
+form environment, so no JavaScript, ``/OpenAction``, ``/Launch`` or XFA is ever
+executed, and pdfium itself fetches nothing. Page sizes come from the page boxes, so a
+200-inch page is refused before a bitmap is allocated for it.
+
+These functions parse hostile bytes with native code: production runs them in the
+decode sandbox (``ingest.sandbox``), one call at a time, which is also why setting
+Pillow's process-wide pixel limit here is safe.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pypdfium2 as pdfium
+from PIL import Image
+
+from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError
+from ocrvault.ingest.types import FileFormat, InputInfo, Limits
+
+POINTS_PER_INCH = 72
+
+
+def inspect_header(
+    data: bytes, fmt: FileFormat, limits: Limits, pdf_password: str | None = None
+) -> InputInfo:
+    """Check bytes, pages and page sizes of ``data`` against ``limits``.
+
+    Every page's size is checked, not only selected ones: the selection is parsed
+    against the page count this returns. Decoding checks the selected pages again.
+    """
+    check_file_size(data, limits)
+    if fmt is FileFormat.PDF:
+        with open_pdf(data, pdf_password) as pdf:
+            page_count = _pdf_page_count(pdf, limits)
+    else:
+        with open_image(data, fmt, limits) as image:
+            page_count = _image_page_count(image, limits)
+    return InputInfo(format=fmt, page_count=page_count, size_bytes=len(data))
+
+
+def check_file_size(data: bytes, limits: Limits) -> None:
+    if len(data) > limits.max_file_bytes:
+        raise InputRejected(
+            ErrorCode.FILE_TOO_LARGE,
+            f"The file is {len(data):,} bytes; the limit is {limits.max_file_bytes:,} bytes. "
+            "Split it or compress it.",
+        )
+
+
+def check_page_size(size: tuple[int, int], limits: Limits, what: str) -> None:
+    """Refuse a page whose declared size breaks the side or pixel limit."""
+    width, height = size
+    if width < 1 or height < 1:
+        raise InputRejected(ErrorCode.CORRUPT_FILE, f"{what} declares an empty size.")
+    if max(width, height) > limits.max_side_px or width * height > limits.max_page_pixels:
+        raise InputRejected(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"{what} is {width} x {height} px; the limits are {limits.max_side_px:,} px per "
+            f"side and {limits.max_page_pixels:,} px per page. Scale it down.",
+        )
+
+
+@contextmanager
+def open_image(data: bytes, fmt: FileFormat, limits: Limits) -> Iterator[Image.Image]:
+    """Open ``data`` with Pillow's plugin for ``fmt``; Pillow errors become ``InputRejected``.
+
+    The body of the ``with`` block (seek, load, convert) is covered too: Pillow raises a
+    zoo of exception types on damaged data, and every one of them means a corrupt file.
+    """
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about damaged metadata it then skips; that is no reason to refuse.
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = limits.max_page_pixels
+            with Image.open(io.BytesIO(data), formats=[fmt.name]) as image:
+                yield image
+    except (OcrVaultError, MemoryError):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputRejected(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"The image declares more than {limits.max_page_pixels:,} px. Scale it down.",
+        ) from None
+    except Exception:
+        raise InputRejected(
+            ErrorCode.CORRUPT_FILE,
+            f"The {fmt.name} file is damaged or truncated. "
+            "Check that it opens in an image viewer, or re-save it.",
+        ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+@contextmanager
+def open_pdf(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
+    """Open a PDF with pdfium (never with forms); refuse encrypted and unreadable ones."""
+    try:
+        pdf = pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError as exc:
+        raise _pdf_open_error(exc.err_code, password) from None
+    try:
+        yield pdf
+    finally:
+        pdf.close()
+
+
+def pdf_page_size(pdf: pdfium.PdfDocument, number: int, limits: Limits) -> tuple[int, int]:
+    """The pixel size of page ``number`` (1-based) at ``limits.pdf_dpi``, checked."""
+    try:
+        width_pt, height_pt = pdf.get_page_size(number - 1)
+    except pdfium.PdfiumError:
+        raise InputRejected(
+            ErrorCode.CORRUPT_FILE,
+            f"Page {number} of the PDF cannot be read (its page tree is damaged). "
+            "Re-save the PDF and send it again.",
+        ) from None
+    width_in, height_in = width_pt / POINTS_PER_INCH, height_pt / POINTS_PER_INCH
+    if max(width_in, height_in) > limits.max_pdf_page_inches:
+        raise InputRejected(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"Page {number} of the PDF is {width_in:.1f} x {height_in:.1f} in; the largest "
+            f"page accepted is {limits.max_pdf_page_inches:g} in per side. Scale it down.",
+        )
+    # The same rounding pdfium's renderer uses, so the check sees the bitmap it would make.
+    scale = limits.pdf_dpi / POINTS_PER_INCH
+    size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
+    check_page_size(size, limits, f"Page {number} of the PDF at {limits.pdf_dpi} dpi")
+    return size
+
+
+def _pdf_page_count(pdf: pdfium.PdfDocument, limits: Limits) -> int:
+    page_count = len(pdf)
+    _check_page_count(page_count, limits)
+    for number in range(1, page_count + 1):
+        pdf_page_size(pdf, number, limits)
+    return page_count
+
+
+def _image_page_count(image: Image.Image, limits: Limits) -> int:
+    """Count frames by walking TIFF IFDs (Pillow stops at a loop), stopping past the limit."""
+    page_count = 0
+    while True:
+        page_count += 1
+        _check_page_count(page_count, limits)
+        check_page_size(image.size, limits, f"Page {page_count}")
+        if image.format != "TIFF":
+            return page_count  # other formats' extra frames (animation, MPO) are not pages
+        try:
+            image.seek(page_count)
+        except EOFError:
+            return page_count
+
+
+def _check_page_count(page_count: int, limits: Limits) -> None:
+    if page_count > limits.max_pages:
+        raise InputRejected(
+            ErrorCode.TOO_MANY_PAGES,
+            f"The document has more than {limits.max_pages:,} pages, the limit. "
+            "Split it into smaller documents.",
+        )
+
+
+def _pdf_open_error(err_code: int | None, password: str | None) -> InputRejected:
+    if err_code == pdfium.raw.FPDF_ERR_PASSWORD:
+        detail = (
+            "The PDF is encrypted. Send its password as pdf_password."
+            if password is None
+            else "The PDF is encrypted and pdf_password does not open it. Check the password."
+        )
+        return InputRejected(ErrorCode.ENCRYPTED_PDF, detail)
+    if err_code == pdfium.raw.FPDF_ERR_SECURITY:
+        return InputRejected(
+            ErrorCode.ENCRYPTED_PDF,
+            "The PDF uses an encryption scheme ocrvault cannot open. Save an unencrypted copy.",
+        )
+    return InputRejected(
+        ErrorCode.CORRUPT_FILE,
+        "The PDF is damaged or truncated and cannot be opened. "
+        "Check that it opens in a PDF viewer, or re-save it.",
+    )

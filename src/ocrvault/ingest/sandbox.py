@@ -1,0 +1,391 @@
+"""A small pool of long-lived child processes that run decoders on hostile bytes.
+
+Pillow's codecs, libtiff, libwebp and pdfium are native code: a crafted file can crash
+them, make them allocate without bound, or keep them busy forever. The process that
+serves requests must survive all of that, so decoding runs in a child process with:
+
+* ``RLIMIT_AS`` = ``memory_bytes``: an allocation past it fails (``MemoryError`` in
+  Python, a crash in native code) and only the child ends;
+* ``RLIMIT_CPU``, set before each call to the CPU time used so far plus
+  ``cpu_seconds``: the kernel stops a child that spins (SIGXCPU);
+* a wall-clock timeout kept by the parent, for a child that is stuck without spinning;
+* ``RLIMIT_FSIZE`` = 0 and ``RLIMIT_CORE`` = 0: not one byte of a file, and no core
+  dump (which would hold the document), can be written;
+* stdout and stderr on ``/dev/null``: native decoders print warnings there that may
+  quote bytes of the file, and the service's output ends up in logs.
+
+A child that crashes, runs out of memory or time is killed; the next call starts a
+fresh one. Children are forked from a "forkserver": a fresh single-threaded
+interpreter that preloads only the decoders (ingest, Pillow, pdfium) and never the
+parent's ``__main__``, so a child inherits no threads, locks, sockets or file
+descriptors of the multi-threaded parent (plain fork would copy them all), shares
+the decoder modules copy-on-write, and starts in milliseconds.
+
+The parent does not trust what comes back: replies are unpickled against an allow-list
+(ocrvault's own dataclasses and enums, builtin values), so a child taken over by an
+exploit cannot make the parent run code, and a reply may not exceed ``memory_bytes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+import math
+import multiprocessing
+import os
+import pickle
+import resource
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerContext
+from typing import Any, TypeVar, cast
+
+from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, ProcessingError
+
+T = TypeVar("T")
+
+_CALL = "call"
+_ITER = "iter"
+_NEXT = "next"
+_END = object()  # a stream's end, on both sides of the pipe
+_READY = b"ready"
+_START_SECONDS = 60.0
+_EXIT_OUT_OF_MEMORY = 86
+_EXIT_GRACE_SECONDS = 5.0  # for a child that closed its pipe to finish exiting
+
+
+class Sandbox:
+    """Runs module-level functions in up to ``size`` child processes, one call per child.
+
+    Thread-safe: each call leases a child for its duration, so up to ``size`` calls run
+    at once and further callers wait. A thread must not hold two calls at once (for
+    example, call inside a ``call_iter`` loop) unless ``size`` allows for it.
+    """
+
+    def __init__(
+        self, memory_bytes: int, cpu_seconds: int, timeout_seconds: float, size: int = 1
+    ) -> None:
+        if size < 1:
+            raise ValueError("a sandbox needs at least one child process")
+        self._memory_bytes = memory_bytes
+        self._cpu_seconds = cpu_seconds
+        self._timeout_seconds = timeout_seconds
+        self._context = multiprocessing.get_context("forkserver")
+        # Only takes effect before the server starts, i.e. for the first Sandbox.
+        self._context.set_forkserver_preload(["ocrvault.ingest.decode"])
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[_Child] = []
+        self._closed = False
+
+    def call(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a child and return its result; ``fn`` must be module-level."""
+        with self._lease() as child:
+            result = child.exchange((_CALL, fn, args), _Budget(self._timeout_seconds))
+        return cast(T, result)
+
+    def call_iter(self, fn: Callable[..., Iterator[T]], *args: object) -> Iterator[T]:
+        """Run the module-level generator ``fn(*args)`` in a child, one item per request.
+
+        The child computes an item only when the caller asks for it, so neither process
+        holds more than one item. The timeout bounds the child's working time over the
+        whole iteration; the caller's time between items does not count.
+        """
+        with self._lease() as child:
+            budget = _Budget(self._timeout_seconds)
+            request: object = (_ITER, fn, args)
+            try:
+                while (item := child.exchange(request, budget)) is not _END:
+                    yield cast(T, item)
+                    request = _NEXT
+            except GeneratorExit:
+                child.stop()  # it still holds the abandoned generator
+                raise
+
+    def close(self) -> None:
+        """Stop every child; calls in progress stop theirs when they finish."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _lease(self) -> Iterator[_Child]:
+        with self._slots:
+            child = self._checkout()
+            try:
+                yield child
+            finally:
+                self._checkin(child)
+
+    def _checkout(self) -> _Child:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the sandbox is closed")
+                child = self._idle.pop() if self._idle else None
+            if child is None:
+                return _Child(self._context, self._memory_bytes, self._cpu_seconds)
+            if child.alive:
+                return child
+            child.stop()  # died while idle, e.g. killed from outside
+
+    def _checkin(self, child: _Child) -> None:
+        with self._lock:
+            if child.alive and not self._closed:
+                self._idle.append(child)
+                return
+        child.stop()
+
+
+class _Budget:
+    """Wall-clock seconds a child may still spend working on one call."""
+
+    def __init__(self, seconds: float) -> None:
+        self.limit = seconds
+        self.left = seconds
+
+
+class _Child:
+    """One sandbox process and the parent's end of its pipe; used by one thread at a time."""
+
+    def __init__(self, context: ForkServerContext, memory_bytes: int, cpu_seconds: int) -> None:
+        self._memory_bytes = memory_bytes
+        self._cpu_seconds = cpu_seconds
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(
+            target=_serve,
+            args=(child_conn, memory_bytes, cpu_seconds),
+            name="ocrvault-decode",
+            daemon=True,
+        )
+        self._process.start()
+        child_conn.close()
+        self._stopped = False
+        # Wait for the limits to be in place, so start-up never counts against a file's budget.
+        try:
+            ready = self._conn.poll(_START_SECONDS) and self._conn.recv_bytes() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.stop()
+            raise ProcessingError(
+                ErrorCode.PROCESSING_FAILED, "The decode sandbox could not start a child process."
+            )
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self._process.is_alive()
+
+    def exchange(self, request: object, budget: _Budget) -> object:
+        """Send one request and return the decoded reply, within what is left of ``budget``."""
+        try:
+            self._conn.send(request)
+        except OSError:
+            raise self._lost() from None
+        started = time.monotonic()
+        ready = wait([self._conn, self._process.sentinel], timeout=max(budget.left, 0.0))
+        budget.left -= time.monotonic() - started
+        if not ready:
+            self.stop()
+            raise InputRejected(
+                ErrorCode.PROCESSING_TIMEOUT,
+                f"Decoding did not finish within {budget.limit:g} s. "
+                "Send a smaller file, fewer pages or a lower resolution.",
+            )
+        if self._conn not in ready:
+            raise self._lost()
+        try:
+            reply = self._conn.recv_bytes(self._memory_bytes)
+        except EOFError:
+            raise self._lost() from None
+        except OSError:  # longer than any honest child could produce
+            raise self._refuse() from None
+        return self._decode(reply)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._process.kill()
+        self._process.join()
+        self._process.close()
+        self._conn.close()
+
+    def _decode(self, reply: bytes) -> object:
+        try:
+            message = _ReplyUnpickler(io.BytesIO(reply)).load()
+        except Exception:  # the pickle machinery fails in many ways on bad input
+            raise self._refuse() from None
+        match message:
+            case ("value", value):
+                return value
+            case ("end",):
+                return _END
+            case ("error", str(name), str(code), str(detail)) if code in _ERROR_CODES:
+                raise _rebuild_error(name, ErrorCode(code), detail)
+            case ("failed", str(name)):
+                raise ProcessingError(
+                    ErrorCode.PROCESSING_FAILED,
+                    f"Decoding failed unexpectedly ({name}). This is a bug in ocrvault; "
+                    "please report it.",
+                )
+        raise self._refuse()
+
+    def _lost(self) -> InputRejected:
+        """The child died: find out why, and word it for the caller."""
+        self._process.join(_EXIT_GRACE_SECONDS)
+        exitcode = self._process.exitcode
+        self.stop()
+        if exitcode == _EXIT_OUT_OF_MEMORY:
+            return InputRejected(
+                ErrorCode.CORRUPT_FILE,
+                f"Decoding needed more than {self._memory_bytes / 2**20:,.0f} MiB of memory. "
+                "Send a smaller file or fewer pages.",
+            )
+        if exitcode == -signal.SIGXCPU:
+            return InputRejected(
+                ErrorCode.PROCESSING_TIMEOUT,
+                f"Decoding used more than {self._cpu_seconds} s of CPU time. "
+                "Send a smaller file, fewer pages or a lower resolution.",
+            )
+        if exitcode is not None and exitcode < 0:
+            reason = f"signal {-exitcode}: {signal.strsignal(-exitcode)}"
+        else:
+            reason = f"exit status {exitcode}"
+        return InputRejected(
+            ErrorCode.CORRUPT_FILE,
+            f"The decoder crashed on this file ({reason}). "
+            "Check that the file opens in a viewer, or re-save it.",
+        )
+
+    def _refuse(self) -> ProcessingError:
+        """The child sent something no honest child sends: treat it as taken over."""
+        self.stop()
+        return ProcessingError(ErrorCode.PROCESSING_FAILED, "The decoder sent an invalid reply.")
+
+
+class _ReplyUnpickler(pickle.Unpickler):
+    """Resolves only ocrvault's own dataclasses and enums, never a function or a builtin."""
+
+    def find_class(self, module_name: str, name: str) -> Any:
+        found = (
+            getattr(sys.modules.get(module_name), name, None)
+            if module_name.startswith("ocrvault.")
+            else None
+        )
+        if isinstance(found, type) and (
+            dataclasses.is_dataclass(found) or issubclass(found, enum.Enum)
+        ):
+            return found
+        raise pickle.UnpicklingError(f"refused {module_name}.{name}")
+
+
+_ERROR_CODES = frozenset(code.value for code in ErrorCode)
+
+
+def _rebuild_error(name: str, code: ErrorCode, detail: str) -> OcrVaultError:
+    """The child's error as the same class: subclasses differ in ``__init__``, so bypass it."""
+    classes: list[type[OcrVaultError]] = [OcrVaultError]
+    error_class = OcrVaultError
+    while classes:
+        candidate = classes.pop()
+        if candidate.__name__ == name:
+            error_class = candidate
+            break
+        classes.extend(candidate.__subclasses__())
+    error = error_class.__new__(error_class)
+    OcrVaultError.__init__(error, code, detail)
+    return error
+
+
+# ---- the child's side ------------------------------------------------------------------
+
+
+def _serve(conn: Connection, memory_bytes: int, cpu_seconds: int) -> None:
+    """Child main loop: fix the limits, then answer requests until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for output_fd in (1, 2):  # stdout, stderr
+        os.dup2(devnull, output_fd)
+    os.close(devnull)
+    for limit, value in (
+        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_FSIZE, 0),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        capped = _within_hard_limit(limit, value)
+        resource.setrlimit(limit, (capped, capped))  # hard too: code in here cannot undo it
+    conn.send_bytes(_READY)
+    worker = _Worker(cpu_seconds)
+    while True:
+        try:
+            request = conn.recv_bytes()
+        except EOFError:
+            return
+        try:
+            conn.send_bytes(_outcome(partial(worker.step, request)))
+        except MemoryError:
+            os._exit(_EXIT_OUT_OF_MEMORY)
+
+
+class _Worker:
+    """Runs one request at a time; keeps the generator of a streamed call between them."""
+
+    def __init__(self, cpu_seconds: int) -> None:
+        self._cpu_seconds = cpu_seconds
+        self._stream: Iterator[object] = iter(())
+
+    def step(self, request: bytes) -> object:
+        message = pickle.loads(request)  # noqa: S301 - written by the parent, which is trusted
+        if message == _NEXT:
+            return next(self._stream, _END)
+        kind, fn, args = message
+        _set_cpu_budget(self._cpu_seconds)  # after unpickling, which imports fn's module
+        if kind == _CALL:
+            return fn(*args)
+        self._stream = iter(fn(*args))
+        return next(self._stream, _END)
+
+
+def _outcome(step: Callable[[], object]) -> bytes:
+    """Run one step and pickle what happened; running out of memory is left to the caller."""
+    try:
+        value = step()
+        outcome: tuple[object, ...] = ("end",) if value is _END else ("value", value)
+        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except MemoryError:
+        raise
+    except OcrVaultError as error:
+        outcome = ("error", type(error).__name__, error.code.value, error.detail)
+    except Exception as error:  # a bug, or a value that cannot be pickled
+        outcome = ("failed", type(error).__name__)
+    return pickle.dumps(outcome)
+
+
+def _set_cpu_budget(seconds: int) -> None:
+    """Let this call use ``seconds`` more CPU; only the soft limit moves, so it can be reset."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = _within_hard_limit(
+        resource.RLIMIT_CPU, math.ceil(usage.ru_utime + usage.ru_stime) + seconds
+    )
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
+
+
+def _within_hard_limit(limit: int, value: int) -> int:
+    hard = resource.getrlimit(limit)[1]
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)

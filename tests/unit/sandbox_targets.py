@@ -1,0 +1,110 @@
+"""Module-level functions for the sandbox tests: a spawned child imports them by name."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from ocrvault.errors import ErrorCode, InputRejected, IntegrityError
+
+
+def child_pid() -> int:
+    return os.getpid()
+
+
+def numbered(count: int) -> Iterator[tuple[int, int]]:
+    """Yields (index, pid) ``count`` times."""
+    for index in range(count):
+        yield index, os.getpid()
+
+
+def one_then_reject() -> Iterator[int]:
+    yield 1
+    raise InputRejected(ErrorCode.CORRUPT_FILE, "page 2 is damaged")
+
+
+def one_then_spin() -> Iterator[int]:
+    yield 1
+    spin()
+
+
+def reject() -> None:
+    raise InputRejected(ErrorCode.IMAGE_TOO_LARGE, "too wide")
+
+
+def integrity_failure() -> None:
+    raise IntegrityError()
+
+
+def bug() -> None:
+    raise KeyError("a bug in our own code")
+
+
+def allocate(size: int) -> int:
+    return len(bytearray(size))
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def block() -> None:
+    """Waits forever without using CPU: only the wall-clock timeout can end it."""
+    signal.pause()
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def write_file(path: str) -> int:
+    """The errno of writing to ``path``, or 0 if the write went through."""
+    try:
+        Path(path).write_bytes(b"document text")
+    except OSError as error:
+        return error.errno or -1
+    return 0
+
+
+def chatter(text: str) -> None:
+    """Writes ``text`` the ways a decoder might: Python output and raw stderr."""
+    print(text)
+    os.write(2, text.encode())
+
+
+def limits() -> dict[str, tuple[int, int]]:
+    return {
+        name: resource.getrlimit(getattr(resource, name))
+        for name in ("RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CORE", "RLIMIT_CPU")
+    }
+
+
+def open_file_targets() -> list[str]:
+    """What each of the child's file descriptors points at (pipes, sockets, files)."""
+    fd_dir = Path("/proc/self/fd")
+    targets = []
+    for fd in fd_dir.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except FileNotFoundError:  # the descriptor iterdir itself used
+            continue
+    return targets
+
+
+class _Trap:
+    """Unpickling this runs ``os.mkdir(path)``: what an exploited child might send back."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (self.path,)
+
+
+def trap(path: str) -> _Trap:
+    return _Trap(path)

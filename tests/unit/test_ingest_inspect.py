@@ -1,0 +1,145 @@
+"""Header-level limits: a file is refused from what it declares, before a full decode."""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from dataclasses import replace
+
+import pikepdf
+import pytest
+from PIL import Image
+
+from ocrvault.errors import ErrorCode, InputRejected
+from ocrvault.ingest import FileFormat, InputInfo, Limits
+from ocrvault.ingest.inspect import inspect_header
+from tests.docgen import encode, pdf_of
+
+LIMITS = Limits(
+    max_file_bytes=10_000_000, max_pages=5, max_page_pixels=4_000_000, max_side_px=3000, pdf_dpi=150
+)
+SMALL = Image.new("L", (20, 20), "white")
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` grey pixels; the data is 1 KiB."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(1024)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def tiff_of(count: int) -> bytes:
+    frames = [Image.new("L", (4, 4), shade) for shade in range(count)]
+    return encode(frames[0], "TIFF", save_all=True, append_images=frames[1:])
+
+
+def encrypted(pdf: bytes, user_password: str) -> bytes:
+    out = io.BytesIO()
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        document.save(out, encryption=pikepdf.Encryption(owner="owner-pw", user=user_password))
+    return out.getvalue()
+
+
+def rejection(
+    data: bytes, fmt: FileFormat, limits: Limits = LIMITS, password: str | None = None
+) -> InputRejected:
+    with pytest.raises(InputRejected) as rejected:
+        inspect_header(data, fmt, limits, password)
+    return rejected.value
+
+
+def test_a_file_within_limits_reports_format_pages_and_size() -> None:
+    data = tiff_of(3)
+    assert inspect_header(data, FileFormat.TIFF, LIMITS) == InputInfo(
+        format=FileFormat.TIFF, page_count=3, size_bytes=len(data)
+    )
+
+
+def test_a_file_over_the_byte_limit_is_too_large() -> None:
+    data = encode(SMALL, "PNG")
+    limits = Limits(
+        max_file_bytes=len(data) - 1, max_pages=1, max_page_pixels=10**6, max_side_px=1000
+    )
+    assert rejection(data, FileFormat.PNG, limits).code is ErrorCode.FILE_TOO_LARGE
+
+
+def test_a_png_declaring_100000_by_100000_px_is_refused_from_its_header() -> None:
+    error = rejection(png_declaring(100_000, 100_000), FileFormat.PNG)
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE
+
+
+def test_a_side_over_the_limit_is_refused_even_when_the_pixel_count_is_fine() -> None:
+    error = rejection(png_declaring(3001, 10), FileFormat.PNG)
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE
+    assert "3001 x 10 px" in error.detail
+
+
+def test_pillows_decompression_bomb_warning_is_a_refusal_not_a_warning() -> None:
+    data = png_declaring(2500, 2000)  # 5 Mpx: over our 4 Mpx, under Pillow's 2x hard error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # prove the refusal does not rely on pytest's filter
+        error = rejection(data, FileFormat.PNG)
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE
+
+
+def test_a_tiff_with_more_pages_than_the_limit_is_refused() -> None:
+    assert rejection(tiff_of(6), FileFormat.TIFF).code is ErrorCode.TOO_MANY_PAGES
+
+
+def test_a_pdf_with_more_pages_than_the_limit_is_refused() -> None:
+    error = rejection(pdf_of([SMALL] * 6), FileFormat.PDF)
+    assert error.code is ErrorCode.TOO_MANY_PAGES
+
+
+def test_a_200_inch_pdf_page_is_refused_from_its_page_box() -> None:
+    page_of_200_inches = pdf_of([Image.new("L", (200, 200), "white")], dpi=1)
+    error = rejection(page_of_200_inches, FileFormat.PDF)
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE
+    assert "200.0 x 200.0 in" in error.detail
+
+
+def test_a_pdf_page_is_measured_at_the_render_dpi() -> None:
+    ten_inches = pdf_of([Image.new("L", (100, 100), "white")], dpi=10)
+    at_150_dpi = inspect_header(ten_inches, FileFormat.PDF, LIMITS)
+    assert at_150_dpi.page_count == 1
+    error = rejection(ten_inches, FileFormat.PDF, replace(LIMITS, pdf_dpi=400))
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE
+    assert "4000 x 4000 px" in error.detail
+
+
+def test_an_encrypted_pdf_needs_its_password() -> None:
+    data = encrypted(pdf_of([SMALL]), user_password="s3cret")
+    without = rejection(data, FileFormat.PDF)
+    assert without.code is ErrorCode.ENCRYPTED_PDF
+    assert "pdf_password" in without.detail
+    wrong = rejection(data, FileFormat.PDF, password="guess")
+    assert wrong.code is ErrorCode.ENCRYPTED_PDF
+    assert "does not open" in wrong.detail
+    assert inspect_header(data, FileFormat.PDF, LIMITS, "s3cret").page_count == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (encode(SMALL, "PNG")[:30], FileFormat.PNG),
+        (encode(SMALL, "JPEG")[:3], FileFormat.JPEG),
+        (encode(SMALL, "TIFF")[:12], FileFormat.TIFF),
+        (encode(SMALL, "WEBP")[:16], FileFormat.WEBP),
+        (pdf_of([SMALL])[:200], FileFormat.PDF),
+    ],
+    ids=["png", "jpeg", "tiff", "webp", "pdf"],
+)
+def test_an_unreadable_header_is_a_corrupt_file(data: bytes, fmt: FileFormat) -> None:
+    assert rejection(data, fmt).code is ErrorCode.CORRUPT_FILE

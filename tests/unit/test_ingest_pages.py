@@ -1,0 +1,40 @@
+"""Page selections: "1-3,5" style, 1-based, validated against the page count."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocrvault.errors import ErrorCode, InputRejected
+from ocrvault.ingest import parse_page_selection
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (None, [1, 2, 3, 4, 5, 6]),
+        ("1-3,5", [1, 2, 3, 5]),
+        ("4", [4]),
+        (" 5 , 2 - 3 ", [2, 3, 5]),
+        ("2-4,3,3-4", [2, 3, 4]),
+        ("6-6", [6]),
+    ],
+)
+def test_selection_is_sorted_unique_and_one_based(spec: str | None, expected: list[int]) -> None:
+    assert parse_page_selection(spec, page_count=6) == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "1,,2", "a", "1-", "-2", "1-2-3", "3-1", "0", "0-2", "7", "2-7", "1;2", "\u0663"],
+)
+def test_bad_syntax_or_a_page_beyond_the_count_is_an_invalid_parameter(spec: str) -> None:
+    with pytest.raises(InputRejected) as rejected:
+        parse_page_selection(spec, page_count=6)
+    assert rejected.value.code is ErrorCode.INVALID_PARAMETER
+    assert "'1-3,5'" in rejected.value.detail
+
+
+def test_a_huge_range_is_refused_before_it_is_expanded() -> None:
+    with pytest.raises(InputRejected) as rejected:
+        parse_page_selection("1-99999999999999999999", page_count=3)
+    assert "page 99999999999999999999 does not exist" in rejected.value.detail
