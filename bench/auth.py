@@ -14,11 +14,13 @@ The OCR engine is a fake: recognition plays no part here. Run: python bench/auth
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +32,6 @@ from ocrvault.api.app import create_app
 from ocrvault.api.deps import require_scope
 from ocrvault.audit import AuditEvent
 from ocrvault.config import Settings
-from ocrvault.jobs.service import JobService
 from ocrvault.runtime import Runtime
 from ocrvault.store.db import Transaction
 
@@ -46,9 +47,8 @@ class NoAudit:
 
 def quiet(runtime: Runtime) -> Runtime:
     """The same runtime whose job service writes no audit entries."""
-    old = runtime.jobs
-    jobs = JobService(old.settings, old.db, old.documents, old.pipeline, old.queue, old.clock,
-                      audit=NoAudit(), quotas=old.quotas)
+    jobs = copy.copy(runtime.jobs)
+    jobs.audit = NoAudit()
     return replace(runtime, jobs=jobs)
 
 
@@ -68,7 +68,8 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ocrvault-bench-auth-")) / "data"
     runtime = Runtime.build(Settings(data_dir=data_dir, workers=1, reaper_interval_seconds=3600),
                             engine=FixedEngine())
-    with TestClient(create_app(runtime)) as served:
+    with ExitStack() as stack:
+        served = stack.enter_context(TestClient(create_app(runtime)))
         key = runtime.access.bootstrap_tenant("bench").secret
         headers = {"Authorization": f"Bearer {key}"}
         job = served.post("/v1/read", content=encode(text_page(["bench"]), "PNG"),
@@ -84,7 +85,7 @@ def main() -> None:
             "auth, no audit": (auth_app, headers),
             "auth + audit": (None, headers),
         }
-        clients = {name: served if app is None else TestClient(app)
+        clients = {name: served if app is None else stack.enter_context(TestClient(app))
                    for name, (app, _) in variants.items()}
         samples: dict[str, list[float]] = {name: [] for name in variants}
         path = f"/v1/jobs/{job}"

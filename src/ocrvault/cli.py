@@ -10,23 +10,45 @@ import ipaddress
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from ocrvault.access.service import AccessService
+from ocrvault.audit import Actor, AuditLog, AuditService, ChainSigner, verify_chain
 from ocrvault.config import Settings
+from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.errors import InputRejected, OcrVaultError
+from ocrvault.logs import install_key_redaction
 from ocrvault.model import Document
+from ocrvault.store.db import Database
+from ocrvault.store.rekey import count_wrapped_under, rewrap_all
+from ocrvault.store.repository import TenantRepository
 
 app = typer.Typer(help="ocrvault: self-hosted OCR that passes a security review.",
                   no_args_is_help=True, add_completion=False)
 admin = typer.Typer(help="Tenants and keys on the data dir named by OCRVAULT_DATA_DIR.",
                     no_args_is_help=True)
 app.add_typer(admin, name="admin")
+keys = typer.Typer(help="Master keys: rotate, rewrap data keys, retire old versions.",
+                   no_args_is_help=True)
+app.add_typer(keys, name="keys")
+audit_app = typer.Typer(help="The audit log on the data dir named by OCRVAULT_DATA_DIR.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
@@ -48,16 +70,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _issue_admin_key(settings: Settings, tenant: str) -> str:
-    from ocrvault.store.db import Database
+def bind_refusal(host: str, *, tls: bool, behind_proxy: bool) -> str | None:
+    """Why serving on ``host`` this way is refused, or None: no plaintext off loopback."""
+    if tls or behind_proxy or _is_loopback(host):
+        return None
+    return (f"refusing plain HTTP on {host}: documents would cross the network unencrypted. "
+            "Give --tls-cert/--tls-key, or --behind-proxy if a TLS proxy fronts this address.")
 
+
+@app.callback()
+def _everywhere() -> None:
+    install_key_redaction()
+
+
+@contextmanager
+def _audited_db(settings: Settings) -> Iterator[tuple[Database, AuditLog]]:
+    """The data dir's migrated database and its audit log, for the admin commands."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
-        return AccessService(db).bootstrap_tenant(tenant).secret
+        yield db, AuditLog(db, ChainSigner(load_keyring(settings)),
+                           retention=timedelta(days=settings.audit_retention_days))
     finally:
         db.dispose()
+
+
+def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> str:
+    with _audited_db(settings) as (db, audit):
+        access = AccessService(db, audit)
+        issued = access.create_tenant(tenant) if new_tenant else access.bootstrap_tenant(tenant)
+        return issued.secret
 
 
 def _print_key(key: str, tenant: str, base_url: str | None = None) -> None:
@@ -85,6 +128,7 @@ def serve(
     import uvicorn
 
     from ocrvault.api.app import create_app
+    from ocrvault.api.transport import tls_context_factory
     from ocrvault.runtime import Runtime
 
     settings = Settings()
@@ -93,10 +137,9 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         err.print("[red]error[/red] give both --tls-cert and --tls-key, or neither.")
         raise typer.Exit(2)
-    if tls_cert is None and not behind_proxy and not _is_loopback(host):
-        err.print(f"[red]error[/red] refusing plain HTTP on {host}: documents would cross the "
-                  "network unencrypted. Give --tls-cert/--tls-key, or --behind-proxy if a TLS "
-                  "proxy fronts this address.")
+    refusal = bind_refusal(host, tls=tls_cert is not None, behind_proxy=behind_proxy)
+    if refusal:
+        err.print(f"[red]error[/red] {refusal}")
         raise typer.Exit(2)
     scheme = "https" if tls_cert else "http"
     base_url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
@@ -108,7 +151,9 @@ def serve(
               f"{settings.data_dir.resolve()})", soft_wrap=True)
     uvicorn.run(
         create_app(runtime), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        proxy_headers=behind_proxy, server_header=False, log_level="info",
+        ssl_context_factory=tls_context_factory if tls_cert else None,
+        proxy_headers=behind_proxy, forwarded_allow_ips=settings.trusted_proxies,
+        server_header=False, log_level="info",
     )
 
 
@@ -140,7 +185,7 @@ def read(
             for path in files:
                 pages_task = progress.add_task(f"  {path.name}", total=None)
 
-                def advance(done: int, total: int, task: int = pages_task) -> None:
+                def advance(done: int, total: int, task: TaskID = pages_task) -> None:
                     progress.update(task, completed=done, total=total)
 
                 try:
@@ -179,3 +224,105 @@ def bootstrap(tenant: Annotated[str, typer.Option(help="Tenant name")] = "defaul
     except OcrVaultError as error:
         raise _fail(error) from None
     _print_key(key, tenant)
+
+
+@admin.command("create-tenant")
+def create_tenant(name: Annotated[str, typer.Argument(help="Tenant name")]) -> None:
+    """Create a tenant and print its first admin key, once."""
+    try:
+        key = _issue_admin_key(Settings(), name, new_tenant=True)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    _print_key(key, name)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain and its signatures; exit 1 naming the first bad entry."""
+    with _audited_db(Settings()) as (db, audit):
+        report = verify_chain(db, audit.signer)
+    if report.tamper is not None:
+        err.print(f"[red]audit log TAMPERED[/red]: {report.tamper} "
+                  f"({report.entries} entries verified before it)")
+        raise typer.Exit(1)
+    out.print(f"audit log intact: {report.entries} entries, seq {report.first_seq} to "
+              f"{report.head_seq}, chain and signatures verified")
+
+
+@audit_app.command("export")
+def audit_export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's entries")] = None,
+) -> None:
+    """Write the audit log to stdout, one JSON entry a line; the export is audited."""
+    if fmt != "jsonl":
+        err.print("[red]error[/red] --format is 'jsonl'.")
+        raise typer.Exit(2)
+    with _audited_db(Settings()) as (db, audit):
+        tenant_id = None
+        if tenant is not None:
+            with db.transaction() as session:
+                row = TenantRepository(session).by_name(tenant)
+            if row is None:
+                err.print(f"[red]error[/red] no tenant named {tenant!r}.")
+                raise typer.Exit(2)
+            tenant_id = row.id
+        for line in AuditService(db, audit).export(Actor.system("cli", tenant_id), tenant_id):
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def _keyring_and_db() -> tuple[Keyring, Database]:
+    settings = Settings()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    return load_keyring(settings), db
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """List master key versions, the primary, and how many data keys each still wraps."""
+    keyring, db = _keyring_and_db()
+    for version in keyring.versions:
+        mark = " (primary)" if version == keyring.primary else ""
+        out.print(f"v{version}{mark}: {count_wrapped_under(db, version)} data keys")
+
+
+@keys.command("rotate-master")
+def keys_rotate_master() -> None:
+    """Add a new master key version and make it the primary for new jobs."""
+    keyring, _db = _keyring_and_db()
+    try:
+        version = keyring.rotate()
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    out.print(f"master key v{version} is now primary. Run 'ocrvault keys rewrap' next.")
+
+
+@keys.command("rewrap")
+def keys_rewrap(batch: Annotated[int, typer.Option(min=1, help="Keys per transaction")] = 500,
+                ) -> None:
+    """Re-wrap every stored data key under the primary master key (resumable)."""
+    keyring, db = _keyring_and_db()
+    with Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        task = progress.add_task("rewrap", total=None)
+        done = rewrap_all(db, keyring, batch,
+                          lambda n, total: progress.update(task, completed=n, total=total))
+    out.print(f"{done} data keys now wrapped under v{keyring.primary}.")
+
+
+@keys.command("retire")
+def keys_retire(version: Annotated[int, typer.Argument(help="Master key version to remove")],
+                ) -> None:
+    """Remove an old master key version; refused while any data key still needs it."""
+    keyring, db = _keyring_and_db()
+    remaining = count_wrapped_under(db, version)
+    if remaining:
+        err.print(f"[red]error[/red] {remaining} data keys are still wrapped under v{version}; "
+                  "run 'ocrvault keys rewrap' first.")
+        raise typer.Exit(1)
+    try:
+        keyring.retire(version)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    out.print(f"master key v{version} retired.")

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("ocrvault-data"), description="Database, blobs, keyring")
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses whose X-Forwarded-Proto/For are believed "
+        "(with --behind-proxy)",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite in the data dir"
     )
@@ -42,6 +47,7 @@ class Settings(BaseSettings):
     max_page_pixels: int = Field(default=100_000_000, gt=0)
     max_side_px: int = Field(default=10_000, gt=0)
     pdf_dpi: int = Field(default=300, ge=72, le=600)
+    max_pdf_page_inches: float = Field(default=17.0, gt=0, description="Longest PDF page side")
 
     # The decode sandbox: a child process per worker with these limits.
     decode_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -51,8 +57,10 @@ class Settings(BaseSettings):
     default_languages: str = "eng"
     tessdata_dir: Path | None = Field(default=None, description="Tesseract's tessdata folder")
 
-    result_ttl_seconds: int = Field(default=24 * 3600, ge=0)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)
+    audit_retention_days: int = Field(
+        default=400, ge=1, description="Audit entries are kept this long, apart from documents"
+    )
 
     master_key: str | None = Field(
         default=None,

@@ -10,7 +10,8 @@ document content or secrets.
 
     OcrVaultError                 base: code + detail
     ├── InputRejected             the submitted file or its parameters (4xx)
-    ├── AuthError                 unauthorized / forbidden (401, 403)
+    ├── AuthError                 unauthorized / forbidden / insufficient scope (401, 403)
+    ├── Throttled                 over a key's rate limit or quota (429, with Retry-After)
     ├── ResourceError             not found, gone, conflict (404, 409, 410)
     ├── IntegrityError            a stored object failed to authenticate (500, no oracle)
     └── ProcessingError           decoding or OCR failed for a reason not the caller's
@@ -37,12 +38,21 @@ class ErrorCode(StrEnum):
     PROCESSING_FAILED = "processing_failed"
     JOB_NOT_FOUND = "job_not_found"
     JOB_DELETED = "job_deleted"
+    DATA_EXPIRED = "data_expired"
+    RETENTION_EXCEEDS_POLICY = "retention_exceeds_policy"
     OUTPUT_NOT_AVAILABLE = "output_not_available"
     JOB_NOT_FINISHED = "job_not_finished"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    KEY_NOT_FOUND = "key_not_found"
+    KEY_REVOKED = "key_revoked"
+    AUDIT_ENTRY_NOT_FOUND = "audit_entry_not_found"
     INTEGRITY_ERROR = "integrity_error"
     INTERNAL_ERROR = "internal_error"
 
@@ -51,7 +61,7 @@ class ErrorCode(StrEnum):
         return _STATUS[self]
 
     @property
-    def title(self) -> str:
+    def phrase(self) -> str:
         return HTTPStatus(self.status).phrase
 
 
@@ -68,12 +78,21 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.PROCESSING_FAILED: 500,
     ErrorCode.JOB_NOT_FOUND: 404,
     ErrorCode.JOB_DELETED: 410,
+    ErrorCode.DATA_EXPIRED: 410,
+    ErrorCode.RETENTION_EXCEEDS_POLICY: 400,
     ErrorCode.OUTPUT_NOT_AVAILABLE: 404,
     ErrorCode.JOB_NOT_FINISHED: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.INSUFFICIENT_SCOPE: 403,
+    ErrorCode.IP_NOT_ALLOWED: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.QUOTA_EXCEEDED: 429,
+    ErrorCode.KEY_NOT_FOUND: 404,
+    ErrorCode.KEY_REVOKED: 409,
+    ErrorCode.AUDIT_ENTRY_NOT_FOUND: 404,
     ErrorCode.INTEGRITY_ERROR: 500,
     ErrorCode.INTERNAL_ERROR: 500,
 }
@@ -98,6 +117,14 @@ class InputRejected(OcrVaultError):
 
 class AuthError(OcrVaultError):
     """The credentials are missing, unknown or lack the right."""
+
+
+class Throttled(OcrVaultError):
+    """Over a rate limit or quota; ``retry_after`` (seconds) when waiting will help."""
+
+    def __init__(self, code: ErrorCode, detail: str, retry_after: int | None = None) -> None:
+        super().__init__(code, detail)
+        self.retry_after = retry_after
 
 
 class ResourceError(OcrVaultError):

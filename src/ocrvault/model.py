@@ -62,6 +62,13 @@ class EngineInfo(_Frozen):
     version: str
 
 
+class DeclaredTypeMismatch(_Frozen):
+    """The client named one media type and the bytes are another; the bytes were believed."""
+
+    declared: str = Field(description="The Content-Type sent with the file (type/subtype only)")
+    detected: str = Field(description="The media type its content has, which was processed")
+
+
 class Document(_Frozen):
     """The RESULT of a job: every page, the plain text, and what produced it."""
 
@@ -72,6 +79,10 @@ class Document(_Frozen):
     metadata_removed: list[str] = Field(
         default_factory=list,
         description="Kinds of embedded metadata (exif, xmp, icc, ...) that were dropped",
+    )
+    declared_type_mismatch: DeclaredTypeMismatch | None = Field(
+        default=None,
+        description="Set when the declared Content-Type contradicts the file's content",
     )
 
     @classmethod
@@ -119,6 +130,15 @@ class JobError(_Frozen):
     detail: str
 
 
+class PartExpiries(_Frozen):
+    """When each part of a job is deleted under its retention policy."""
+
+    input: datetime | None
+    result: datetime | None
+    outputs: datetime | None
+    job_metadata: datetime | None
+
+
 class Job(_Frozen):
     """A job as its owner sees it (never holds the input)."""
 
@@ -132,6 +152,8 @@ class Job(_Frozen):
     outputs: list[OutputFormat]
     page_count: int | None
     error: JobError | None
+    expires: PartExpiries
+    expired: list[str] = Field(description="Parts already deleted by retention")
 
 
 class DeletionReceipt(_Frozen):

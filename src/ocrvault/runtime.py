@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from ocrvault.access.quotas import QuotaGuard
+from ocrvault.access.ratelimit import RateLimiter
 from ocrvault.access.service import AccessService
+from ocrvault.audit import AuditLog, AuditService, ChainSigner
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
@@ -23,20 +27,13 @@ from ocrvault.jobs.queue import JobQueue, LocalQueue
 from ocrvault.jobs.service import JobService
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.retention.reaper import PeriodicThread, Reaper
-from ocrvault.store.blobs import LocalBlobStore
+from ocrvault.retention.service import RetentionService
+from ocrvault.store.blobs import BlobStore, LocalBlobStore
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
 from ocrvault.store.repository import JobRepository
 
 log = logging.getLogger(__name__)
-
-
-def limits_of(settings: Settings) -> Limits:
-    return Limits(
-        max_file_bytes=settings.max_file_bytes, max_pages=settings.max_pages,
-        max_page_pixels=settings.max_page_pixels, max_side_px=settings.max_side_px,
-        pdf_dpi=settings.pdf_dpi,
-    )
 
 
 def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
@@ -46,7 +43,7 @@ def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
         timeout_seconds=settings.decode_timeout_seconds, size=sandbox_size,
     )
     engine = engine or registry.create("tesseract", settings)
-    return OcrPipeline(Ingestor(limits_of(settings), sandbox), engine)
+    return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engine)
 
 
 @dataclass
@@ -58,29 +55,40 @@ class Runtime:
     pipeline: OcrPipeline
     queue: JobQueue
     access: AccessService
+    audit: AuditLog
+    audit_reader: AuditService
     jobs: JobService
     worker: JobWorker
+    retention: RetentionService
     reaper: Reaper
     clock: Clock
+    owns_engine: bool
     _periodic: list[PeriodicThread] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, *, engine: OcrEngine | None = None,
-              queue: JobQueue | None = None, clock: Clock = utcnow) -> Runtime:
+              queue: JobQueue | None = None, clock: Clock = utcnow,
+              rate_limiter: RateLimiter | None = None,
+              blobs: BlobStore | None = None) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(settings.resolved_database_url)
         db.migrate()
         keyring = load_keyring(settings)
-        documents = SealedDocuments(LocalBlobStore(settings.blob_dir), keyring)
+        documents = SealedDocuments(blobs or LocalBlobStore(settings.blob_dir), keyring)
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
         pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1)
         queue = queue or LocalQueue(settings.workers)
-        jobs = JobService(settings, db, documents, pipeline, queue, clock)
-        worker = JobWorker(settings, db, documents, pipeline, clock)
+        audit = AuditLog(db, ChainSigner(keyring), clock,
+                         timedelta(days=settings.audit_retention_days))
+        retention = RetentionService(db, clock, audit)
+        jobs = JobService(settings, db, documents, pipeline, queue, clock, audit=audit,
+                          quotas=QuotaGuard(db, clock), retention=retention)
+        worker = JobWorker(settings, db, documents, pipeline, clock, audit=audit)
         return cls(
             settings=settings, db=db, keyring=keyring, documents=documents, pipeline=pipeline,
-            queue=queue, access=AccessService(db, clock), jobs=jobs, worker=worker,
-            reaper=Reaper(db, jobs.shredder, clock), clock=clock,
+            queue=queue, access=AccessService(db, audit, clock, rate_limiter), audit=audit,
+            audit_reader=AuditService(db, audit), jobs=jobs, worker=worker, retention=retention,
+            reaper=Reaper(db, jobs.shredder, clock), clock=clock, owns_engine=engine is None,
         )
 
     def start(self) -> None:
@@ -94,10 +102,11 @@ class Runtime:
         self.queue.start(self.worker.process)
         for job_id in pending:
             self.queue.enqueue(job_id)
-        reaper = PeriodicThread("reaper", self.settings.reaper_interval_seconds,
-                                self.reaper.run_once)
-        reaper.start()
-        self._periodic.append(reaper)
+        for name, task in (("reaper", self.reaper.run_once),
+                           ("audit-retention", self.audit.purge_expired)):
+            thread = PeriodicThread(name, self.settings.reaper_interval_seconds, task)
+            thread.start()
+            self._periodic.append(thread)
 
     def stop(self) -> None:
         for thread in self._periodic:
@@ -106,4 +115,6 @@ class Runtime:
         self.queue.stop()
         self.jobs.close()
         self.pipeline.ingestor.sandbox.close()
+        if self.owns_engine:
+            self.pipeline.engine.close()
         self.db.dispose()

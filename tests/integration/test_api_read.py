@@ -164,9 +164,9 @@ def test_unknown_job_id_is_not_found(client: TestClient, admin_key: str) -> None
     assert_problem(response, 404, "job_not_found")
 
 
-def test_missing_scope_is_forbidden(client: TestClient) -> None:
+def test_missing_scope_is_forbidden_with_insufficient_scope(client: TestClient) -> None:
     reviewer = issue(client, "acme", Role.REVIEWER)
     response = client.post("/v1/read", content=png_page(), headers=auth(reviewer))
-    assert_problem(response, 403, "forbidden")
+    assert_problem(response, 403, "insufficient_scope")
     response = client.delete(f"/v1/jobs/{uuid.uuid4()}", headers=auth(reviewer))
-    assert_problem(response, 403, "forbidden")
+    assert_problem(response, 403, "insufficient_scope")

@@ -80,7 +80,7 @@ def test_no_plaintext_of_a_document_reaches_disk_or_logs(
                                files={"file": ("canary.png", document, "image/png")})
     assert response.status_code == 202, response.text
     job = wait_for_job(client, response.json()["id"], admin_key)
-    assert canary in job["result"]["text"], "the canary must have been read, or the test proves nothing"
+    assert canary in job["result"]["text"], "the canary must be read, or this proves nothing"
     assert canary in client.get(f"/v1/jobs/{job['id']}/outputs/text", headers=auth(admin_key)).text
 
     assert hits(needles_of(canary, document), SCANNED_DIRS | {settings.data_dir}) == []
@@ -108,7 +108,8 @@ def test_a_blob_swapped_between_two_jobs_does_not_open(
     client: TestClient, admin_key: str, settings: Settings
 ) -> None:
     ids = [client.post("/v1/read", content=encode(text_page([text]), "PNG"),
-                       headers=auth(admin_key)).json()["id"] for text in ("first job", "second job")]
+                       headers=auth(admin_key)).json()["id"]
+           for text in ("first job", "second job")]
     for job_id in ids:
         wait_for_job(client, job_id, admin_key)
     first, second = (next(settings.blob_dir.rglob(f"{job_id}/result")) for job_id in ids)

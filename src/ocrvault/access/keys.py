@@ -10,6 +10,7 @@ in the manner of GitHub's token format.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 import zlib
@@ -20,6 +21,8 @@ BASE62 = string.digits + string.ascii_letters
 SECRET_CHARS = 30
 CHECK_CHARS = 6
 PREFIX = "ocv"
+# Anything that looks like a key, well-formed or not: what log redaction removes.
+KEY_PATTERN = re.compile(r"ocv_(?:live|test)_[0-9A-Za-z]+")
 
 
 class Environment(StrEnum):

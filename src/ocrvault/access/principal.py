@@ -38,11 +38,43 @@ _ROLE_SCOPES = {
 
 
 @dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Where a call came from, for the audit log; services get it without FastAPI."""
+
+    request_id: str
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """A key's optional limits; None means unlimited."""
+
+    rate_per_minute: int | None = None
+    concurrent_jobs: int | None = None
+    pages_per_day: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     tenant_id: str
     key_id: str
     scopes: frozenset[Scope]
     environment: Environment
+    key_name: str = ""
+    limits: KeyLimits = KeyLimits()
+    request: RequestContext = RequestContext(request_id="")
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+    @property
+    def administers(self) -> tuple[Environment, ...]:
+        """Environments whose keys and audit entries this key may see and manage.
+
+        Jobs stay strictly per environment; administration is asymmetric so that a
+        live admin can manage test keys while a test key (which lives in CI configs
+        and laptops) can never reach, revoke or mint a live one.
+        """
+        if self.environment is Environment.LIVE:
+            return (Environment.LIVE, Environment.TEST)
+        return (Environment.TEST,)

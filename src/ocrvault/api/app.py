@@ -9,8 +9,11 @@ from fastapi import FastAPI
 
 from ocrvault import __version__
 from ocrvault.api import problems
-from ocrvault.api.routes import health, jobs, read
+from ocrvault.api.context import RequestIdMiddleware
+from ocrvault.api.routes import audit, health, jobs, keys, read, retention
+from ocrvault.api.transport import install_security_headers
 from ocrvault.errors import ErrorCode
+from ocrvault.logs import install_key_redaction
 from ocrvault.runtime import Runtime
 
 DESCRIPTION = """Self-hosted OCR with encryption at rest, scoped keys and deletion you can prove.
@@ -35,7 +38,10 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     app = FastAPI(title="ocrvault", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.runtime = runtime
+    install_key_redaction()
     problems.install(app)
-    for module in (health, read, jobs):
+    install_security_headers(app)
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, read, jobs, keys, audit, retention):
         app.include_router(module.router)
     return app

@@ -9,32 +9,51 @@ python-multipart's streaming parser.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ocrvault.errors import ErrorCode, InputRejected
+from ocrvault.ingest.declared import declared_media_type
 
 FILE_FIELD = b"file"
 
 
 def _too_large(limit: int) -> InputRejected:
-    return InputRejected(ErrorCode.FILE_TOO_LARGE, f"The upload exceeds the limit of {limit} bytes.")
+    return InputRejected(ErrorCode.FILE_TOO_LARGE,
+                         f"The upload exceeds the limit of {limit} bytes.")
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    data: bytes
+    # The bare type/subtype the client gave the file (the body's or the part's Content-Type),
+    # or None; only ever compared with what the bytes are, never trusted.
+    declared_type: str | None
 
 
 async def read_upload(request: Request, limit: int) -> bytes:
     """The uploaded file: the raw body, or the multipart field ``file``."""
+    return (await receive_upload(request, limit)).data
+
+
+async def receive_upload(request: Request, limit: int) -> Upload:
+    """The uploaded file and the media type its sender declared for it."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise _too_large(limit)
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    header = request.headers.get("content-type", "")
+    content_type, options = parse_options_header(header)
     if content_type == b"multipart/form-data":
-        return await _read_multipart(request, options.get(b"boundary"), limit)
+        part = await _read_multipart(request, options.get(b"boundary"), limit)
+        return Upload(bytes(part.data), declared_media_type(part.content_type))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
-    return bytes(body)
+    return Upload(bytes(body), declared_media_type(header))
 
 
 class _FilePart:
@@ -48,6 +67,8 @@ class _FilePart:
         self._header_field = b""
         self._header_value = b""
         self._disposition = b""
+        self._part_type: bytes | None = None
+        self.content_type: bytes | None = None  # the file part's own Content-Type
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -62,6 +83,7 @@ class _FilePart:
     def _part_begin(self) -> None:
         self._in_file = False
         self._disposition = b""
+        self._part_type = None
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -72,11 +94,15 @@ class _FilePart:
     def _header_end(self) -> None:
         if self._header_field.lower() == b"content-disposition":
             self._disposition = self._header_value
+        elif self._header_field.lower() == b"content-type":
+            self._part_type = self._header_value
         self._header_field = self._header_value = b""
 
     def _headers_finished(self) -> None:
         _, params = parse_options_header(self._disposition)
         self._in_file = params.get(b"name") == FILE_FIELD and not self.found
+        if self._in_file:
+            self.content_type = self._part_type
         self.found = self.found or self._in_file
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -86,7 +112,7 @@ class _FilePart:
                 raise _too_large(self.limit)
 
 
-async def _read_multipart(request: Request, boundary: bytes | None, limit: int) -> bytes:
+async def _read_multipart(request: Request, boundary: bytes | None, limit: int) -> _FilePart:
     if not boundary:
         raise InputRejected(ErrorCode.INVALID_PARAMETER, "The multipart body has no boundary.")
     part = _FilePart(limit)
@@ -106,5 +132,6 @@ async def _read_multipart(request: Request, boundary: bytes | None, limit: int) 
             ErrorCode.INVALID_PARAMETER, "The multipart body is malformed."
         ) from error
     if not part.found:
-        raise InputRejected(ErrorCode.INVALID_PARAMETER, "Send the file in the multipart field 'file'.")
-    return bytes(part.data)
+        raise InputRejected(ErrorCode.INVALID_PARAMETER,
+                            "Send the file in the multipart field 'file'.")
+    return part

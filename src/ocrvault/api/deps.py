@@ -1,18 +1,21 @@
-"""Request dependencies: the runtime, and the caller as an immutable Principal."""
+"""Request dependencies: the runtime, the request's context, and the caller as a Principal."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ocrvault.access.principal import Principal, Scope
-from ocrvault.errors import AuthError, ErrorCode
+from ocrvault.access.principal import Principal, RequestContext, Scope
 from ocrvault.runtime import Runtime
 
-_bearer = HTTPBearer(auto_error=False, description="An ocrvault API key: ocv_live_... or ocv_test_...")
+_bearer = HTTPBearer(auto_error=False,
+                     description="An ocrvault API key: ocv_live_... or ocv_test_...")
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def runtime(request: Request) -> Runtime:
@@ -20,21 +23,26 @@ def runtime(request: Request) -> Runtime:
     return value
 
 
-def principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    presented = credentials.credentials if credentials else None
-    return runtime(request).access.authenticate(presented)
+def request_context(request: Request) -> RequestContext:
+    """The request id (set by api/context.py) and the client address (uvicorn takes it from
+    X-Forwarded-For only when the peer is a trusted proxy)."""
+    return RequestContext(request_id=request.state.request_id,
+                          client_ip=request.client.host if request.client else None)
 
 
-def require_scope(scope: Scope) -> Callable[[Principal], Principal]:
-    def check(caller: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not caller.has(scope):
-            raise AuthError(ErrorCode.FORBIDDEN, f"This key lacks the scope '{scope.value}'.")
-        return caller
+@functools.cache
+def require_scope(scope: Scope) -> Callable[[Request, Credentials], Principal]:
+    """The dependency that authenticates and authorizes a call needing ``scope``.
 
-    return check
+    One function per scope, so a test or benchmark can replace it through
+    ``app.dependency_overrides[require_scope(scope)]``.
+    """
+
+    def authenticated(request: Request, credentials: Credentials) -> Principal:
+        presented = credentials.credentials if credentials else None
+        return runtime(request).access.authenticate(presented, request_context(request), scope)
+
+    return authenticated
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

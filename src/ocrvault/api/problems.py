@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ocrvault.errors import ErrorCode, OcrVaultError
+from ocrvault.errors import ErrorCode, OcrVaultError, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +29,14 @@ class Problem(BaseModel):
     code: ErrorCode
 
 
-def problem_response(code: ErrorCode, detail: str, status: int | None = None) -> JSONResponse:
+def problem_response(code: ErrorCode, detail: str, status: int | None = None,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
     status = status or code.status
-    body = Problem(type=TYPE_BASE + code.value, title=code.title, status=status, detail=detail,
+    body = Problem(type=TYPE_BASE + code.value, title=code.phrase, status=status, detail=detail,
                    code=code)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers,
                         media_type=PROBLEM_JSON)
 
@@ -42,10 +48,26 @@ _HTTP_CODES = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document gives this path, across all its routes (Starlette's
+    own ``Allow`` names only those of the first route whose path matched)."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    methods = {method.upper() for template, operations in paths.items()
+               if _path_pattern(template).fullmatch(request.url.path) for method in operations}
+    return ", ".join(sorted(methods)) or None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(OcrVaultError)
     async def _ocrvault_error(_request: Request, error: OcrVaultError) -> JSONResponse:
-        return problem_response(error.code, error.detail)
+        retry_after = error.retry_after if isinstance(error, Throttled) else None
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return problem_response(error.code, error.detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -55,11 +77,16 @@ def install(app: FastAPI) -> None:
         return problem_response(ErrorCode.INVALID_PARAMETER, detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, ErrorCode.INVALID_PARAMETER)
-        return problem_response(code, str(error.detail), status=error.status_code)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # RFC 9110: name every method the resource has
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return problem_response(code, str(error.detail), status=error.status_code,
+                                headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.error("unhandled %s", type(error).__name__, exc_info=error)
-        return problem_response(ErrorCode.INTERNAL_ERROR, "An internal error occurred; it was logged.")
+        return problem_response(ErrorCode.INTERNAL_ERROR,
+                                "An internal error occurred; it was logged.")

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    model_validator,
+)
 
+from ocrvault.access.keys import Environment
+from ocrvault.access.principal import Role, Scope
+from ocrvault.access.service import MAX_GRACE, IssuedKey, KeyInfo
 from ocrvault.api.problems import PROBLEM_JSON, Problem
-from ocrvault.model import Document, JobError, JobStatus, OutputFormat
+from ocrvault.model import Document, JobError, JobStatus, OutputFormat, PartExpiries
 
 
 class JobCreated(BaseModel):
@@ -28,7 +41,9 @@ class JobPublic(BaseModel):
     outputs: list[OutputFormat]
     page_count: int | None
     error: JobError | None
-    result: Document | None
+    result: Document | None = Field(description="Null until succeeded, and once it expired")
+    expires: PartExpiries = Field(description="When each part is deleted under retention")
+    expired: list[str] = Field(description="Parts already deleted under retention")
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -37,3 +52,81 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Problem"}
         for status in statuses
     }
+
+
+def _cidr_text(value: object) -> object:
+    """Only text is an address range: pydantic would take JSON ``true`` or ``5`` as a /32."""
+    if not isinstance(value, str):
+        raise ValueError("give an address range as text, like '10.0.0.0/8'")
+    return value
+
+
+Cidr = Annotated[IPvAnyNetwork, BeforeValidator(_cidr_text)]
+
+
+def _not_a_number(value: object) -> object:
+    """ISO 8601 only, as documented: pydantic would read '0.5' as seconds since 1970."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("give an ISO 8601 date-time with a zone, like 2025-01-31T00:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The time in UTC, as it is stored and compared; 0001-01-01T00:00+01:00 has none."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the date-time is out of range") from None
+
+
+# A date-time query parameter: ISO 8601 with a zone, never a bare number.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc)]
+
+
+class KeyCreate(BaseModel):
+    """A key to make: a ``role`` or an explicit list of ``scopes``, never both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role | None = None
+    scopes: list[Scope] | None = None
+    environment: Environment | None = Field(default=None, description="Default: the caller's")
+    expires_at: AwareDatetime | None = None
+    allowed_ips: list[Cidr] | None = Field(
+        default=None, max_length=100, description="CIDRs the key may be used from"
+    )
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_concurrent_jobs: int | None = Field(default=None, ge=1)
+    max_pages_per_day: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _role_or_scopes(self) -> KeyCreate:
+        if (self.role is None) == (self.scopes is None):
+            raise ValueError("give exactly one of 'role' and 'scopes'")
+        return self
+
+
+class KeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(
+        default=24 * 3600, ge=0, le=int(MAX_GRACE.total_seconds()),
+        description="How long the current secret keeps working (default 24 h, at most 7 days)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCreated(KeyInfo):
+    """A key right after it was made or rotated: the only answer that holds its secret (only
+    its SHA-256 is stored)."""
+
+    secret: str
+
+    @classmethod
+    def of(cls, issued: IssuedKey) -> KeyCreated:
+        return cls(**asdict(issued.key), secret=issued.secret)
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]

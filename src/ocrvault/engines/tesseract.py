@@ -13,9 +13,9 @@ confidences of 0.63-0.96 upright and 0.28-0.53 upside down, so a page that reads
 0.6 is read again turned by 180 degrees and the clearly better reading wins.
 Tesseract's OSD was measured and not used: it took 0.1-0.45 s a receipt (about half as
 long as reading it, downscaled or not) and called 2 of 14 upright receipts upside down,
-at confidences as high as those of its right answers, so no threshold made it safe. An upright, level page thus
-costs one recognition; a turned or skewed one a layout analysis more; an upside-down
-one (or one that reads badly) two recognitions.
+at confidences as high as those of its right answers, so no threshold made it safe. An
+upright, level page thus costs one recognition; a turned or skewed one a layout analysis
+more; an upside-down one (or one that reads badly) two recognitions.
 
 Residual risks: Tesseract's layout analysis (unlike recognition) has no deadline, so
 ``timeout_seconds`` bounds a page only approximately; a page of mixed orientations is

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.model import OutputFormat
 
 _LANGUAGE = re.compile(r"^[a-z]{3}(_[a-z]+)?$")
+MAX_PDF_PASSWORD_CHARS = 256  # PDF passwords are at most 127 bytes (AES-256) or 32 (RC4/AES-128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,15 +17,31 @@ class ReadParams:
     languages: tuple[str, ...] = ("eng",)
     pages: str | None = None
     outputs: tuple[OutputFormat, ...] = ()
+    # A secret: out of repr (so out of logs and tracebacks), stored only sealed.
+    pdf_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, languages: str | None, pages: str | None, outputs: str | None,
-              available: frozenset[str], default_languages: str = "eng") -> ReadParams:
+              available: frozenset[str], default_languages: str = "eng",
+              pdf_password: str | None = None) -> ReadParams:
         return cls(
             languages=_parse_languages(languages or default_languages, available),
             pages=pages.strip() if pages and pages.strip() else None,
             outputs=_parse_outputs(outputs),
+            pdf_password=_check_pdf_password(pdf_password),
         )
+
+
+def _check_pdf_password(password: str | None) -> str | None:
+    """The password as given (an empty one is a real PDF password); never echoed in errors."""
+    if password is None:
+        return None
+    if len(password) > MAX_PDF_PASSWORD_CHARS or "\x00" in password:
+        raise InputRejected(
+            ErrorCode.INVALID_PARAMETER,
+            f"pdf_password must be at most {MAX_PDF_PASSWORD_CHARS} characters, without NUL.",
+        )
+    return password
 
 
 def _parse_languages(spec: str, available: frozenset[str]) -> tuple[str, ...]:

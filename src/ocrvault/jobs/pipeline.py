@@ -32,14 +32,15 @@ class OcrPipeline:
 
     def check(self, data: bytes, params: ReadParams) -> CheckedInput:
         """Every check that can reject a file before it is stored or decoded in full."""
-        info = self.ingestor.inspect(data)
+        info = self.ingestor.inspect(data, params.pdf_password)
         return CheckedInput(info, parse_page_selection(params.pages, info.page_count))
 
     def run(self, data: bytes, checked: CheckedInput, params: ReadParams,
             on_page: PageProgress | None = None) -> Document:
         pages: list[Page] = []
         removed: set[str] = set()
-        for index, decoded in enumerate(self.ingestor.decode(data, checked.info, checked.pages)):
+        decoded_pages = self.ingestor.decode(data, checked.info, checked.pages, params.pdf_password)
+        for index, decoded in enumerate(decoded_pages):
             options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
             pages.append(self.engine.recognize(decoded.image, options))
             removed |= decoded.metadata_removed

@@ -9,27 +9,38 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ocrvault.access.principal import Principal
+from ocrvault.access.quotas import QuotaGuard
+from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, InputRejected, ResourceError
-from ocrvault.jobs.deletion import Shredder
+from ocrvault.ingest.declared import contradicts
+from ocrvault.ingest.sniff import sniff
+from ocrvault.ingest.types import FileFormat
+from ocrvault.jobs.deletion import Shredder, gone_parts, policy_of
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue
 from ocrvault.model import (
+    DeclaredTypeMismatch,
     DeletionReceipt,
     Document,
     Job,
     JobError,
     JobStatus,
     OutputFormat,
+    PartExpiries,
 )
 from ocrvault.render import render
+from ocrvault.retention.policy import ceiling_for
+from ocrvault.retention.service import RetentionService
 from ocrvault.store.db import Database
 from ocrvault.store.documents import JobKey, ObjectKind, SealedDocuments
 from ocrvault.store.repository import JobRepository
@@ -42,13 +53,18 @@ class JobView:
     result: Document | None
 
 
-def job_of(row: JobRow) -> Job:
+def job_of(row: JobRow, now: datetime) -> Job:
     error = JobError(code=row.error_code, detail=row.error_detail or "") if row.error_code else None
     return Job(
         id=row.id, tenant_id=row.tenant_id, status=JobStatus(row.status),
         created_at=row.created_at, completed_at=row.completed_at, expires_at=row.expires_at,
         languages=list(row.languages), outputs=[OutputFormat(o) for o in row.outputs],
         page_count=row.page_count, error=error,
+        expires=PartExpiries(input=row.input_expires_at, result=row.expires_at,
+                             outputs=row.outputs_expires_at,
+                             job_metadata=row.metadata_expires_at),
+        expired=gone_parts(row, now) if row.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        else [],
     )
 
 
@@ -58,44 +74,86 @@ def key_of(row: JobRow) -> JobKey:
 
 class JobService:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
-                 pipeline: OcrPipeline, queue: JobQueue, clock: Clock = utcnow) -> None:
+                 pipeline: OcrPipeline, queue: JobQueue, clock: Clock = utcnow, *,
+                 audit: AuditSink, quotas: QuotaGuard, retention: RetentionService) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.pipeline = pipeline
         self.queue = queue
         self.clock = clock
-        self.shredder = Shredder(db, documents, clock)
+        self.audit = audit
+        self.quotas = quotas
+        self.retention = retention
+        self.shredder = Shredder(db, documents, clock, audit)
         # Synchronous reads get their own threads, so each keeps its engine loaded
         # and a burst of them cannot starve the asynchronous workers.
         self._sync_pool = ThreadPoolExecutor(max(1, settings.workers), "ocr-sync")
 
-    def params(self, languages: str | None, pages: str | None, outputs: str | None) -> ReadParams:
+    def params(self, languages: str | None, pages: str | None, outputs: str | None,
+               pdf_password: str | None = None) -> ReadParams:
         return ReadParams.parse(languages, pages, outputs, self.pipeline.engine.languages(),
-                                self.settings.default_languages)
+                                self.settings.default_languages, pdf_password)
 
-    def submit(self, principal: Principal, data: bytes, params: ReadParams) -> Job:
-        checked = self.pipeline.check(data, params)
+    def record_rejection(self, principal: Principal, code: ErrorCode, size: int | None,
+                         media_type: str | None) -> None:
+        """Audit a refused upload by its size, sniffed type and error code: nothing of it is kept.
+
+        The target reads ``upload:<media type>:<bytes>`` (``unknown`` where not known).
+        """
+        target = f"upload:{media_type or 'unknown'}:{'unknown' if size is None else size}"
+        self.audit.record(AuditEvent(AuditAction.JOB_REJECTED, Actor.of(principal),
+                                     target_id=target, outcome=Outcome.FAILURE, reason=code))
+
+    @contextmanager
+    def _auditing_rejection(self, principal: Principal, data: bytes) -> Iterator[None]:
+        try:
+            yield
+        except InputRejected as error:
+            self.record_rejection(principal, error.code, len(data), _sniffed_type(data))
+            raise
+
+    def submit(self, principal: Principal, data: bytes, params: ReadParams,
+               declared_type: str | None = None, retention: int | None = None) -> Job:
+        """Check ``data`` and queue it; ``declared_type`` is the client's (normalised) claim,
+        ``retention`` the request's own (shorter) retention of result and outputs."""
+        policy = (self.retention.effective(principal.tenant_id, principal.key_id)
+                  .for_environment(principal.environment).shortened_to(retention))
+        with self._auditing_rejection(principal, data):
+            checked = self.pipeline.check(data, params)
+        self.quotas.admit(principal, len(checked.pages), new_job=True)
         now = self.clock()
+        ceiling = ceiling_for(principal.environment, now)
         job_id = str(uuid.uuid4())
         wrapped, master_version = self.documents.new_wrapped_key(principal.tenant_id, job_id)
         row = JobRow(
             id=job_id, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
             environment=principal.environment.value, status=JobStatus.QUEUED.value,
-            created_at=now, expires_at=now + timedelta(seconds=self.settings.result_ttl_seconds),
+            created_at=now, expires_at=now + timedelta(seconds=policy.result),
+            retention=policy.as_dict(), metadata_expires_at=ceiling, next_expiry_at=ceiling,
             languages=list(params.languages), page_selection=checked.pages,
             outputs=[o.value for o in params.outputs], input_format=checked.info.format.value,
             input_bytes=len(data), page_count=len(checked.pages), attempts=0,
             wrapped_dek=wrapped, master_key_version=master_version,
             stored_objects=[ObjectKind.INPUT.value],
         )
+        # Beside the input, sealed under the same key: what the worker needs of the request.
+        submission = {ObjectKind.INPUT: data}
+        if params.pdf_password is not None:
+            submission[ObjectKind.PDF_PASSWORD] = params.pdf_password.encode("utf-8")
+        if declared_type is not None and contradicts(declared_type, checked.info.format):
+            submission[ObjectKind.DECLARED_TYPE] = declared_type.encode("ascii")
+        row.stored_objects = [kind.value for kind in submission]
         # Sealed input first: a crash before the row commits leaves only ciphertext
         # whose key was never stored, which nothing can open.
-        self.documents.put(key_of(row), ObjectKind.INPUT, data)
+        for kind, plaintext in submission.items():
+            self.documents.put(key_of(row), kind, plaintext)
         with self.db.transaction() as session:
             JobRepository(session).add(row)
+            self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, Actor.of(principal),
+                                         target_id=job_id), session)
         self.queue.enqueue(job_id)
-        return job_of(row)
+        return job_of(row, now)
 
     def _owned(self, principal: Principal, job_id: str) -> JobRow:
         with self.db.transaction() as session:
@@ -110,11 +168,17 @@ class JobService:
 
     def get(self, principal: Principal, job_id: str) -> JobView:
         row = self._owned(principal, job_id)
+        job = job_of(row, self.clock())
         result = None
-        if row.status == JobStatus.SUCCEEDED:
+        if row.status == JobStatus.SUCCEEDED and "result" not in job.expired:
             raw = self.documents.get(key_of(row), ObjectKind.RESULT)
             result = Document.model_validate_json(raw)
-        return JobView(job_of(row), result)
+            self._revealed(principal, AuditAction.JOB_RESULT_READ, row.id)
+        return JobView(job, result)
+
+    def _revealed(self, principal: Principal, action: AuditAction, job_id: str | None) -> None:
+        """Audit a read of document content; called before the content is returned."""
+        self.audit.record(AuditEvent(action, Actor.of(principal), target_id=job_id))
 
     def output(self, principal: Principal, job_id: str, fmt: OutputFormat) -> bytes:
         row = self._owned(principal, job_id)
@@ -123,17 +187,47 @@ class JobService:
                 ErrorCode.JOB_NOT_FINISHED,
                 f"The job is {row.status}; outputs exist once it has succeeded.",
             )
-        if fmt.value in row.outputs:
-            return self.documents.get(key_of(row), ObjectKind.output(fmt))
-        document = Document.model_validate_json(self.documents.get(key_of(row), ObjectKind.RESULT))
-        return render(document, fmt)
+        expired = gone_parts(row, self.clock())
+        stored = fmt.value in row.outputs
+        if ("outputs" if stored else "result") in expired:
+            raise ResourceError(
+                ErrorCode.DATA_EXPIRED,
+                f"This output was deleted under the job's retention policy (policy: "
+                f"{policy_of(row).outputs if stored else policy_of(row).result} s).",
+            )
+        if stored:
+            output = self.documents.get(key_of(row), ObjectKind.output(fmt))
+        else:
+            document = Document.model_validate_json(
+                self.documents.get(key_of(row), ObjectKind.RESULT)
+            )
+            output = render(document, fmt)
+        self._revealed(principal, AuditAction.JOB_OUTPUT_READ, row.id)
+        return output
 
     def delete(self, principal: Principal, job_id: str) -> DeletionReceipt:
         row = self._owned(principal, job_id)
-        return self.shredder.purge(row.id)
+        return self.shredder.purge(row.id, Actor.of(principal))
 
-    def read_sync(self, data: bytes, params: ReadParams) -> Document:
+    def delete_matching(self, principal: Principal, before: datetime,
+                        statuses: list[JobStatus]) -> list[str]:
+        """Delete the caller's jobs created before ``before`` in ``statuses``; their ids."""
+        with self.db.transaction() as session:
+            ids = list(JobRepository(session).matching(
+                principal.tenant_id, principal.environment.value, before,
+                [s.value for s in statuses if s is not JobStatus.DELETED]))
+        for job_id in ids:
+            self.shredder.purge(job_id, Actor.of(principal))
+        return ids
+
+    def read_sync(self, principal: Principal, data: bytes, params: ReadParams,
+                  declared_type: str | None = None) -> Document:
         """OCR one small page and return it; nothing of it is stored anywhere."""
+        with self._auditing_rejection(principal, data):
+            return self._read_sync(principal, data, params, declared_type)
+
+    def _read_sync(self, principal: Principal, data: bytes, params: ReadParams,
+                   declared_type: str | None) -> Document:
         if len(data) > self.settings.max_sync_file_bytes:
             raise InputRejected(
                 ErrorCode.FILE_TOO_LARGE,
@@ -147,7 +241,11 @@ class JobService:
                 "Synchronous reads take one page; select one with 'pages' or submit the "
                 "document to POST /v1/read.",
             )
-        return self._sync_pool.submit(self.pipeline.run, data, checked, params).result()
+        self.quotas.admit(principal, len(checked.pages), new_job=False)
+        document = self._sync_pool.submit(self.pipeline.run, data, checked, params).result()
+        document = with_declared_type(document, declared_type, checked.info.format)
+        self._revealed(principal, AuditAction.JOB_READ_SYNC, None)
+        return document
 
     def close(self) -> None:
         self._sync_pool.shutdown(wait=True)
@@ -155,3 +253,20 @@ class JobService:
     @staticmethod
     def result_json(document: Document) -> bytes:
         return json.dumps(document.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+
+
+def with_declared_type(document: Document, declared: str | None,
+                       detected: FileFormat) -> Document:
+    """``document``, noting when the client declared another type than the bytes have."""
+    if declared is None or not contradicts(declared, detected):
+        return document
+    mismatch = DeclaredTypeMismatch(declared=declared, detected=detected.media_type)
+    return document.model_copy(update={"declared_type_mismatch": mismatch})
+
+
+def _sniffed_type(data: bytes) -> str | None:
+    """The accepted format ``data`` starts like, for the audit trail; None if none."""
+    try:
+        return sniff(data).media_type
+    except InputRejected:
+        return None

@@ -9,18 +9,21 @@ failed instead of being retried forever.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
+from ocrvault.access.keys import Environment
+from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
 from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
+from ocrvault.jobs.deletion import next_due, policy_of
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline
-from ocrvault.jobs.service import JobService, key_of
+from ocrvault.jobs.service import JobService, key_of, with_declared_type
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.render import render
+from ocrvault.retention.policy import Expiries, ceiling_for
 from ocrvault.store.db import Database
-from ocrvault.store.documents import ObjectKind, SealedDocuments
+from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
 from ocrvault.store.repository import JobRepository
 from ocrvault.store.tables import JobRow
 
@@ -31,12 +34,13 @@ MAX_ATTEMPTS = 3
 
 class JobWorker:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
-                 pipeline: OcrPipeline, clock: Clock) -> None:
+                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.pipeline = pipeline
         self.clock = clock
+        self.audit = audit
 
     def process(self, job_id: str) -> None:
         with self.db.transaction() as session:
@@ -64,10 +68,15 @@ class JobWorker:
     def _run(self, row: JobRow) -> list[ObjectKind]:
         key = key_of(row)
         data = self.documents.get(key, ObjectKind.INPUT)
+        password = self._submitted(row, ObjectKind.PDF_PASSWORD)
+        declared = self._submitted(row, ObjectKind.DECLARED_TYPE)
         outputs = tuple(OutputFormat(o) for o in row.outputs)
-        params = ReadParams(languages=tuple(row.languages), outputs=outputs)
-        checked = CheckedInput(self.pipeline.ingestor.inspect(data), list(row.page_selection or []))
-        document = self.pipeline.run(data, checked, params)
+        params = ReadParams(languages=tuple(row.languages), outputs=outputs,
+                            pdf_password=password)
+        info = self.pipeline.ingestor.inspect(data, password)
+        checked = CheckedInput(info, list(row.page_selection or []))
+        document = with_declared_type(self.pipeline.run(data, checked, params), declared,
+                                      info.format)
         self.documents.put(key, ObjectKind.RESULT, JobService.result_json(document))
         stored = [ObjectKind.RESULT]
         for fmt in outputs:
@@ -75,18 +84,42 @@ class JobWorker:
             stored.append(ObjectKind.output(fmt))
         return stored
 
+    def _submitted(self, row: JobRow, kind: ObjectKind) -> str | None:
+        """A sealed request parameter stored beside the input, if the job has one."""
+        if kind.value not in row.stored_objects:
+            return None
+        return self.documents.get(key_of(row), kind).decode("utf-8")
+
     def _finish(self, row: JobRow, stored: list[ObjectKind], code: ErrorCode | None,
                 detail: str | None) -> None:
         now = self.clock()
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
+        expiries = Expiries.at_completion(policy_of(row), now, code is None).capped_at(
+            ceiling_for(Environment(row.environment), row.created_at))
+        keep_input = expiries.input is not None and expiries.input > now
+        submitted = [k for k in row.stored_objects if ObjectKind(k) in SUBMISSION_KINDS]
+        outcome = {
+            "status": status.value, "completed_at": now, "expires_at": expiries.result,
+            "input_expires_at": expiries.input, "outputs_expires_at": expiries.outputs,
+            "metadata_expires_at": expiries.job_metadata,
+            "error_code": code.value if code else None, "error_detail": detail,
+            "stored_objects": [k.value for k in stored] + (submitted if keep_input else []),
+        }
+        for name, value in outcome.items():  # on the detached copy, to work out what is due
+            setattr(row, name, value)
+        outcome["next_expiry_at"] = next_due(row)
         with self.db.transaction() as session:
-            still_ours = JobRepository(session).finish_running(
-                row.id, status=status.value, completed_at=now,
-                expires_at=now + timedelta(seconds=self.settings.result_ttl_seconds),
-                error_code=code.value if code else None, error_detail=detail,
-                stored_objects=[kind.value for kind in stored],
-            )
-        self.documents.delete(row.tenant_id, row.id, ObjectKind.INPUT)
+            still_ours = JobRepository(session).finish_running(row.id, **outcome)
+            if still_ours:
+                self.audit.record(AuditEvent(
+                    AuditAction.JOB_PROCESSED,
+                    Actor.system("worker", row.tenant_id, Environment(row.environment)),
+                    target_id=row.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
+                    reason=code,
+                ), session)
+        if not keep_input:  # the input and its password: kept only as long as the policy says
+            for kind in SUBMISSION_KINDS:
+                self.documents.delete(row.tenant_id, row.id, kind)
         if not still_ours:
             # Deleted while running: what was just written must not outlive the job.
             self.documents.delete_all(row.tenant_id, row.id)

@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+# What Database.transaction() hands out, named for callers that join one (the audit log).
+Transaction = Session
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -50,6 +53,18 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def scrub(self) -> None:
+        """Make deleted rows' bytes leave the files, not just the live tables.
+
+        ``secure_delete`` zeroes freed space in the database file, but the WAL still
+        holds older copies of changed pages until a checkpoint; TRUNCATE copies them
+        back and empties the WAL. A no-op on servers (PostgreSQL vacuums on its own).
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

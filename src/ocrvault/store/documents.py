@@ -19,12 +19,20 @@ from ocrvault.store.blobs import BlobStore, blob_key
 
 class ObjectKind(StrEnum):
     INPUT = "input"
+    # The PDF password a job was submitted with; sealed like the input, deleted with it.
+    PDF_PASSWORD = "pdf-password"  # noqa: S105 - the name of an object kind
+    # The media type the client declared, kept only when it contradicts the bytes.
+    DECLARED_TYPE = "declared-type"
     RESULT = "result"
     OUTPUT_TEXT = "output-text"
 
     @classmethod
     def output(cls, fmt: OutputFormat) -> ObjectKind:
         return cls(f"output-{fmt.value}")
+
+
+# What a job keeps of its submission until it has finished, successful or not.
+SUBMISSION_KINDS = (ObjectKind.INPUT, ObjectKind.PDF_PASSWORD, ObjectKind.DECLARED_TYPE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,59 @@ caller's tenant (and environment), so another tenant's id simply is not found.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from ocrvault.store.tables import ApiKeyRow, JobRow, TenantRow
+from ocrvault.store.tables import (
+    ApiKeyRow,
+    AuditChainRow,
+    AuditEntryRow,
+    Base,
+    JobRow,
+    KeyUsageRow,
+    RetentionPolicyRow,
+    TenantRow,
+)
+
+CHAIN_ID = 1
+
+# Statements on hot paths (authentication and audit appends run on every request) are
+# built once, with bound parameters: building one costs more than running it.
+_BY_SECRET = select(ApiKeyRow).where(
+    or_(ApiKeyRow.digest == bindparam("digest"), ApiKeyRow.previous_digest == bindparam("digest"))
+)
+_CHAIN = Base.metadata.tables["audit_chain"]
+_NEXT_SEQ = (
+    update(_CHAIN).where(_CHAIN.c.id == CHAIN_ID).values(head_seq=_CHAIN.c.head_seq + 1)
+    .returning(_CHAIN.c.head_seq, _CHAIN.c.head_hash)
+)
+_SET_HEAD = update(_CHAIN).where(_CHAIN.c.id == CHAIN_ID).values(
+    head_hash=bindparam("digest"), head_mac_version=bindparam("version"), head_mac=bindparam("mac")
+)
+_INSERT_ENTRY = insert(Base.metadata.tables["audit_entries"])
+
+
+def _in_environments(
+    column: InstrumentedAttribute[str | None] | InstrumentedAttribute[str],
+    environments: Collection[str | None],
+) -> ColumnElement[bool]:
+    """``column`` is one of ``environments``; a None among them admits NULL too."""
+    named = column.in_([e for e in environments if e is not None])
+    return or_(named, column.is_(None)) if None in environments else named
 
 
 class TenantRepository:
@@ -37,8 +82,28 @@ class KeyRepository:
     def add(self, row: ApiKeyRow) -> None:
         self.session.add(row)
 
-    def by_digest(self, digest: str) -> ApiKeyRow | None:
-        return self.session.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == digest))
+    def by_secret(self, digest: str) -> ApiKeyRow | None:
+        """The key whose current or previous (rotated) secret has this digest."""
+        return self.session.scalar(_BY_SECRET, {"digest": digest})
+
+    def for_tenant(self, key_id: str, tenant_id: str,
+                   environments: Collection[str]) -> ApiKeyRow | None:
+        return self.session.scalar(
+            select(ApiKeyRow).where(
+                ApiKeyRow.id == key_id,
+                ApiKeyRow.tenant_id == tenant_id,
+                _in_environments(ApiKeyRow.environment, environments),
+            )
+        )
+
+    def list_for_tenant(self, tenant_id: str,
+                        environments: Collection[str]) -> Sequence[ApiKeyRow]:
+        return self.session.scalars(
+            select(ApiKeyRow)
+            .where(ApiKeyRow.tenant_id == tenant_id,
+                   _in_environments(ApiKeyRow.environment, environments))
+            .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        ).all()
 
     def touch(self, key_id: str, now: datetime) -> None:
         self.session.execute(
@@ -66,6 +131,15 @@ class JobRepository:
         """Unscoped: only for workers and the reaper, never for a caller's request."""
         return self.session.get(JobRow, job_id)
 
+    def active_count_for_key(self, tenant_id: str, key_id: str) -> int:
+        """Queued and running jobs a key has submitted: its concurrent-jobs quota."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(JobRow).where(
+                JobRow.tenant_id == tenant_id, JobRow.api_key_id == key_id,
+                JobRow.status.in_(("queued", "running")),
+            )
+        ) or 0)
+
     def claim(self, job_id: str, now: datetime) -> bool:
         """Atomically move a queued job to running; False if someone else has it."""
         result = self.session.execute(
@@ -87,12 +161,26 @@ class JobRepository:
             select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.created_at)
         ).all()
 
-    def expired_ids(self, now: datetime, limit: int) -> Sequence[str]:
+    def due_ids(self, now: datetime, limit: int) -> Sequence[str]:
+        """Jobs with a part whose retention has run out (see retention/reaper.py)."""
         return self.session.scalars(
             select(JobRow.id)
-            .where(JobRow.expires_at <= now, JobRow.status != "deleted")
-            .order_by(JobRow.expires_at)
+            .where(JobRow.next_expiry_at <= now)
+            .order_by(JobRow.next_expiry_at)
             .limit(limit)
+        ).all()
+
+    def delete_row(self, job_id: str) -> None:
+        self.session.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    def matching(self, tenant_id: str, environment: str, before: datetime,
+                 statuses: Collection[str]) -> Sequence[str]:
+        """Ids of a caller's jobs created before ``before`` in ``statuses`` (bulk delete)."""
+        return self.session.scalars(
+            select(JobRow.id).where(
+                JobRow.tenant_id == tenant_id, JobRow.environment == environment,
+                JobRow.created_at < before, JobRow.status.in_(list(statuses)),
+            )
         ).all()
 
     def finish_running(self, job_id: str, **values: Any) -> bool:
@@ -102,10 +190,145 @@ class JobRepository:
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
-    def unswept_tombstone_ids(self, limit: int) -> Sequence[str]:
-        """Deleted jobs whose blobs a crash may have left behind."""
+
+class UsageRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_pages(self, tenant_id: str, key_id: str, day: str, pages: int, limit: int) -> bool:
+        """Count ``pages`` against the key's ``day`` unless that passes ``limit``; atomic."""
+        added = self.session.execute(
+            update(KeyUsageRow)
+            .where(KeyUsageRow.key_id == key_id, KeyUsageRow.day == day,
+                   KeyUsageRow.pages + pages <= limit)
+            .values(pages=KeyUsageRow.pages + pages)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(added, "rowcount", 0) == 1:
+            return True
+        if pages > limit or self.session.get(KeyUsageRow, (key_id, day)) is not None:
+            return False
+        try:
+            with self.session.begin_nested():
+                self.session.add(
+                    KeyUsageRow(key_id=key_id, day=day, tenant_id=tenant_id, pages=pages)
+                )
+        except IntegrityError:  # a concurrent request created the day's row first
+            return self.add_pages(tenant_id, key_id, day, pages, limit)
+        return True
+
+
+class AuditRepository:
+    """The audit log's rows. Caller-facing reads take the tenant; the unscoped ones
+    (``chain``, ``after``, ``first_seq_from``) serve verification, export and retention."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def next_seq(self) -> tuple[int, str]:
+        """Lock the chain for this transaction and take the next sequence number.
+
+        Returns (the new entry's seq, the head hash it links to). One UPDATE ... RETURNING,
+        so SQLite takes its write lock (waiting up to busy_timeout) and PostgreSQL the row
+        lock before the head is read: concurrent appenders, in any process, queue here
+        instead of forking the chain. The caller sets the new head with :meth:`set_head`.
+        """
+        seq, head_hash = self.session.execute(_NEXT_SEQ).one()
+        return int(seq), str(head_hash)
+
+    def set_head(self, digest: str, mac_version: int, mac: str) -> None:
+        self.session.execute(_SET_HEAD, {"digest": digest, "version": mac_version, "mac": mac})
+
+    def claim_chain(self) -> AuditChainRow:
+        """The chain row, locked for this transaction (as :meth:`next_seq` does)."""
+        self.session.execute(
+            update(AuditChainRow).where(AuditChainRow.id == CHAIN_ID)
+            .values(head_seq=AuditChainRow.head_seq)
+            .execution_options(synchronize_session=False)
+        )
+        return self.chain()
+
+    def chain(self) -> AuditChainRow:
+        row = self.session.get(AuditChainRow, CHAIN_ID, populate_existing=True)
+        if row is None:
+            raise LookupError("the audit_chain row is missing; the schema is not migrated")
+        return row
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """A new entry, as column values (no ORM unit of work: appends are hot)."""
+        self.session.execute(_INSERT_ENTRY, dict(values))
+
+    def for_tenant(self, entry_id: str, tenant_id: str,
+                   environments: Collection[str | None]) -> AuditEntryRow | None:
+        return self.session.scalar(
+            select(AuditEntryRow).where(
+                AuditEntryRow.id == entry_id, AuditEntryRow.tenant_id == tenant_id,
+                _in_environments(AuditEntryRow.environment, environments),
+            )
+        )
+
+    def page(self, tenant_id: str, environments: Collection[str | None], *, after_seq: int,
+             limit: int, since: datetime | None = None, until: datetime | None = None,
+             action: str | None = None, actor: str | None = None,
+             target: str | None = None) -> Sequence[AuditEntryRow]:
+        """One tenant's entries after ``after_seq``, oldest first, filtered."""
+        query = select(AuditEntryRow).where(
+            AuditEntryRow.tenant_id == tenant_id,
+            _in_environments(AuditEntryRow.environment, environments),
+            AuditEntryRow.seq > after_seq,
+        )
+        for column, value in ((AuditEntryRow.action, action),
+                              (AuditEntryRow.actor_key_id, actor),
+                              (AuditEntryRow.target_id, target)):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(AuditEntryRow.at >= since)
+        if until is not None:
+            query = query.where(AuditEntryRow.at < until)
+        return self.session.scalars(query.order_by(AuditEntryRow.seq).limit(limit)).all()
+
+    def after(self, seq: int, limit: int) -> Sequence[AuditEntryRow]:
+        """Unscoped, in chain order: for verification and the operator's export."""
         return self.session.scalars(
-            select(JobRow.id)
-            .where(JobRow.status == "deleted", cast(JobRow.stored_objects, String) != "[]")
-            .limit(limit)
+            select(AuditEntryRow).where(AuditEntryRow.seq > seq)
+            .order_by(AuditEntryRow.seq).limit(limit)
         ).all()
+
+    def by_seq(self, seq: int) -> AuditEntryRow | None:
+        return self.session.get(AuditEntryRow, seq)
+
+    def first_seq_from(self, cutoff: datetime) -> int | None:
+        """The first entry written at or after ``cutoff``: retention keeps it and all later."""
+        return self.session.scalar(
+            select(func.min(AuditEntryRow.seq)).where(AuditEntryRow.at >= cutoff)
+        )
+
+    def delete_through(self, seq: int) -> int:
+        result = self.session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq <= seq))
+        return int(getattr(result, "rowcount", 0))
+
+
+class RetentionRepository:
+    """Retention policies: the tenant's (scope 'tenant') and per-key overrides."""
+
+    TENANT_SCOPE = "tenant"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, tenant_id: str, scope: str) -> RetentionPolicyRow | None:
+        return self.session.get(RetentionPolicyRow, (tenant_id, scope))
+
+    def put(self, tenant_id: str, scope: str, seconds: dict[str, int], now: datetime,
+            actor: str | None) -> None:
+        row = self.get(tenant_id, scope)
+        if row is None:
+            self.session.add(RetentionPolicyRow(tenant_id=tenant_id, scope=scope, seconds=seconds,
+                                                updated_at=now, updated_by=actor))
+        else:
+            row.seconds, row.updated_at, row.updated_by = seconds, now, actor
+
+    def remove(self, tenant_id: str, scope: str) -> None:
+        self.session.execute(delete(RetentionPolicyRow).where(
+            RetentionPolicyRow.tenant_id == tenant_id, RetentionPolicyRow.scope == scope))

@@ -61,6 +61,77 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # After a rotation the previous secret keeps working until previous_expires_at.
+    previous_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    allowed_ips: Mapped[list[str] | None] = mapped_column(JSON, doc="CIDRs; NULL: any address")
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_pages_per_day: Mapped[int | None] = mapped_column(Integer)
+
+
+class KeyUsageRow(Base):
+    """Pages a limited key has submitted on one UTC day (only keys with a page quota)."""
+
+    __tablename__ = "key_usage"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    pages: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntryRow(Base):
+    """One audit event. Never document content, file names or secrets.
+
+    ``seq`` is assigned by the appender under the chain lock; the primary key makes a
+    fork (two entries claiming one place) fail instead of happening. No foreign key to
+    tenants: the log must outlive what it describes.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_tenant_seq", "tenant_id", "seq"),
+        Index("ix_audit_entries_at", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    tenant_id: Mapped[str | None] = mapped_column(String(36))
+    environment: Mapped[str | None] = mapped_column(String(8))
+    actor_key_id: Mapped[str | None] = mapped_column(String(36))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text, doc="content-free values, canonical JSON")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    mac_version: Mapped[int] = mapped_column(Integer)
+    mac: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainRow(Base):
+    """The single row (id 1) holding the signed chain head and the retention checkpoint.
+
+    Appends lock this row first, which serialises them on every database.
+    """
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    head_seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    head_mac_version: Mapped[int | None] = mapped_column(Integer)
+    head_mac: Mapped[str | None] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(Integer)
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+    anchor_mac_version: Mapped[int | None] = mapped_column(Integer)
+    anchor_mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class JobRow(Base):
@@ -68,6 +139,7 @@ class JobRow(Base):
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_expires_at", "expires_at"),
+        Index("ix_jobs_api_key_status", "api_key_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -94,3 +166,23 @@ class JobRow(Base):
     master_key_version: Mapped[int | None] = mapped_column(Integer)
     # Which sealed objects exist, so deletion and receipts need no blob listing.
     stored_objects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Retention, snapshotted at submission (seconds per kind; see retention/policy.py).
+    # expires_at above is the result's expiry; the API treats every part as gone at its
+    # own time, and the reaper deletes what is due at next_expiry_at.
+    retention: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    input_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outputs_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    metadata_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_expiry_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+
+
+class RetentionPolicyRow(Base):
+    """A tenant's policy (scope 'tenant') or one key's override (scope = the key id)."""
+
+    __tablename__ = "retention_policies"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seconds: Mapped[dict[str, int]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(36))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
 
 from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import RuntimeDep, require_scope
-from ocrvault.api.schemas import JobPublic, problems
-from ocrvault.model import DeletionReceipt, OutputFormat
+from ocrvault.api.schemas import JobPublic, Timestamp, problems
+from ocrvault.model import DeletionReceipt, JobStatus, OutputFormat
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -17,7 +18,7 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.JOBS_READ))]
 Deleter = Annotated[Principal, Depends(require_scope(Scope.JOBS_DELETE))]
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=problems(401, 403, 404, 410),
+@router.get("/{job_id}", response_model=JobPublic, responses=problems(401, 403, 404, 410, 429),
             summary="A job's status and, once it has succeeded, its result")
 def get_job(job_id: str, rt: RuntimeDep, caller: Reader) -> JobPublic:
     view = rt.jobs.get(caller, job_id)
@@ -26,12 +27,14 @@ def get_job(job_id: str, rt: RuntimeDep, caller: Reader) -> JobPublic:
         id=job.id, status=job.status, created_at=job.created_at, completed_at=job.completed_at,
         expires_at=job.expires_at, languages=job.languages, outputs=job.outputs,
         page_count=job.page_count, error=job.error, result=view.result,
+        expires=job.expires, expired=job.expired,
     )
 
 
 @router.get(
     "/{job_id}/outputs/{fmt}", response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, **problems(401, 403, 404, 409, 410)},
+    responses={200: {"content": {"text/plain": {}}},
+               **problems(400, 401, 403, 404, 409, 410, 429)},
     summary="One rendered output of a succeeded job",
 )
 def get_output(job_id: str, fmt: OutputFormat, rt: RuntimeDep, caller: Reader) -> Response:
@@ -39,7 +42,24 @@ def get_output(job_id: str, fmt: OutputFormat, rt: RuntimeDep, caller: Reader) -
 
 
 @router.delete("/{job_id}", response_model=DeletionReceipt,
-               responses=problems(401, 403, 404, 410),
+               responses=problems(401, 403, 404, 410, 429),
                summary="Delete the input, result and every output now, and destroy the key")
 def delete_job(job_id: str, rt: RuntimeDep, caller: Deleter) -> DeletionReceipt:
     return rt.jobs.delete(caller, job_id)
+
+
+class BulkDeletion(BaseModel):
+    deleted: int = Field(description="How many jobs were deleted")
+    ids: list[str]
+
+
+@router.delete("", response_model=BulkDeletion, responses=problems(400, 401, 403, 429),
+               summary="Delete every job created before a time, optionally of given statuses")
+def delete_jobs(
+    rt: RuntimeDep, caller: Deleter,
+    before: Annotated[Timestamp, Query(description="Jobs created before this time")],
+    status: Annotated[list[JobStatus] | None, Query(
+        description="Only jobs in these statuses (repeat the parameter); default all")] = None,
+) -> BulkDeletion:
+    ids = rt.jobs.delete_matching(caller, before, status or list(JobStatus))
+    return BulkDeletion(deleted=len(ids), ids=ids)

@@ -8,10 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ocrvault.access.principal import Principal, Scope
-from ocrvault.api.body import read_upload
+from ocrvault.api.body import Upload, receive_upload
 from ocrvault.api.deps import RuntimeDep, require_scope
 from ocrvault.api.schemas import JobCreated, problems
+from ocrvault.errors import InputRejected
+from ocrvault.jobs.params import MAX_PDF_PASSWORD_CHARS
 from ocrvault.model import Document
+from ocrvault.retention.policy import parse_retention
+from ocrvault.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["read"])
 
@@ -37,20 +41,42 @@ Languages = Annotated[
 ]
 Pages = Annotated[str | None, Query(description="Pages of a PDF or TIFF, e.g. '1-3,5'")]
 Outputs = Annotated[str | None, Query(description="Outputs to render and keep: 'text'")]
+PdfPassword = Annotated[str | None, Query(
+    max_length=MAX_PDF_PASSWORD_CHARS,
+    description="The password of an encrypted PDF. Kept only sealed, with the input, until "
+    "the job has finished; never logged or returned.",
+)]
+Retention = Annotated[str | None, Query(
+    max_length=32,
+    description="Keep the result and outputs for less than the policy: seconds or an ISO 8601 "
+    "duration such as 'PT1H'. Longer than the policy is refused.",
+)]
 Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
+
+
+async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int) -> Upload:
+    """The request's file; a body refused before it was read in full is audited too."""
+    try:
+        return await receive_upload(request, limit)
+    except InputRejected as error:
+        await run_in_threadpool(rt.jobs.record_rejection, caller, error.code, None, None)
+        raise
 
 
 @router.post(
     "/read", status_code=202, response_model=JobCreated, openapi_extra=_UPLOAD,
-    responses=problems(400, 401, 403, 413, 415, 422),
+    responses=problems(400, 401, 403, 413, 415, 422, 429),
     summary="Submit a document for OCR; poll the job at the Location header",
 )
 async def submit_read(request: Request, response: Response, rt: RuntimeDep, caller: Submitter,
                       languages: Languages = None, pages: Pages = None,
-                      outputs: Outputs = None) -> JobCreated:
-    params = rt.jobs.params(languages, pages, outputs)
-    data = await read_upload(request, rt.settings.max_file_bytes)
-    job = await run_in_threadpool(rt.jobs.submit, caller, data, params)
+                      outputs: Outputs = None, pdf_password: PdfPassword = None,
+                      retention: Retention = None) -> JobCreated:
+    params = rt.jobs.params(languages, pages, outputs, pdf_password)
+    keep_for = parse_retention(retention)
+    upload = await _upload(request, rt, caller, rt.settings.max_file_bytes)
+    job = await run_in_threadpool(rt.jobs.submit, caller, upload.data, params,
+                                  upload.declared_type, keep_for)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, created_at=job.created_at,
                       expires_at=job.expires_at)
@@ -58,11 +84,13 @@ async def submit_read(request: Request, response: Response, rt: RuntimeDep, call
 
 @router.post(
     "/read:sync", response_model=Document, openapi_extra=_UPLOAD,
-    responses=problems(400, 401, 403, 413, 415, 422),
+    responses=problems(400, 401, 403, 413, 415, 422, 429),
     summary="OCR one page or image (at most 20 MB) and return the result; nothing is stored",
 )
 async def read_sync(request: Request, rt: RuntimeDep, caller: Submitter,
-                    languages: Languages = None, pages: Pages = None) -> Document:
-    params = rt.jobs.params(languages, pages, None)
-    data = await read_upload(request, rt.settings.max_sync_file_bytes)
-    return await run_in_threadpool(rt.jobs.read_sync, data, params)
+                    languages: Languages = None, pages: Pages = None,
+                    pdf_password: PdfPassword = None) -> Document:
+    params = rt.jobs.params(languages, pages, None, pdf_password)
+    upload = await _upload(request, rt, caller, rt.settings.max_sync_file_bytes)
+    return await run_in_threadpool(rt.jobs.read_sync, caller, upload.data, params,
+                                   upload.declared_type)

@@ -1,0 +1,53 @@
+"""Managing a tenant's API keys: create, list, revoke, rotate (scope ``keys:manage``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends
+
+from ocrvault.access.principal import KeyLimits, Principal, Scope
+from ocrvault.access.service import KeyInfo, KeySpec
+from ocrvault.api.deps import RuntimeDep, require_scope
+from ocrvault.api.schemas import KeyCreate, KeyCreated, KeyList, KeyRotate, problems
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+Manager = Annotated[Principal, Depends(require_scope(Scope.KEYS_MANAGE))]
+
+
+@router.post("", status_code=201, response_model=KeyCreated,
+             responses=problems(400, 401, 403, 429),
+             summary="Make a key; its secret is in this answer only")
+def create_key(body: KeyCreate, rt: RuntimeDep, caller: Manager) -> KeyCreated:
+    spec = KeySpec(
+        name=body.name, scopes=body.role.scopes if body.role else frozenset(body.scopes or ()),
+        environment=body.environment or caller.environment, expires_at=body.expires_at,
+        allowed_ips=tuple(body.allowed_ips or ()),
+        limits=KeyLimits(rate_per_minute=body.rate_limit_per_minute,
+                         concurrent_jobs=body.max_concurrent_jobs,
+                         pages_per_day=body.max_pages_per_day),
+    )
+    return KeyCreated.of(rt.access.create_key(caller, spec))
+
+
+@router.get("", response_model=KeyList, responses=problems(401, 403, 429),
+            summary="The tenant's keys (a test key sees test keys only); never a secret")
+def list_keys(rt: RuntimeDep, caller: Manager) -> KeyList:
+    return KeyList(keys=rt.access.list_keys(caller))
+
+
+@router.delete("/{key_id}", response_model=KeyInfo, responses=problems(401, 403, 404, 429),
+               summary="Revoke a key; refused from the next request on, on every node")
+def revoke_key(key_id: str, rt: RuntimeDep, caller: Manager) -> KeyInfo:
+    return rt.access.revoke_key(caller, key_id)
+
+
+@router.post("/{key_id}/rotate", response_model=KeyCreated,
+             responses=problems(400, 401, 403, 404, 409, 429),
+             summary="A new secret; the current one keeps working for the grace period")
+def rotate_key(key_id: str, rt: RuntimeDep, caller: Manager,
+               rotation: Annotated[KeyRotate | None, Body()] = None) -> KeyCreated:
+    grace = timedelta(seconds=(rotation or KeyRotate()).grace_seconds)
+    return KeyCreated.of(rt.access.rotate_key(caller, key_id, grace))

@@ -1,0 +1,113 @@
+"""What the audit log records: a closed set of actions, who did them, and to what.
+
+Actions follow ``<domain>:<object>:<verb>`` (``job:result:read``,
+``key:api_key:revoked``). The set is closed: adding an action means adding a member
+here and emitting it somewhere, which ``tests/unit/test_audit_actions.py`` checks.
+An event holds ids, names of keys, addresses and error codes only: never document
+content, file names or secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ocrvault.access.keys import Environment
+from ocrvault.access.principal import Principal, RequestContext
+from ocrvault.errors import ErrorCode
+
+
+class AuditAction(StrEnum):
+    TENANT_CREATED = "tenant:tenant:created"
+    KEY_CREATED = "key:api_key:created"
+    KEY_ROTATED = "key:api_key:rotated"
+    KEY_REVOKED = "key:api_key:revoked"
+    KEY_EXPIRED_USED = "key:api_key:expired_used"
+    AUTH_REFUSED = "auth:request:refused"
+    # Written once when a source's refusals pass the log's rate; the rest go unlogged.
+    AUTH_REFUSALS_SUPPRESSED = "auth:request:suppressed"
+    JOB_SUBMITTED = "job:document:submitted"
+    JOB_READ_SYNC = "job:document:read_sync"
+    # An upload refused as input; the entry holds its size, sniffed type and error code only.
+    JOB_REJECTED = "job:document:rejected"
+    JOB_PROCESSED = "job:document:processed"
+    JOB_RESULT_READ = "job:result:read"
+    JOB_OUTPUT_READ = "job:output:read"
+    JOB_DELETED = "job:data:deleted"
+    JOB_EXPIRED = "job:data:expired"
+    POLICY_CHANGED = "policy:retention:changed"
+    WEBHOOK_CHANGED = "webhook:endpoint:changed"
+    AUDIT_READ = "audit:log:read"
+    AUDIT_EXPORTED = "audit:log:exported"
+    AUDIT_PURGED = "audit:log:purged"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted, in which tenant, from where: an API key, or a named part of the system."""
+
+    name: str
+    tenant_id: str | None = None
+    environment: Environment | None = None
+    key_id: str | None = None
+    client_ip: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        return cls(
+            name=principal.key_name, tenant_id=principal.tenant_id,
+            environment=principal.environment, key_id=principal.key_id,
+            client_ip=principal.request.client_ip,
+            request_id=principal.request.request_id or None,
+        )
+
+    @classmethod
+    def anonymous(cls, request: RequestContext) -> Actor:
+        """A caller whose key could not be identified."""
+        return cls(name="anonymous", client_ip=request.client_ip,
+                   request_id=request.request_id or None)
+
+    @classmethod
+    def system(cls, part: str, tenant_id: str | None = None,
+               environment: Environment | None = None) -> Actor:
+        return cls(name=f"system:{part}", tenant_id=tenant_id, environment=environment)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One thing to record. ``reason`` is an error code, never free text; ``detail`` holds
+    content-free values only (e.g. a policy's old and new durations)."""
+
+    action: AuditAction
+    actor: Actor
+    target_id: str | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    reason: ErrorCode | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A recorded event as readers (and the API) see it; the chain fields stay in the store."""
+
+    id: str
+    at: datetime
+    tenant_id: str | None
+    environment: str | None
+    actor_key_id: str | None
+    actor_name: str
+    action: AuditAction
+    target_id: str | None
+    client_ip: str | None
+    request_id: str | None
+    outcome: str
+    reason: str | None
+    detail: str | None = None

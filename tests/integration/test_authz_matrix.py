@@ -1,0 +1,276 @@
+"""The authorization matrix, generated from tables: every v1 route x every role x where
+the target lives (own tenant, own tenant's other environment, another tenant) x the
+caller's environment x the state of its key, each with its exact status and code.
+
+One app serves the whole matrix on a fast fake engine. The clock is set once: every
+key is made at EPOCH, then time moves two hours on, past the one-hour expiries and
+grace periods and inside the 48-hour one. Routes that destroy their target get a fresh
+target for every case.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ocrvault.access.keys import Environment
+from ocrvault.access.principal import Principal, RequestContext, Role, Scope
+from ocrvault.access.service import KeySpec
+from ocrvault.api.app import create_app
+from ocrvault.audit import AuditAction, AuditQuery
+from ocrvault.config import Settings
+from ocrvault.retention.policy import RetentionPolicy
+from ocrvault.runtime import Runtime
+from tests.clocks import FakeClock
+from tests.conftest import assert_problem, auth, wait_for_job
+from tests.docgen import encode, text_page
+from tests.engine_fakes import FixedEngine
+
+PNG = encode(text_page(["matrix"]), "PNG")
+
+
+class KeyState(StrEnum):
+    VALID = "valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    ROTATED_IN_GRACE = "rotated-in-grace"
+    ROTATED_AFTER_GRACE = "rotated-after-grace"
+
+
+DEAD = {KeyState.EXPIRED, KeyState.REVOKED, KeyState.ROTATED_AFTER_GRACE}
+
+
+class Target(StrEnum):
+    NONE = "none"  # routes that address no single resource
+    OWN = "own"
+    OWN_OTHER_ENV = "own-other-env"
+    OTHER_TENANT = "other-tenant"
+
+
+class Kind(StrEnum):
+    JOB = "job"
+    KEY = "key"
+    AUDIT = "audit"
+
+
+NOT_FOUND = {Kind.JOB: "job_not_found", Kind.KEY: "key_not_found",
+             Kind.AUDIT: "audit_entry_not_found"}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    path: str
+    scope: Scope
+    ok: int
+    kind: Kind | None = None
+    destroys: bool = False
+    request: dict[str, Any] = field(default_factory=dict)
+    # Whether a live key reaches the target's test-mode twin (administration does; jobs and
+    # per-key retention are strictly per environment).
+    live_sees_test: bool = False
+
+
+POLICY = {"json": RetentionPolicy().as_dict()}
+
+ROUTES = [
+    Route("read", "POST", "/v1/read", Scope.READ_SUBMIT, 202, request={"content": PNG}),
+    Route("read-sync", "POST", "/v1/read:sync", Scope.READ_SUBMIT, 200, request={"content": PNG}),
+    Route("get-job", "GET", "/v1/jobs/{id}", Scope.JOBS_READ, 200, Kind.JOB),
+    Route("get-output", "GET", "/v1/jobs/{id}/outputs/text", Scope.JOBS_READ, 200, Kind.JOB),
+    Route("delete-job", "DELETE", "/v1/jobs/{id}", Scope.JOBS_DELETE, 200, Kind.JOB, True),
+    Route("delete-jobs", "DELETE", "/v1/jobs", Scope.JOBS_DELETE, 200,
+          request={"params": {"before": "2000-01-01T00:00:00Z"}}),
+    Route("create-key", "POST", "/v1/keys", Scope.KEYS_MANAGE, 201,
+          request={"json": {"name": "made", "scopes": []}}),
+    Route("list-keys", "GET", "/v1/keys", Scope.KEYS_MANAGE, 200),
+    Route("revoke-key", "DELETE", "/v1/keys/{id}", Scope.KEYS_MANAGE, 200, Kind.KEY, True,
+          live_sees_test=True),
+    Route("rotate-key", "POST", "/v1/keys/{id}/rotate", Scope.KEYS_MANAGE, 200, Kind.KEY, True,
+          live_sees_test=True),
+    Route("list-audit", "GET", "/v1/audit", Scope.AUDIT_READ, 200),
+    Route("get-audit-entry", "GET", "/v1/audit/{id}", Scope.AUDIT_READ, 200, Kind.AUDIT,
+          live_sees_test=True),
+    Route("get-retention", "GET", "/v1/retention", Scope.POLICIES_MANAGE, 200),
+    Route("put-retention", "PUT", "/v1/retention", Scope.POLICIES_MANAGE, 200, request=POLICY),
+    Route("get-key-retention", "GET", "/v1/keys/{id}/retention", Scope.POLICIES_MANAGE, 200,
+          Kind.KEY),
+    Route("put-key-retention", "PUT", "/v1/keys/{id}/retention", Scope.POLICIES_MANAGE, 200,
+          Kind.KEY, request=POLICY),
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    route: Route
+    role: Role
+    target: Target
+    environment: Environment
+    state: KeyState
+
+    def __str__(self) -> str:
+        return "-".join((self.route.name, self.role, self.target, self.environment, self.state))
+
+
+def other(environment: Environment) -> Environment:
+    return Environment.TEST if environment is Environment.LIVE else Environment.LIVE
+
+
+def expected(case: Case) -> tuple[int, str | None]:
+    """The rules, stated once: dead keys 401; then the scope; then tenant and environment
+    (a test key never reaches live data; a live key reaches test data only where
+    ``live_sees_test``)."""
+    route = case.route
+    if case.state in DEAD:
+        return 401, "unauthorized"
+    if route.scope not in case.role.scopes:
+        return 403, "insufficient_scope"
+    if route.kind is not None and (
+        case.target is Target.OTHER_TENANT
+        or (case.target is Target.OWN_OTHER_ENV
+            and not (route.live_sees_test and case.environment is Environment.LIVE))
+    ):
+        return 404, NOT_FOUND[route.kind]
+    return route.ok, None
+
+
+CASES = [
+    Case(route, role, target, environment, state)
+    for route in ROUTES
+    for target in ([Target.OWN, Target.OWN_OTHER_ENV, Target.OTHER_TENANT] if route.kind
+                   else [Target.NONE])
+    for role, environment, state in itertools.product(Role, Environment, KeyState)
+]
+
+
+class World:
+    """Two tenants, targets of each kind in each environment, and a key per role,
+    environment and state in the tenant "own"."""
+
+    def __init__(self, runtime: Runtime, client: TestClient, clock: FakeClock) -> None:
+        self.runtime, self.client, self.clock = runtime, client, clock
+        self.admins: dict[tuple[str, Environment], Principal] = {}
+        admin_secrets: dict[tuple[str, Environment], str] = {}
+        for tenant, environment in itertools.product(("own", "other"), Environment):
+            issued = runtime.access.bootstrap_tenant(tenant, environment)
+            admin_secrets[tenant, environment] = issued.secret
+            self.admins[tenant, environment] = self.login(issued.secret)
+        self.keys = {(role, env, state): self._key(role, env, state)
+                     for role, env, state in itertools.product(Role, Environment, KeyState)}
+        # Age the keys, not the data: test-mode jobs live one hour at most.
+        clock.advance(timedelta(hours=2))
+        self.shared: dict[tuple[Kind, str, Environment], str] = {}
+        for tenant, environment in itertools.product(("own", "other"), Environment):
+            job = self.make(Kind.JOB, tenant, environment)
+            self.shared[Kind.JOB, tenant, environment] = job
+            self.shared[Kind.KEY, tenant, environment] = self.make(Kind.KEY, tenant, environment)
+            self.shared[Kind.AUDIT, tenant, environment] = self._entry_of(job, tenant, environment)
+            wait_for_job(client, job, admin_secrets[tenant, environment])
+
+    def login(self, secret: str) -> Principal:
+        return self.runtime.access.authenticate(secret, RequestContext("setup"),
+                                                Scope.KEYS_MANAGE)
+
+    def _key(self, role: Role, environment: Environment, state: KeyState) -> str:
+        access, admin = self.runtime.access, self.admins["own", environment]
+        lifetime = {"expires_at": self.clock() + timedelta(hours=1)} if (
+            state is KeyState.EXPIRED) else {}
+        issued = access.create_key(admin, KeySpec(name=f"{role}-{state}", scopes=role.scopes,
+                                                  environment=environment, **lifetime))
+        if state is KeyState.REVOKED:
+            access.revoke_key(admin, issued.key_id)
+        grace = {KeyState.ROTATED_IN_GRACE: 48, KeyState.ROTATED_AFTER_GRACE: 1}.get(state)
+        if grace is not None:
+            access.rotate_key(admin, issued.key_id, timedelta(hours=grace))  # keep the old secret
+        return issued.secret
+
+    def make(self, kind: Kind, tenant: str, environment: Environment) -> str:
+        owner = self.admins[tenant, environment]
+        if kind is Kind.JOB:
+            jobs = self.runtime.jobs
+            return jobs.submit(owner, PNG, jobs.params(None, None, None)).id
+        return self.runtime.access.issue_key(owner.tenant_id, "target", Role.REVIEWER,
+                                             environment).key_id
+
+    def _entry_of(self, job_id: str, tenant: str, environment: Environment) -> str:
+        page = self.runtime.audit_reader.list(
+            self.admins[tenant, environment],
+            AuditQuery(action=AuditAction.JOB_SUBMITTED, target=job_id),
+        )
+        return page.entries[0].id
+
+    def target_of(self, case: Case) -> str:
+        kind = case.route.kind
+        if kind is None:
+            return ""
+        tenant = "other" if case.target is Target.OTHER_TENANT else "own"
+        environment = (other(case.environment) if case.target is Target.OWN_OTHER_ENV
+                       else case.environment)
+        if case.route.destroys:
+            return self.make(kind, tenant, environment)
+        return self.shared[kind, tenant, environment]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    clock = FakeClock()
+    settings = Settings(data_dir=tmp_path_factory.mktemp("matrix") / "data", workers=2,
+                        reaper_interval_seconds=3600)
+    runtime = Runtime.build(settings, engine=FixedEngine(), clock=clock)
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        yield World(runtime, client, clock)
+
+
+def foreign_ids(world: World, case: Case, listing: dict[str, Any]) -> set[str]:
+    """Ids in a listing that the caller must not see."""
+    if case.route.name == "list-keys":
+        keys = listing["keys"]
+        hidden = {k["id"] for k in keys if case.environment is Environment.TEST
+                  and k["environment"] != "test"}
+        other_tenant = {world.shared[Kind.KEY, "other", env] for env in Environment}
+        return hidden | (other_tenant & {k["id"] for k in keys})
+    entries = listing["entries"]
+    other_actors = {p.key_id for (tenant, _), p in world.admins.items() if tenant == "other"}
+    return {e["id"] for e in entries if e["actor_key_id"] in other_actors
+            or (case.environment is Environment.TEST and e["environment"] != "test")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_authorization_matrix(world: World, case: Case) -> None:
+    secret = world.keys[case.role, case.environment, case.state]
+    path = case.route.path.format(id=world.target_of(case))
+    response = world.client.request(case.route.method, path, headers=auth(secret),
+                                    **case.route.request)
+    status, code = expected(case)
+    if code is not None:
+        assert_problem(response, status, code)
+        return
+    assert response.status_code == status, response.text
+    if case.route.name in ("list-keys", "list-audit"):
+        assert not foreign_ids(world, case, response.json())
+
+
+def test_the_matrix_covers_every_v1_route(world: World) -> None:
+    paths = world.client.get("/openapi.json").json()["paths"]
+    served = {(method.upper(), path.replace("{fmt}", "text")) for path, operations in paths.items()
+              if path.startswith("/v1/") for method in operations}
+    named = {"/jobs/": "{job_id}", "/keys/": "{key_id}", "/audit/": "{entry_id}"}
+    tabled = {(r.method, r.path.replace("{id}", next(v for k, v in named.items() if k in r.path)))
+              if "{id}" in r.path else (r.method, r.path) for r in ROUTES}
+    assert served == tabled
+
+
+def test_the_rules_reach_every_outcome() -> None:
+    assert {expected(case) for case in CASES} == {
+        (401, "unauthorized"), (403, "insufficient_scope"), (404, "job_not_found"),
+        (404, "key_not_found"), (404, "audit_entry_not_found"), (200, None), (201, None),
+        (202, None),
+    }

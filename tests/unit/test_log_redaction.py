@@ -1,0 +1,62 @@
+"""A key logged by mistake comes out redacted, whichever logger or handler carries it."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from ocrvault.access.keys import Environment, generate_key
+from ocrvault.logs import REDACTED, install_key_redaction
+
+
+@pytest.fixture(autouse=True)
+def _redaction() -> None:
+    install_key_redaction()
+
+
+def test_a_key_in_a_message_or_its_arguments_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    key = generate_key(Environment.LIVE)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("ocrvault.jobs.worker").info("calling with %s", key)
+        logging.getLogger("ocrvault.api").warning(f"header was Bearer {key}")
+    assert key not in caplog.text
+    assert caplog.text.count(REDACTED) == 2
+    assert all(key not in record.getMessage() for record in caplog.records)
+
+
+def test_a_key_in_an_exception_traceback_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    key = generate_key(Environment.TEST)
+    try:
+        raise ValueError(f"bad key {key}")
+    except ValueError:
+        logging.getLogger("ocrvault").exception("request failed")
+    assert "ValueError: bad key" in caplog.text
+    assert key not in caplog.text
+
+
+def test_a_logger_that_does_not_propagate_is_redacted_too() -> None:
+    """As uvicorn's access log: its own handler, never reaching the root."""
+    key = generate_key(Environment.LIVE)
+    stream = io.StringIO()
+    logger = logging.getLogger("test.access")
+    handler = logging.StreamHandler(stream)
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info('"GET /v1/jobs/x?key=%s HTTP/1.1" 401', key)
+    finally:
+        logger.removeHandler(handler)
+    assert key not in stream.getvalue() and REDACTED in stream.getvalue()
+
+
+def test_near_keys_are_redacted_and_bad_format_arguments_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mistyped = generate_key(Environment.LIVE)[:-3]
+    logging.getLogger("ocrvault").warning("mistyped %s", mistyped)
+    logging.getLogger("ocrvault").warning("too few %s %s", mistyped)
+    assert mistyped not in caplog.text
+    assert "arguments dropped" in caplog.text
