@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -35,3 +36,11 @@ def pdf_of(pages: list[Image.Image], dpi: int = 150) -> bytes:
     first, *rest = [p.convert("RGB") for p in pages]
     first.save(buf, format="PDF", save_all=True, append_images=rest, resolution=dpi)
     return buf.getvalue()
+
+
+CANARY_ALPHABET = "ACDEFHKMNPRWXY"  # none OCR confuses (0/O, 1/I/L/J/T, 5/S, 8/B)
+
+
+def canary() -> str:
+    """A unique string to plant in a document and search for on disk and in logs."""
+    return "CNRY" + "".join(secrets.choice(CANARY_ALPHABET) for _ in range(10))

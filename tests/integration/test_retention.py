@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from ocrvault.store.blobs import LocalBlobStore
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
+from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
 
 PAGE = encode(text_page(["Retention test page"], size=(900, 200)), "PNG")
@@ -298,7 +298,7 @@ def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
     app: TestClient, key: str, settings: Settings
 ) -> None:
     """secure_delete plus a WAL checkpoint: not even the destroyed wrapped key stays."""
-    canary = "CNRY" + secrets.token_hex(6).upper()
+    canary = make_canary()
     page = encode(text_page([f"Canary {canary}"], size=(1200, 200)), "PNG")
     job_id = app.post("/v1/read", content=page, headers=auth(key)).json()["id"]
     assert canary in wait_for_job(app, job_id, key)["result"]["text"]

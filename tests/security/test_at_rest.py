@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from ocrvault.config import Settings
 from tests.conftest import assert_problem, auth, wait_for_job
+from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
 
 SCANNED_DIRS = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")}
@@ -69,7 +70,7 @@ def test_no_plaintext_of_a_document_reaches_disk_or_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    canary = "CNRY" + secrets.token_hex(6).upper()
+    canary = make_canary()
     if upload == "raw":
         document = canary_png(canary)
         response = client.post("/v1/read", content=document, params={"outputs": "text"},

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from ocrvault import __version__
 from ocrvault.api import problems
@@ -22,6 +23,15 @@ Errors are RFC 9457 `application/problem+json` with a stable `code`, one of:
 """ + ", ".join(f"`{code.value}`" for code in ErrorCode)
 
 
+# FastAPI's native OpenTelemetry would trace requests (URLs included) and, with
+# FASTAPI_OTEL_AUTO_CONFIGURE and OTEL_* variables, export them. ocrvault sends
+# nothing anywhere but to configured webhooks, so all of it is off, whatever the env.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+    "auto_configure": False,
+}
+
+
 def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     """An app serving ``runtime``; with ``start`` its workers run during the app's lifespan."""
 
@@ -36,7 +46,7 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
                 runtime.stop()
 
     app = FastAPI(title="ocrvault", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, telemetry=NO_TELEMETRY)
     app.state.runtime = runtime
     install_key_redaction()
     problems.install(app)

@@ -111,10 +111,13 @@ class FileKeyringProvider:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # (signature of the file when read, what it held): callers re-load before every
+        # wrap and MAC to follow rotations by other processes; a stat is enough to tell.
+        self._cache: tuple[tuple[int, ...], KeyringState] | None = None
 
     def load(self) -> KeyringState:
         with contextlib.suppress(FileNotFoundError):
-            return self._read()
+            return self._read_if_changed()
         with self._locked():
             try:
                 return self._read()
@@ -146,6 +149,15 @@ class FileKeyringProvider:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _read_if_changed(self) -> KeyringState:
+        info = os.stat(self.path)
+        signature = (info.st_ino, info.st_dev, info.st_mtime_ns, info.st_size, info.st_mode)
+        if self._cache is not None and self._cache[0] == signature:
+            return self._cache[1]
+        state = self._read()
+        self._cache = (signature, state)
+        return state
 
     def _read(self) -> KeyringState:
         # O_NONBLOCK: a FIFO planted at the path is refused below instead of hanging open().

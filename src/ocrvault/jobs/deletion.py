@@ -72,10 +72,12 @@ class Shredder:
         self.clock = clock
         self.audit = audit
 
-    def purge(self, job_id: str, by: Actor | None = None) -> DeletionReceipt:
+    def purge(self, job_id: str, by: Actor | None = None, *,
+              scrub: bool = True) -> DeletionReceipt:
         """Destroy the job's data; ``by`` is the caller who deleted it, None the reaper.
 
-        The first purge of a job is audited in the tombstone's own transaction.
+        The first purge of a job is audited in the tombstone's own transaction. With
+        ``scrub`` False the caller scrubs the database once for a whole batch.
         """
         with self.db.transaction() as session:
             row = JobRepository(session).by_id(job_id)
@@ -96,7 +98,8 @@ class Shredder:
             row.next_expiry_at = now  # due at once, should we crash before step 3
             tenant_id, deleted_at = row.tenant_id, row.deleted_at
             deleted = list(row.stored_objects)
-        self.db.scrub()
+        if scrub:
+            self.db.scrub()
         self.documents.delete_all(tenant_id, job_id)
         with self.db.transaction() as session:
             row = JobRepository(session).by_id(job_id)
@@ -106,7 +109,9 @@ class Shredder:
         return DeletionReceipt(id=job_id, deleted_at=deleted_at, deleted=[*deleted, "data_key"])
 
     def expire(self, job_id: str) -> datetime | None:
-        """Apply retention to one due job; returns when that work was due (for the lag)."""
+        """Apply retention to one due job; returns when that work was due (for the lag).
+
+        The caller scrubs the database afterwards (the reaper does once per pass)."""
         now = self.clock()
         with self.db.transaction() as session:
             row = JobRepository(session).by_id(job_id)
@@ -119,14 +124,13 @@ class Shredder:
                          if (expiry := expiry_of(row, kind)) is not None and expiry <= now]
             tenant_id = row.tenant_id
         if whole:
-            self.purge(job_id)
+            self.purge(job_id, scrub=False)
             with self.db.transaction() as session:
                 jobs = JobRepository(session)
                 row = jobs.by_id(job_id)
                 if row is not None and row.metadata_expires_at is not None \
                         and row.metadata_expires_at <= now:
                     jobs.delete_row(job_id)
-            self.db.scrub()
             return due_at
         for kind in due_parts:
             self.documents.delete(tenant_id, job_id, ObjectKind(kind))

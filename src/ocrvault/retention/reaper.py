@@ -53,6 +53,8 @@ class Reaper:
                     lag = max(lag, (self.clock() - due_at).total_seconds())
             if len(due) < self.batch:
                 break
+        if done:
+            self.db.scrub()
         self.stats.runs += 1
         self.stats.jobs_processed += done
         self.stats.last_run_lag_seconds = lag
