@@ -47,7 +47,8 @@ def main() -> None:
             jobs = JobRepository(session)
             for _ in range(args.jobs):
                 job_id = str(uuid.uuid4())
-                wrapped, version = runtime.documents.new_wrapped_key(tenant, job_id)
+                keys = runtime.documents.new_job_keys(tenant, job_id)
+                wrapped, version = keys.wrapped_dek, keys.master_key_version
                 row = JobRow(
                     id=job_id, tenant_id=tenant, environment="live", status="succeeded",
                     created_at=now, completed_at=now, languages=["eng"], outputs=["text"],

@@ -76,11 +76,12 @@ def issue(client: TestClient, tenant: str, role: Role = Role.ADMIN) -> str:
     return access.issue_key(tenant_key.tenant_id, f"{tenant} {role}", role).secret
 
 
-def wait_for_job(client: TestClient, job_id: str, key: str, timeout: float = 180) -> dict[str, Any]:
+def wait_for_job(client: TestClient, job_id: str, key: str, timeout: float = 180,
+                 headers: dict[str, str] | None = None) -> dict[str, Any]:
     """Poll the job as a client would until it has finished."""
     deadline = time.monotonic() + timeout
     while True:
-        response = client.get(f"/v1/jobs/{job_id}", headers=auth(key))
+        response = client.get(f"/v1/jobs/{job_id}", headers={**auth(key), **(headers or {})})
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         if body["status"] in ("succeeded", "failed"):

@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     JOB_NOT_FINISHED = "job_not_finished"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    CUSTOMER_KEY_REQUIRED = "customer_key_required"
+    CUSTOMER_KEY_MISMATCH = "customer_key_mismatch"
+    INSECURE_TRANSPORT = "insecure_transport"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     INSUFFICIENT_SCOPE = "insufficient_scope"
@@ -84,6 +87,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.JOB_NOT_FINISHED: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.CUSTOMER_KEY_REQUIRED: 403,
+    ErrorCode.CUSTOMER_KEY_MISMATCH: 403,
+    ErrorCode.INSECURE_TRANSPORT: 403,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.INSUFFICIENT_SCOPE: 403,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ocrvault.access.principal import Principal, RequestContext, Scope
+from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
+from ocrvault.errors import AuthError, ErrorCode, InputRejected
 from ocrvault.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False,
@@ -46,3 +49,40 @@ def require_scope(scope: Scope) -> Callable[[Request, Credentials], Principal]:
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def _is_private_channel(request: Request) -> bool:
+    """HTTPS (directly, or per a trusted proxy), or a loopback peer."""
+    if request.url.scheme == "https":
+        return True
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def customer_key(
+    request: Request,
+    key: Annotated[str | None, Header(
+        alias="X-Ocrvault-Customer-Key", max_length=64,
+        description="Your own 256-bit key, base64: the job's data is sealed so that only "
+        "this key opens it; send it again to read the result. ocrvault keeps its hash only.",
+    )] = None,
+    key_sha256: Annotated[str | None, Header(
+        alias="X-Ocrvault-Customer-Key-SHA256", max_length=64,
+        description="Base64 SHA-256 of the customer key, to catch a key mangled in transit",
+    )] = None,
+) -> CustomerKey | None:
+    if key is None and key_sha256 is None:
+        return None
+    if not _is_private_channel(request):
+        raise AuthError(ErrorCode.INSECURE_TRANSPORT,
+                        "A customer key is accepted over HTTPS only (or from loopback).")
+    if key is None or key_sha256 is None:
+        raise InputRejected(ErrorCode.INVALID_PARAMETER,
+                            "Send both X-Ocrvault-Customer-Key and X-Ocrvault-Customer-Key-SHA256.")
+    return parse_customer_key(key, key_sha256)
+
+
+CustomerKeyDep = Annotated[CustomerKey | None, Depends(customer_key)]

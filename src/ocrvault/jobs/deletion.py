@@ -94,6 +94,7 @@ class Shredder:
                 row.metadata_expires_at = now + timedelta(seconds=policy_of(row).job_metadata)
             row.status = JobStatus.DELETED.value
             row.wrapped_dek = None
+            row.customer_wrapped_dek = None
             row.error_detail = None
             row.next_expiry_at = now  # due at once, should we crash before step 3
             tenant_id, deleted_at = row.tenant_id, row.deleted_at

@@ -20,7 +20,8 @@ from ocrvault.access.quotas import QuotaGuard
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
-from ocrvault.errors import ErrorCode, InputRejected, ResourceError
+from ocrvault.crypto.customer_key import CustomerKey
+from ocrvault.errors import AuthError, ErrorCode, InputRejected, ResourceError
 from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import FileFormat
@@ -69,7 +70,23 @@ def job_of(row: JobRow, now: datetime) -> Job:
 
 
 def key_of(row: JobRow) -> JobKey:
+    """The job's key as the service holds it (the worker's and the deleter's view)."""
     return JobKey(row.tenant_id, row.id, row.wrapped_dek)
+
+
+def opener(row: JobRow, customer_key: CustomerKey | None) -> JobKey:
+    """The key a caller opens the job's content with: a job made with a customer key
+    opens only with that key, sent again with the request."""
+    if row.customer_key_sha256 is None:
+        return key_of(row)
+    if customer_key is None:
+        raise AuthError(ErrorCode.CUSTOMER_KEY_REQUIRED,
+                        "This job was sealed with a customer key: send it in "
+                        "X-Ocrvault-Customer-Key and X-Ocrvault-Customer-Key-SHA256.")
+    if not customer_key.matches(row.customer_key_sha256):
+        raise AuthError(ErrorCode.CUSTOMER_KEY_MISMATCH,
+                        "The customer key is not the one this job was sealed with.")
+    return JobKey(row.tenant_id, row.id, None, row.customer_wrapped_dek, customer_key)
 
 
 class JobService:
@@ -114,9 +131,11 @@ class JobService:
             raise
 
     def submit(self, principal: Principal, data: bytes, params: ReadParams,
-               declared_type: str | None = None, retention: int | None = None) -> Job:
+               declared_type: str | None = None, retention: int | None = None,
+               customer_key: CustomerKey | None = None) -> Job:
         """Check ``data`` and queue it; ``declared_type`` is the client's (normalised) claim,
-        ``retention`` the request's own (shorter) retention of result and outputs."""
+        ``retention`` the request's own (shorter) retention of result and outputs,
+        ``customer_key`` a key of the caller's without which the result cannot be read."""
         policy = (self.retention.effective(principal.tenant_id, principal.key_id)
                   .for_environment(principal.environment).shortened_to(retention))
         with self._auditing_rejection(principal, data):
@@ -125,7 +144,7 @@ class JobService:
         now = self.clock()
         ceiling = ceiling_for(principal.environment, now)
         job_id = str(uuid.uuid4())
-        wrapped, master_version = self.documents.new_wrapped_key(principal.tenant_id, job_id)
+        keys = self.documents.new_job_keys(principal.tenant_id, job_id, customer_key)
         row = JobRow(
             id=job_id, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
             environment=principal.environment.value, status=JobStatus.QUEUED.value,
@@ -134,7 +153,9 @@ class JobService:
             languages=list(params.languages), page_selection=checked.pages,
             outputs=[o.value for o in params.outputs], input_format=checked.info.format.value,
             input_bytes=len(data), page_count=len(checked.pages), attempts=0,
-            wrapped_dek=wrapped, master_key_version=master_version,
+            wrapped_dek=keys.wrapped_dek, master_key_version=keys.master_key_version,
+            customer_wrapped_dek=keys.customer_wrapped_dek,
+            customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
             stored_objects=[ObjectKind.INPUT.value],
         )
         # Beside the input, sealed under the same key: what the worker needs of the request.
@@ -166,12 +187,13 @@ class JobService:
             raise ResourceError(ErrorCode.JOB_DELETED, "The job and its data have been deleted.")
         return row
 
-    def get(self, principal: Principal, job_id: str) -> JobView:
+    def get(self, principal: Principal, job_id: str,
+            customer_key: CustomerKey | None = None) -> JobView:
         row = self._owned(principal, job_id)
         job = job_of(row, self.clock())
         result = None
         if row.status == JobStatus.SUCCEEDED and "result" not in job.expired:
-            raw = self.documents.get(key_of(row), ObjectKind.RESULT)
+            raw = self.documents.get(opener(row, customer_key), ObjectKind.RESULT)
             result = Document.model_validate_json(raw)
             self._revealed(principal, AuditAction.JOB_RESULT_READ, row.id)
         return JobView(job, result)
@@ -180,7 +202,8 @@ class JobService:
         """Audit a read of document content; called before the content is returned."""
         self.audit.record(AuditEvent(action, Actor.of(principal), target_id=job_id))
 
-    def output(self, principal: Principal, job_id: str, fmt: OutputFormat) -> bytes:
+    def output(self, principal: Principal, job_id: str, fmt: OutputFormat,
+               customer_key: CustomerKey | None = None) -> bytes:
         row = self._owned(principal, job_id)
         if row.status != JobStatus.SUCCEEDED:
             raise ResourceError(
@@ -195,11 +218,12 @@ class JobService:
                 f"This output was deleted under the job's retention policy (policy: "
                 f"{policy_of(row).outputs if stored else policy_of(row).result} s).",
             )
+        job_key = opener(row, customer_key)
         if stored:
-            output = self.documents.get(key_of(row), ObjectKind.output(fmt))
+            output = self.documents.get(job_key, ObjectKind.output(fmt))
         else:
             document = Document.model_validate_json(
-                self.documents.get(key_of(row), ObjectKind.RESULT)
+                self.documents.get(job_key, ObjectKind.RESULT)
             )
             output = render(document, fmt)
         self._revealed(principal, AuditAction.JOB_OUTPUT_READ, row.id)

@@ -105,6 +105,8 @@ class JobWorker:
             "error_code": code.value if code else None, "error_detail": detail,
             "stored_objects": [k.value for k in stored] + (submitted if keep_input else []),
         }
+        if row.customer_wrapped_dek is not None:
+            outcome["wrapped_dek"] = None  # from now on only the customer's key opens the job
         for name, value in outcome.items():  # on the detached copy, to work out what is due
             setattr(row, name, value)
         outcome["next_expiry_at"] = next_due(row)

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ocrvault.crypto import Keyring, ObjectContext, new_dek, open_sealed, seal
+from ocrvault.crypto.customer_key import (
+    CustomerKey,
+    unwrap_dek_with_customer_key,
+    wrap_dek_with_customer_key,
+)
 from ocrvault.errors import IntegrityError
 from ocrvault.model import OutputFormat
 from ocrvault.store.blobs import BlobStore, blob_key
@@ -37,11 +42,24 @@ SUBMISSION_KINDS = (ObjectKind.INPUT, ObjectKind.PDF_PASSWORD, ObjectKind.DECLAR
 
 @dataclass(frozen=True, slots=True)
 class JobKey:
-    """Where a job's objects live and the wrapped key that opens them."""
+    """Where a job's objects live and the wrapped key that opens them.
+
+    With a customer key the DEK is opened from ``customer_wrapped_dek``, and only so;
+    otherwise from ``wrapped_dek`` (the keyring's wrap).
+    """
 
     tenant_id: str
     job_id: str
     wrapped_dek: bytes | None
+    customer_wrapped_dek: bytes | None = None
+    customer_key: CustomerKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJobKeys:
+    wrapped_dek: bytes
+    master_key_version: int
+    customer_wrapped_dek: bytes | None
 
 
 class SealedDocuments:
@@ -49,12 +67,22 @@ class SealedDocuments:
         self.blobs = blobs
         self.keyring = keyring
 
-    def new_wrapped_key(self, tenant_id: str, job_id: str) -> tuple[bytes, int]:
-        """A fresh data key for a job, wrapped under the primary master key."""
-        wrapped = self.keyring.wrap_dek(new_dek(), tenant_id, job_id)
-        return wrapped, self.keyring.version_of(wrapped)
+    def new_job_keys(self, tenant_id: str, job_id: str,
+                     customer_key: CustomerKey | None = None) -> NewJobKeys:
+        """A fresh data key for a job, wrapped under the primary master key and, if
+        given, under the customer's key too."""
+        dek = new_dek()
+        wrapped = self.keyring.wrap_dek(dek, tenant_id, job_id)
+        by_customer = (wrap_dek_with_customer_key(dek, customer_key, tenant_id, job_id)
+                       if customer_key is not None else None)
+        return NewJobKeys(wrapped, self.keyring.version_of(wrapped), by_customer)
 
     def _dek(self, job: JobKey) -> bytes:
+        if job.customer_key is not None:
+            if job.customer_wrapped_dek is None:
+                raise IntegrityError("the job's data key has been destroyed")
+            return unwrap_dek_with_customer_key(job.customer_wrapped_dek, job.customer_key,
+                                                job.tenant_id, job.job_id)
         if job.wrapped_dek is None:
             raise IntegrityError("the job's data key has been destroyed")
         return self.keyring.unwrap_dek(job.wrapped_dek, job.tenant_id, job.job_id)

@@ -164,6 +164,11 @@ class JobRow(Base):
     # The job's data key, wrapped by a master key; NULL once the job is shredded.
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
     master_key_version: Mapped[int | None] = mapped_column(Integer)
+    # Customer-held key (SSE-C): the DEK wrapped under it, and the key's SHA-256 to tell a
+    # wrong key from a damaged row. Once the job finishes, wrapped_dek is dropped and
+    # only the customer's key opens the job.
+    customer_wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
+    customer_key_sha256: Mapped[str | None] = mapped_column(String(44))
     # Which sealed objects exist, so deletion and receipts need no blob listing.
     stored_objects: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Retention, snapshotted at submission (seconds per kind; see retention/policy.py).

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from ocrvault.access.principal import Principal, Scope
-from ocrvault.api.deps import RuntimeDep, require_scope
+from ocrvault.api.deps import CustomerKeyDep, RuntimeDep, require_scope
 from ocrvault.api.schemas import JobPublic, Timestamp, problems
 from ocrvault.model import DeletionReceipt, JobStatus, OutputFormat
 
@@ -18,10 +18,12 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.JOBS_READ))]
 Deleter = Annotated[Principal, Depends(require_scope(Scope.JOBS_DELETE))]
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=problems(401, 403, 404, 410, 429),
+@router.get("/{job_id}", response_model=JobPublic,
+            responses=problems(400, 401, 403, 404, 410, 429),
             summary="A job's status and, once it has succeeded, its result")
-def get_job(job_id: str, rt: RuntimeDep, caller: Reader) -> JobPublic:
-    view = rt.jobs.get(caller, job_id)
+def get_job(job_id: str, rt: RuntimeDep, caller: Reader,
+            customer: CustomerKeyDep = None) -> JobPublic:
+    view = rt.jobs.get(caller, job_id, customer)
     job = view.job
     return JobPublic(
         id=job.id, status=job.status, created_at=job.created_at, completed_at=job.completed_at,
@@ -37,8 +39,9 @@ def get_job(job_id: str, rt: RuntimeDep, caller: Reader) -> JobPublic:
                **problems(400, 401, 403, 404, 409, 410, 429)},
     summary="One rendered output of a succeeded job",
 )
-def get_output(job_id: str, fmt: OutputFormat, rt: RuntimeDep, caller: Reader) -> Response:
-    return Response(rt.jobs.output(caller, job_id, fmt), media_type=fmt.media_type)
+def get_output(job_id: str, fmt: OutputFormat, rt: RuntimeDep, caller: Reader,
+               customer: CustomerKeyDep = None) -> Response:
+    return Response(rt.jobs.output(caller, job_id, fmt, customer), media_type=fmt.media_type)
 
 
 @router.delete("/{job_id}", response_model=DeletionReceipt,

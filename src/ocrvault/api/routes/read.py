@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.body import Upload, receive_upload
-from ocrvault.api.deps import RuntimeDep, require_scope
+from ocrvault.api.deps import CustomerKeyDep, RuntimeDep, require_scope
 from ocrvault.api.schemas import JobCreated, problems
 from ocrvault.errors import InputRejected
 from ocrvault.jobs.params import MAX_PDF_PASSWORD_CHARS
@@ -71,12 +71,13 @@ async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int) 
 async def submit_read(request: Request, response: Response, rt: RuntimeDep, caller: Submitter,
                       languages: Languages = None, pages: Pages = None,
                       outputs: Outputs = None, pdf_password: PdfPassword = None,
-                      retention: Retention = None) -> JobCreated:
+                      retention: Retention = None,
+                      customer: CustomerKeyDep = None) -> JobCreated:
     params = rt.jobs.params(languages, pages, outputs, pdf_password)
     keep_for = parse_retention(retention)
     upload = await _upload(request, rt, caller, rt.settings.max_file_bytes)
     job = await run_in_threadpool(rt.jobs.submit, caller, upload.data, params,
-                                  upload.declared_type, keep_for)
+                                  upload.declared_type, keep_for, customer)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, created_at=job.created_at,
                       expires_at=job.expires_at)
