@@ -70,6 +70,7 @@ def rewrap_throughput(settings: Settings, jobs: int) -> None:
     now = datetime.now(UTC)
     with db.transaction() as session:
         session.add(TenantRow(id="tenant", name="bench", created_at=now))
+        session.flush()  # the jobs reference it
         for _ in range(jobs):
             job_id = str(uuid.uuid4())
             session.add(JobRow(

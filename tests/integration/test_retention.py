@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from ocrvault.access.keys import Environment
 from ocrvault.access.principal import Role
+from ocrvault.audit import Actor
 from ocrvault.config import Settings
 from ocrvault.jobs.deletion import Shredder
 from ocrvault.store.blobs import LocalBlobStore
@@ -262,7 +263,7 @@ def test_a_crash_mid_deletion_leaves_the_job_gone_and_a_restart_finishes_it(
 
     blobs.crash = crash  # the blobs' deletion, after the key was destroyed
     with pytest.raises(RuntimeError, match="injected crash"):
-        runtime_of(app).jobs.shredder.purge(job_id)
+        runtime_of(app).jobs.shredder.purge(job_id, Actor.system("test"))
 
     assert_problem(app.get(f"/v1/jobs/{job_id}", headers=auth(key)), 410, "job_deleted")
     with runtime_of(app).db.transaction() as session:
@@ -287,7 +288,7 @@ def test_a_crash_before_the_key_is_destroyed_leaves_the_job_whole(
     dying = Shredder(runtime.db, runtime.documents, runtime.clock, FailingAudit())
 
     with pytest.raises(RuntimeError, match="injected crash"):
-        dying.purge(job_id)
+        dying.purge(job_id, Actor.system("test"))
 
     body = app.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
     assert body["result"]["text"] == "Retention test page"

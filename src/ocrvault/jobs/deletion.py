@@ -18,6 +18,7 @@ reapers may race on one job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ocrvault.access.keys import Environment
@@ -26,7 +27,7 @@ from ocrvault.clock import Clock
 from ocrvault.errors import ErrorCode, ResourceError
 from ocrvault.model import DeletionReceipt, JobStatus
 from ocrvault.retention.policy import RetentionPolicy
-from ocrvault.store.db import Database
+from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import ObjectKind, SealedDocuments
 from ocrvault.store.repository import JobRepository
 from ocrvault.store.tables import JobRow
@@ -72,35 +73,33 @@ class Shredder:
         self.clock = clock
         self.audit = audit
 
-    def purge(self, job_id: str, by: Actor | None = None, *,
-              scrub: bool = True) -> DeletionReceipt:
-        """Destroy the job's data; ``by`` is the caller who deleted it, None the reaper.
+    def _tombstone(self, row: JobRow, now: datetime, event: AuditEvent,
+                   session: Transaction) -> list[str]:
+        """Step 1 on a row in an open transaction: drop its keys, mark it due; audited the
+        first time. Returns the objects it still lists."""
+        if row.deleted_at is None:
+            row.deleted_at = now
+            self.audit.record(event, session)
+        if row.metadata_expires_at is None:
+            row.metadata_expires_at = now + timedelta(seconds=policy_of(row).job_metadata)
+        row.status = JobStatus.DELETED.value
+        row.wrapped_dek = None
+        row.customer_wrapped_dek = None
+        row.error_detail = None
+        row.next_expiry_at = now  # due at once, should we crash before step 3
+        return list(row.stored_objects)
 
-        The first purge of a job is audited in the tombstone's own transaction. With
-        ``scrub`` False the caller scrubs the database once for a whole batch.
-        """
+    def purge(self, job_id: str, by: Actor) -> DeletionReceipt:
+        """Destroy one job's data now, for the caller ``by``."""
         with self.db.transaction() as session:
             row = JobRepository(session).by_id(job_id)
             if row is None:
                 raise ResourceError(ErrorCode.JOB_NOT_FOUND, "No such job.")
-            now = self.clock()
-            if row.deleted_at is None:
-                row.deleted_at = now
-                event = AuditEvent(AuditAction.JOB_DELETED, by, target_id=job_id) if by else (
-                    AuditEvent(AuditAction.JOB_EXPIRED, _reaper(row), target_id=job_id,
-                               detail={"deleted": "all"}))
-                self.audit.record(event, session)
-            if row.metadata_expires_at is None:
-                row.metadata_expires_at = now + timedelta(seconds=policy_of(row).job_metadata)
-            row.status = JobStatus.DELETED.value
-            row.wrapped_dek = None
-            row.customer_wrapped_dek = None
-            row.error_detail = None
-            row.next_expiry_at = now  # due at once, should we crash before step 3
+            deleted = self._tombstone(row, self.clock(), AuditEvent(
+                AuditAction.JOB_DELETED, by, target_id=job_id), session)
             tenant_id, deleted_at = row.tenant_id, row.deleted_at
-            deleted = list(row.stored_objects)
-        if scrub:
-            self.db.scrub()
+        assert deleted_at is not None
+        self.db.scrub()
         self.documents.delete_all(tenant_id, job_id)
         with self.db.transaction() as session:
             row = JobRepository(session).by_id(job_id)
@@ -109,39 +108,59 @@ class Shredder:
                 row.next_expiry_at = row.metadata_expires_at
         return DeletionReceipt(id=job_id, deleted_at=deleted_at, deleted=[*deleted, "data_key"])
 
-    def expire(self, job_id: str) -> datetime | None:
-        """Apply retention to one due job; returns when that work was due (for the lag).
+    def expire_due(self, job_ids: Sequence[str]) -> list[datetime]:
+        """Apply retention to a batch of due jobs in two transactions; returns when each
+        job's work was due (for the lag). The caller scrubs the database afterwards.
 
-        The caller scrubs the database afterwards (the reaper does once per pass)."""
+        Whole jobs (deleted, or past their metadata's expiry) are tombstoned first; parts
+        past their expiry are deleted from the blob store before the rows stop listing
+        them. Rows that are not (or no longer) due are left alone.
+        """
         now = self.clock()
+        whole: dict[str, str] = {}  # job id -> tenant id
+        parts: dict[str, tuple[str, list[str]]] = {}
+        due_times: list[datetime] = []
         with self.db.transaction() as session:
-            row = JobRepository(session).by_id(job_id)
-            if row is None or row.next_expiry_at is None or row.next_expiry_at > now:
-                return None
-            due_at = row.next_expiry_at
-            whole = row.status == JobStatus.DELETED or (
-                row.metadata_expires_at is not None and row.metadata_expires_at <= now)
-            due_parts = [kind for kind in row.stored_objects
-                         if (expiry := expiry_of(row, kind)) is not None and expiry <= now]
-            tenant_id = row.tenant_id
-        if whole:
-            self.purge(job_id, scrub=False)
-            with self.db.transaction() as session:
-                jobs = JobRepository(session)
-                row = jobs.by_id(job_id)
-                if row is not None and row.metadata_expires_at is not None \
-                        and row.metadata_expires_at <= now:
-                    jobs.delete_row(job_id)
-            return due_at
-        for kind in due_parts:
-            self.documents.delete(tenant_id, job_id, ObjectKind(kind))
+            for row in JobRepository(session).by_ids(job_ids):
+                if row.next_expiry_at is None or row.next_expiry_at > now:
+                    continue
+                due_times.append(row.next_expiry_at)
+                if row.status == JobStatus.DELETED or (
+                        row.metadata_expires_at is not None and row.metadata_expires_at <= now):
+                    self._tombstone(row, now, AuditEvent(
+                        AuditAction.JOB_EXPIRED, _reaper(row), target_id=row.id,
+                        detail={"deleted": "all"}), session)
+                    whole[row.id] = row.tenant_id
+                else:
+                    parts[row.id] = (row.tenant_id, [
+                        kind for kind in row.stored_objects
+                        if (at := expiry_of(row, kind)) is not None and at <= now])
+        for job_id, tenant_id in whole.items():
+            self.documents.delete_all(tenant_id, job_id)
+        for job_id, (tenant_id, kinds) in parts.items():
+            for kind in kinds:
+                self.documents.delete(tenant_id, job_id, ObjectKind(kind))
         with self.db.transaction() as session:
-            row = JobRepository(session).by_id(job_id)
-            if row is not None:
-                row.stored_objects = [k for k in row.stored_objects if k not in due_parts]
-                row.next_expiry_at = next_due(row)
-                if due_parts:
-                    self.audit.record(AuditEvent(
-                        AuditAction.JOB_EXPIRED, _reaper(row), target_id=job_id,
-                        detail={"deleted": sorted(due_parts)}), session)
-        return due_at
+            jobs = JobRepository(session)
+            for row in jobs.by_ids([*whole, *parts]):
+                if row.id in whole:
+                    self._finish_whole(jobs, row, now)
+                else:
+                    self._finish_parts(row, parts[row.id][1], session)
+        return due_times
+
+    @staticmethod
+    def _finish_whole(jobs: JobRepository, row: JobRow, now: datetime) -> None:
+        if row.metadata_expires_at is not None and row.metadata_expires_at <= now:
+            jobs.delete_row(row.id)
+        else:
+            row.stored_objects = []
+            row.next_expiry_at = row.metadata_expires_at
+
+    def _finish_parts(self, row: JobRow, deleted: list[str], session: Transaction) -> None:
+        row.stored_objects = [k for k in row.stored_objects if k not in deleted]
+        row.next_expiry_at = next_due(row)
+        if deleted:
+            self.audit.record(AuditEvent(
+                AuditAction.JOB_EXPIRED, _reaper(row), target_id=row.id,
+                detail={"deleted": sorted(deleted)}), session)
