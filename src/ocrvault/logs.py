@@ -38,15 +38,28 @@ def redact(text: str) -> str:
     return _QUERY_PAIR.sub(_redact_secret_parameter, KEY_PATTERN.sub(REDACTED, text))
 
 
+def _redacted_arg(arg: object) -> object:
+    """Numbers stay numbers (for %d); anything else is logged as its redacted text."""
+    if isinstance(arg, (int, float)) or arg is None:
+        return arg
+    return redact(arg if isinstance(arg, str) else str(arg))
+
+
 class KeyRedactingFilter(logging.Filter):
     """Rewrites a record so that no key survives in it; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Arguments are redacted one by one rather than merged into the message, because
+        # some formatters (uvicorn's access log) unpack them; only text can hold a key.
         try:
-            message = record.getMessage()
+            record.getMessage()
         except Exception:  # arguments that do not fit the format: drop them, they may hold a key
-            message = f"{record.msg} [unformattable arguments dropped]"
-        record.msg, record.args = redact(message), None
+            record.msg, record.args = f"{record.msg} [unformattable arguments dropped]", None
+        record.msg = redact(record.msg) if isinstance(record.msg, str) else redact(str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted_arg(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {name: _redacted_arg(arg) for name, arg in record.args.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
         if record.exc_text:
