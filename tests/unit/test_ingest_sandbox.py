@@ -179,7 +179,7 @@ def test_concurrent_callers_share_a_pool_of_at_most_size_children() -> None:
         for thread in threads:
             thread.join()
         assert len(pids) == 20
-        assert 1 <= len(set(pids)) <= 2
+        assert len(set(pids)) in (1, 2)  # never more children than the pool size
 
 
 def test_close_stops_the_children_and_refuses_new_calls() -> None:
