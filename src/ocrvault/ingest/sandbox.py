@@ -16,10 +16,12 @@ serves requests must survive all of that, so decoding runs in a child process wi
 
 A child that crashes, runs out of memory or time is killed; the next call starts a
 fresh one. Children are forked from a "forkserver": a fresh single-threaded
-interpreter that preloads only the decoders (ingest, Pillow, pdfium) and never the
-parent's ``__main__``, so a child inherits no threads, locks, sockets or file
-descriptors of the multi-threaded parent (plain fork would copy them all), shares
-the decoder modules copy-on-write, and starts in milliseconds.
+interpreter that preloads the decoders (ingest, Pillow, pdfium), so a child inherits
+no threads, locks, sockets or file descriptors of the multi-threaded parent (plain
+fork would copy them all) and shares the decoder modules copy-on-write. Like any
+spawned child, each still imports the parent's main script as ``__mp_main__`` (not its
+``if __name__ == "__main__"`` block): under the ``ocrvault`` command that is
+``ocrvault.cli``, about 1.5 s once per child slot, since children are long-lived.
 
 The parent does not trust what comes back: replies are unpickled against an allow-list
 (ocrvault's own dataclasses and enums, builtin values), so a child taken over by an
