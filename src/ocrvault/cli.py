@@ -6,7 +6,6 @@ parameter, 1: anything else), never as a traceback.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import sys
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +27,7 @@ from rich.progress import (
 )
 
 from ocrvault.access.service import AccessService
+from ocrvault.addresses import is_loopback
 from ocrvault.audit import Actor, AuditLog, AuditService, ChainSigner, verify_chain
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
@@ -61,18 +61,9 @@ def _fail(error: OcrVaultError) -> typer.Exit:
     return typer.Exit(2 if isinstance(error, InputRejected) else 1)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def bind_refusal(host: str, *, tls: bool, behind_proxy: bool) -> str | None:
     """Why serving on ``host`` this way is refused, or None: no plaintext off loopback."""
-    if tls or behind_proxy or _is_loopback(host):
+    if tls or behind_proxy or is_loopback(host):
         return None
     return (f"refusing plain HTTP on {host}: documents would cross the network unencrypted. "
             "Give --tls-cert/--tls-key, or --behind-proxy if a TLS proxy fronts this address.")
@@ -84,16 +75,37 @@ def _everywhere() -> None:
 
 
 @contextmanager
-def _audited_db(settings: Settings) -> Iterator[tuple[Database, AuditLog]]:
-    """The data dir's migrated database and its audit log, for the admin commands."""
+def _data_dir(settings: Settings) -> Iterator[tuple[Database, Keyring]]:
+    """The data dir's migrated database and its keyring, for commands run beside a server."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
-        yield db, AuditLog(db, ChainSigner(load_keyring(settings)),
-                           retention=timedelta(days=settings.audit_retention_days))
+        yield db, load_keyring(settings)
     finally:
         db.dispose()
+
+
+@contextmanager
+def _audited_db(settings: Settings) -> Iterator[tuple[Database, AuditLog]]:
+    """The data dir's database and its audit log, for the admin commands."""
+    with _data_dir(settings) as (db, keyring):
+        yield db, AuditLog(db, ChainSigner(keyring),
+                           retention=timedelta(days=settings.audit_retention_days))
+
+
+def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path | None,
+                      behind_proxy: bool) -> dict[str, Any]:
+    """uvicorn's TLS and proxy settings for ``serve``: forwarded headers are believed only
+    behind a proxy, and then only from ``settings.trusted_proxies``."""
+    from ocrvault.api.transport import tls_context_factory
+
+    return {
+        "ssl_certfile": tls_cert, "ssl_keyfile": tls_key,
+        "ssl_context_factory": tls_context_factory if tls_cert else None,
+        "proxy_headers": behind_proxy, "forwarded_allow_ips": settings.trusted_proxies,
+        "server_header": False,
+    }
 
 
 def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> str:
@@ -128,7 +140,6 @@ def serve(
     import uvicorn
 
     from ocrvault.api.app import create_app
-    from ocrvault.api.transport import tls_context_factory
     from ocrvault.runtime import Runtime
 
     settings = Settings()
@@ -149,12 +160,8 @@ def serve(
         _print_key(runtime.access.bootstrap_tenant("default").secret, "default", base_url)
     out.print(f"ocrvault serving on {base_url}  (docs: {base_url}/docs, data: "
               f"{settings.data_dir.resolve()})", soft_wrap=True)
-    uvicorn.run(
-        create_app(runtime), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        ssl_context_factory=tls_context_factory if tls_cert else None,
-        proxy_headers=behind_proxy, forwarded_allow_ips=settings.trusted_proxies,
-        server_header=False, log_level="info",
-    )
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info",
+                **transport_options(settings, tls_cert, tls_key, behind_proxy))
 
 
 @app.command()
@@ -271,30 +278,23 @@ def audit_export(
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-def _keyring_and_db() -> tuple[Keyring, Database]:
-    settings = Settings()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    return load_keyring(settings), db
-
-
 @keys.command("status")
 def keys_status() -> None:
     """List master key versions, the primary, and how many data keys each still wraps."""
-    keyring, db = _keyring_and_db()
-    for version in keyring.versions:
-        mark = " (primary)" if version == keyring.primary else ""
-        out.print(f"v{version}{mark}: {count_wrapped_under(db, version)} data keys")
+    with _data_dir(Settings()) as (db, keyring):
+        for version in keyring.versions:
+            mark = " (primary)" if version == keyring.primary else ""
+            out.print(f"v{version}{mark}: {count_wrapped_under(db, version)} data keys")
 
 
 @keys.command("rotate-master")
 def keys_rotate_master() -> None:
     """Add a new master key version and make it the primary for new jobs."""
-    keyring, _db = _keyring_and_db()
-    try:
-        version = keyring.rotate()
-    except OcrVaultError as error:
-        raise _fail(error) from None
+    with _data_dir(Settings()) as (_db, keyring):
+        try:
+            version = keyring.rotate()
+        except OcrVaultError as error:
+            raise _fail(error) from None
     out.print(f"master key v{version} is now primary. Run 'ocrvault keys rewrap' next.")
 
 
@@ -302,9 +302,9 @@ def keys_rotate_master() -> None:
 def keys_rewrap(batch: Annotated[int, typer.Option(min=1, help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
-    keyring, db = _keyring_and_db()
-    with Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err) as progress:
+    with _data_dir(Settings()) as (db, keyring), \
+            Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                     console=err) as progress:
         task = progress.add_task("rewrap", total=None)
         done = rewrap_all(db, keyring, batch,
                           lambda n, total: progress.update(task, completed=n, total=total))
@@ -315,14 +315,14 @@ def keys_rewrap(batch: Annotated[int, typer.Option(min=1, help="Keys per transac
 def keys_retire(version: Annotated[int, typer.Argument(help="Master key version to remove")],
                 ) -> None:
     """Remove an old master key version; refused while any data key still needs it."""
-    keyring, db = _keyring_and_db()
-    remaining = count_wrapped_under(db, version)
-    if remaining:
-        err.print(f"[red]error[/red] {remaining} data keys are still wrapped under v{version}; "
-                  "run 'ocrvault keys rewrap' first.")
-        raise typer.Exit(1)
-    try:
-        keyring.retire(version)
-    except OcrVaultError as error:
-        raise _fail(error) from None
+    with _data_dir(Settings()) as (db, keyring):
+        remaining = count_wrapped_under(db, version)
+        if remaining:
+            err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "
+                      f"v{version}; run 'ocrvault keys rewrap' first.")
+            raise typer.Exit(1)
+        try:
+            keyring.retire(version)
+        except OcrVaultError as error:
+            raise _fail(error) from None
     out.print(f"master key v{version} retired.")

@@ -91,7 +91,7 @@ def ingest_outcome(ingestor: Ingestor, data: bytes) -> str:
     try:
         info = ingestor.inspect(data)
         pages = parse_page_selection(None, info.page_count)[:2]
-        for page in ingestor.decode(data, info, pages):
+        for page in ingestor.decode(data, info.format, pages):
             assert page.image.mode in ("L", "RGB") and not page.image.info
             page.image.close()
     except OcrVaultError as error:

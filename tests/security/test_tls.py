@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ocrvault.api.app import create_app
 from ocrvault.api.transport import tls_context_factory
 from ocrvault.cli import app as cli_app
-from ocrvault.cli import bind_refusal
+from ocrvault.cli import bind_refusal, transport_options
 from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
@@ -104,3 +104,19 @@ def test_serve_command_refuses_a_public_bind_without_tls(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "refusing plain HTTP" in result.output
     assert not (tmp_path / "ocrvault.db").exists()
+
+
+@pytest.mark.parametrize(("trusted", "believed"), [("127.0.0.1", True), ("10.9.9.9", False)])
+def test_forwarded_proto_is_believed_only_from_trusted_proxies(
+    tmp_path: Path, engine: TesseractEngine, trusted: str, believed: bool
+) -> None:
+    """Behind a proxy, X-Forwarded-Proto: https (and so HSTS) counts only from
+    OCRVAULT_TRUSTED_PROXIES; anyone else could otherwise claim a secure channel."""
+    settings = Settings(data_dir=tmp_path / "data", workers=1, trusted_proxies=trusted)
+    runtime = Runtime.build(settings, engine=engine)
+    options = transport_options(settings, None, None, behind_proxy=True)
+    with serving(create_app(runtime), **options) as port:
+        response = httpx.get(f"http://127.0.0.1:{port}/healthz",
+                             headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    assert ("strict-transport-security" in response.headers) is believed

@@ -72,7 +72,7 @@ def test_inspect_reports_what_the_sandboxed_header_check_found(ingestor: Ingesto
 def test_decode_streams_the_selected_pages_as_images(ingestor: Ingestor) -> None:
     data = pdf_of([Image.new("L", (50, 40), shade) for shade in (0, 128, 255)], dpi=72)
     info = ingestor.inspect(data)
-    pages = ingestor.decode(data, info, [1, 3])
+    pages = ingestor.decode(data, info.format, [1, 3])
     first = next(pages)
     assert (first.number, first.image.size, first.image.mode) == (1, (50, 40), "RGB")
     assert [page.number for page in pages] == [3]
@@ -82,5 +82,5 @@ def test_an_error_raised_in_the_child_reaches_the_caller_of_decode(ingestor: Ing
     data = encode(Image.new("L", (10, 10)), "PNG")
     info = ingestor.inspect(data)
     with pytest.raises(InputRejected) as rejected:
-        list(ingestor.decode(data, info, [2]))
+        list(ingestor.decode(data, info.format, [2]))
     assert rejected.value.code is ErrorCode.INVALID_PARAMETER

@@ -51,7 +51,7 @@ def ingestor() -> Iterator[Ingestor]:
 def ingest(ingestor: Ingestor, data: bytes, password: str | None = None) -> list[DecodedPage]:
     info = ingestor.inspect(data, password)
     pages = parse_page_selection(None, info.page_count)
-    return list(ingestor.decode(data, info, pages, password))
+    return list(ingestor.decode(data, info.format, pages, password))
 
 
 def outcome(ingestor: Ingestor, data: bytes) -> str:

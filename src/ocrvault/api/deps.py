@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 from collections.abc import Callable
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ocrvault.access.principal import Principal, RequestContext, Scope
+from ocrvault.addresses import is_loopback
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
 from ocrvault.runtime import Runtime
@@ -53,13 +53,8 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 def _is_private_channel(request: Request) -> bool:
     """HTTPS (directly, or per a trusted proxy), or a loopback peer."""
-    if request.url.scheme == "https":
-        return True
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return request.url.scheme == "https" or is_loopback(
+        request.client.host if request.client else "")
 
 
 def customer_key(

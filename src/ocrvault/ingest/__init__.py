@@ -66,10 +66,11 @@ class Ingestor:
         return self.sandbox.call(inspect_header, data, fmt, self.limits, pdf_password)
 
     def decode(
-        self, data: bytes, info: InputInfo, pages: list[int], pdf_password: str | None = None
+        self, data: bytes, fmt: FileFormat, pages: list[int], pdf_password: str | None = None
     ) -> Iterator[DecodedPage]:
-        """Decode ``pages`` (1-based) one at a time; a page is decoded when it is asked for."""
+        """Decode ``pages`` (1-based) of a file :meth:`inspect` accepted as ``fmt``, one at a
+        time; a page is decoded when it is asked for, and its limits checked again."""
         for page in self.sandbox.call_iter(
-            decode_pages, data, info.format, pages, self.limits, pdf_password
+            decode_pages, data, fmt, pages, self.limits, pdf_password
         ):
             yield page.to_page()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.pages import parse_page_selection
-from ocrvault.ingest.types import InputInfo
+from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
 from ocrvault.model import Document, Page
 
@@ -21,7 +21,10 @@ PageProgress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class CheckedInput:
-    info: InputInfo
+    """What decoding needs of a file that passed :meth:`OcrPipeline.check`; a worker
+    rebuilds it from the job row instead of inspecting the file again."""
+
+    format: FileFormat
     pages: list[int]
 
 
@@ -33,13 +36,14 @@ class OcrPipeline:
     def check(self, data: bytes, params: ReadParams) -> CheckedInput:
         """Every check that can reject a file before it is stored or decoded in full."""
         info = self.ingestor.inspect(data, params.pdf_password)
-        return CheckedInput(info, parse_page_selection(params.pages, info.page_count))
+        return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count))
 
     def run(self, data: bytes, checked: CheckedInput, params: ReadParams,
             on_page: PageProgress | None = None) -> Document:
         pages: list[Page] = []
         removed: set[str] = set()
-        decoded_pages = self.ingestor.decode(data, checked.info, checked.pages, params.pdf_password)
+        decoded_pages = self.ingestor.decode(data, checked.format, checked.pages,
+                                             params.pdf_password)
         for index, decoded in enumerate(decoded_pages):
             options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
             pages.append(self.engine.recognize(decoded.image, options))

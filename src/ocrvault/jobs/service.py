@@ -7,7 +7,6 @@ tenant-scoped repository, so another tenant's job is "not found", never
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -151,7 +150,7 @@ class JobService:
             created_at=now, expires_at=now + timedelta(seconds=policy.result),
             retention=policy.as_dict(), metadata_expires_at=ceiling, next_expiry_at=ceiling,
             languages=list(params.languages), page_selection=checked.pages,
-            outputs=[o.value for o in params.outputs], input_format=checked.info.format.value,
+            outputs=[o.value for o in params.outputs], input_format=checked.format.value,
             input_bytes=len(data), page_count=len(checked.pages), attempts=0,
             wrapped_dek=keys.wrapped_dek, master_key_version=keys.master_key_version,
             customer_wrapped_dek=keys.customer_wrapped_dek,
@@ -162,7 +161,7 @@ class JobService:
         submission = {ObjectKind.INPUT: data}
         if params.pdf_password is not None:
             submission[ObjectKind.PDF_PASSWORD] = params.pdf_password.encode("utf-8")
-        if declared_type is not None and contradicts(declared_type, checked.info.format):
+        if declared_type is not None and contradicts(declared_type, checked.format):
             submission[ObjectKind.DECLARED_TYPE] = declared_type.encode("ascii")
         row.stored_objects = [kind.value for kind in submission]
         # Sealed input first: a crash before the row commits leaves only ciphertext
@@ -267,16 +266,12 @@ class JobService:
             )
         self.quotas.admit(principal, len(checked.pages), new_job=False)
         document = self._sync_pool.submit(self.pipeline.run, data, checked, params).result()
-        document = with_declared_type(document, declared_type, checked.info.format)
+        document = with_declared_type(document, declared_type, checked.format)
         self._revealed(principal, AuditAction.JOB_READ_SYNC, None)
         return document
 
     def close(self) -> None:
         self._sync_pool.shutdown(wait=True)
-
-    @staticmethod
-    def result_json(document: Document) -> bytes:
-        return json.dumps(document.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
 
 
 def with_declared_type(document: Document, declared: str | None,

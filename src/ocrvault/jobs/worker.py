@@ -15,10 +15,11 @@ from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
 from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
+from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.deletion import next_due, policy_of
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline
-from ocrvault.jobs.service import JobService, key_of, with_declared_type
+from ocrvault.jobs.service import key_of, with_declared_type
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.render import render
 from ocrvault.retention.policy import Expiries, ceiling_for
@@ -73,11 +74,12 @@ class JobWorker:
         outputs = tuple(OutputFormat(o) for o in row.outputs)
         params = ReadParams(languages=tuple(row.languages), outputs=outputs,
                             pdf_password=password)
-        info = self.pipeline.ingestor.inspect(data, password)
-        checked = CheckedInput(info, list(row.page_selection or []))
+        # Checked at submission: the bytes are those sealed then, so no second inspection.
+        assert row.input_format is not None, "every submission records its sniffed format"
+        checked = CheckedInput(FileFormat(row.input_format), list(row.page_selection or []))
         document = with_declared_type(self.pipeline.run(data, checked, params), declared,
-                                      info.format)
-        self.documents.put(key, ObjectKind.RESULT, JobService.result_json(document))
+                                      checked.format)
+        self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
         for fmt in outputs:
             self.documents.put(key, ObjectKind.output(fmt), render(document, fmt))
