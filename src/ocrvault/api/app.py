@@ -12,7 +12,7 @@ from ocrvault import __version__
 from ocrvault.api import problems
 from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.routes import audit, health, jobs, keys, read, retention
-from ocrvault.api.transport import install_security_headers
+from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
 from ocrvault.logs import install_key_redaction
 from ocrvault.runtime import Runtime
@@ -50,7 +50,7 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     app.state.runtime = runtime
     install_key_redaction()
     problems.install(app)
-    install_security_headers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, read, jobs, keys, audit, retention):
         app.include_router(module.router)
