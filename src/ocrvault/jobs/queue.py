@@ -52,6 +52,14 @@ class LocalQueue:
                 log.exception("worker crashed on job %s", job_id)
 
     def stop(self) -> None:
+        """Stop once the jobs in progress end. Jobs still waiting are dropped from memory,
+        not lost: they stay queued in the database and the next start enqueues them, so a
+        stop with a long queue takes one job's time, not the whole queue's."""
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
