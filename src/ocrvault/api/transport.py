@@ -11,8 +11,9 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
+
+from ocrvault.api.asgi import ResponseHeadersMiddleware
 
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -25,30 +26,12 @@ def tls_context_factory(_config: Any, default: Callable[[], ssl.SSLContext]) -> 
     return context
 
 
-class SecurityHeadersMiddleware:
-    """A pure ASGI middleware, like the request-id one: ``@app.middleware("http")`` would
-    run every request through an extra task and memory streams (a measurable share of a
-    small request's CPU)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        https = scope.get("scheme") == "https"
-        # Results are documents: no proxy or browser cache may keep a copy.
-        no_store = str(scope.get("path", "")).startswith("/v1/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if https:
-                    headers["Strict-Transport-Security"] = HSTS
-                headers["X-Content-Type-Options"] = "nosniff"
-                if no_store:
-                    headers["Cache-Control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+class SecurityHeadersMiddleware(ResponseHeadersMiddleware):
+    def headers_for(self, scope: Scope) -> dict[str, str]:
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if scope.get("scheme") == "https":
+            headers["Strict-Transport-Security"] = HSTS
+        if str(scope.get("path", "")).startswith("/v1/"):
+            # Results are documents: no proxy or browser cache may keep a copy.
+            headers["Cache-Control"] = "no-store"
+        return headers
