@@ -169,9 +169,10 @@ def services(stack: ExitStack, pages: list[bytes], data_dir: Path) -> dict[int, 
 
 def measure_rounds(pages: list[bytes], rounds: int, data_dir: Path) -> list[dict[str, Run]]:
     """Every path at each worker count once per round, keyed "<path> <workers>"."""
-    engine = TesseractEngine()
     measured: list[dict[str, Run]] = []
     with ExitStack() as stack:
+        engine = TesseractEngine()
+        stack.callback(engine.close)
         running = services(stack, pages, data_dir)
         for number in range(1, rounds + 1):
             runs = {}
@@ -183,7 +184,6 @@ def measure_rounds(pages: list[bytes], rounds: int, data_dir: Path) -> list[dict
             print(f"round {number}/{rounds}: " + ", ".join(
                 f"{name} {run.pages_per_second:.2f}" for name, run in runs.items()), flush=True)
             measured.append(runs)
-    engine.close()
     return measured
 
 

@@ -74,8 +74,8 @@ _FLIP_MARGIN = 0.1
 # Tesseract's binarisation loses thin strokes of small text.
 _SMALL_LINE_PX = 18.0
 _TARGET_LINE_PX = 24.0
-# Measured on the dev corpus's receipts: 1.5x reads as well as 2x did (mean CER 0.108 both,
-# 0.114 unscaled) for about half the extra pixels, which Tesseract pays for in proportion.
+# Measured once (2026-11) on the dev receipts: 1.5x reads as well as 2x did (mean CER
+# 0.108 both, 0.114 unscaled) for about half the extra pixels, which Tesseract pays for.
 _MAX_UPSCALE = 1.5
 _MAX_UPSCALED_PIXELS = 40_000_000
 
