@@ -103,7 +103,8 @@ class Runtime:
         for job_id in pending:
             self.queue.enqueue(job_id)
         for name, task in (("reaper", self.reaper.run_once),
-                           ("audit-retention", self.audit.purge_expired)):
+                           ("audit-retention", self.audit.purge_expired),
+                           ("audit-refusals", self.access.flush_refusals)):
             thread = PeriodicThread(name, self.settings.reaper_interval_seconds, task)
             thread.start()
             self._periodic.append(thread)
@@ -117,4 +118,6 @@ class Runtime:
         self.pipeline.ingestor.sandbox.close()
         if self.owns_engine:
             self.pipeline.engine.close()
+        # Counted refusals of windows still open: recorded, not lost with the process.
+        self.access.flush_refusals(everything=True)
         self.db.dispose()

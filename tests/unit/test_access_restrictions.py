@@ -1,8 +1,10 @@
 """Key restrictions (one check each, all-of, failing closed), rate buckets, and the key
-rules the matrix does not reach: escalation, rotation, revocation, refusal floods."""
+rules the matrix does not reach: escalation, key-on-key reach, rotation, cascaded
+revocation, job visibility, names, refusal floods."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -14,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Principal, RequestContext, Role, Scope
+from ocrvault.access.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.access.ratelimit import TokenBuckets
 from ocrvault.access.restrictions import RESTRICTIONS, Attempt, Refusal, evaluate
 from ocrvault.access.service import AccessService, KeySpec
@@ -223,15 +225,170 @@ def test_revocation_is_immediate_idempotent_and_audited_once(access: AccessServi
     assert caught.value.code is ErrorCode.KEY_REVOKED
 
 
-def test_refusal_floods_cannot_fill_the_audit_log(access: AccessService) -> None:
+def refusals(access: AccessService) -> tuple[int, int, int]:
+    """(refusals of no known key recorded one by one, refusals counted in aggregates,
+    aggregate entries)."""
+    with access.db.transaction() as session:
+        rows = session.scalars(select(AuditEntryRow).where(AuditEntryRow.action.in_(
+            [AuditAction.AUTH_REFUSED.value, AuditAction.AUTH_REFUSALS_AGGREGATED.value]))).all()
+    single = sum(1 for r in rows if r.action == AuditAction.AUTH_REFUSED and not r.actor_key_id)
+    aggregates = [json.loads(r.detail or "{}") for r in rows
+                  if r.action == AuditAction.AUTH_REFUSALS_AGGREGATED]
+    return single, sum(a["count"] for a in aggregates), len(aggregates)
+
+
+def refused_by(access: AccessService, key_id: str) -> int:
+    with access.db.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(AuditEntryRow).where(
+            AuditEntryRow.action == AuditAction.AUTH_REFUSED.value,
+            AuditEntryRow.actor_key_id == key_id)) or 0)
+
+
+def test_a_flood_of_bad_keys_is_counted_and_hides_no_valid_keys_refusal(
+    access: AccessService, clock: FakeClock,
+) -> None:
     tenant = access.bootstrap_tenant("acme")
-    reviewer = access.issue_key(tenant.tenant_id, "r", Role.REVIEWER).secret
-    for _ in range(500):  # one source: its own limit
+    reviewer = access.issue_key(tenant.tenant_id, "r", Role.REVIEWER)
+    flood = 0
+    for n in range(1400):  # one address, then many: past the old 600-a-minute budget
         with pytest.raises(AuthError):
-            login(access, reviewer, Scope.KEYS_MANAGE, ip="192.0.2.1")
-    assert entries(access, AuditAction.AUTH_REFUSED) == 20
-    for n in range(700):  # many sources: the overall limit
+            login(access, "ocv_live_" + "x" * 36, Scope.JOBS_READ,
+                  ip="192.0.2.1" if n < 700 else f"2001:db8::{n:x}")
+        flood += 1
+    for _ in range(5):  # escalation attempts by a valid key: each one on record
         with pytest.raises(AuthError):
-            login(access, "ocv_live_" + "x" * 36, Scope.JOBS_READ, ip=f"2001:db8::{n:x}")
-    assert entries(access, AuditAction.AUTH_REFUSED) <= 600
-    assert entries(access, AuditAction.AUTH_REFUSALS_SUPPRESSED) == 2  # one per exhausted bucket
+            login(access, reviewer.secret, Scope.KEYS_MANAGE, ip="192.0.2.1")
+    assert refused_by(access, reviewer.key_id) == 5
+    single, counted, _ = refusals(access)
+    assert single <= 600 and counted == 0  # the aggregates wait for their window to close
+    access.flush_refusals(everything=True)
+    single, counted, aggregates = refusals(access)
+    assert single + counted == flood
+    assert aggregates >= 1
+
+
+def test_a_closed_window_is_recorded_at_the_next_refusal_or_the_flush(
+    access: AccessService, clock: FakeClock,
+) -> None:
+    def bad(ip: str) -> None:
+        with pytest.raises(AuthError):
+            login(access, "ocv_live_" + "x" * 36, Scope.JOBS_READ, ip=ip)
+
+    for _ in range(25):
+        bad("192.0.2.1")
+        bad("192.0.2.2")
+    assert refusals(access) == (40, 0, 0)
+    assert access.flush_refusals() == 0  # the windows are still open
+    clock.advance(timedelta(seconds=61))
+    bad("192.0.2.1")  # ends its source's window: that aggregate is written now
+    assert refusals(access) == (41, 5, 1)
+    assert access.flush_refusals() == 5  # the other source's window, by the periodic flush
+    assert refusals(access) == (41, 10, 2)
+
+
+# Key-on-key operations: the target must lie within the caller's rights.
+
+def made(access: AccessService, maker: Principal, **changes: Any) -> tuple[str, str]:
+    issued = access.create_key(maker, spec(**changes))
+    return issued.key_id, issued.secret
+
+
+def test_a_keys_manage_only_key_cannot_touch_an_admin_key(access: AccessService) -> None:
+    root = login(access, access.bootstrap_tenant("acme").secret)
+    manager = login(access, made(access, root, scopes=frozenset({Scope.KEYS_MANAGE}))[1])
+    admin_id, _ = made(access, root, scopes=Role.ADMIN.scopes)
+    for operation in (lambda: access.rotate_key(manager, admin_id, HOUR),
+                      lambda: access.revoke_key(manager, admin_id),
+                      lambda: access.get_key(manager, admin_id)):
+        assert refused_code(operation) == "forbidden"
+    assert access.get_key(root, admin_id).revoked_at is None
+    assert refused_by(access, manager.key_id) == 3  # escalation attempts are on record
+    peer_id, _ = made(access, root, scopes=frozenset({Scope.KEYS_MANAGE}))
+    assert access.rotate_key(manager, peer_id, HOUR).key_id == peer_id
+    assert access.revoke_key(manager, peer_id).revoked_at is not None
+
+
+def test_an_expiring_key_cannot_touch_a_key_that_outlives_it(
+    access: AccessService, clock: FakeClock,
+) -> None:
+    root = login(access, access.bootstrap_tenant("acme").secret)
+    week = clock() + timedelta(days=7)
+    expiring = login(access, made(access, root, scopes=Role.ADMIN.scopes, expires_at=week)[1])
+    forever_id, _ = made(access, root)
+    later_id, _ = made(access, root, expires_at=week + HOUR)
+    for target in (forever_id, later_id):
+        assert refused_code(lambda t=target: access.rotate_key(expiring, t, HOUR)) == "forbidden"
+    sooner_id, _ = made(access, root, expires_at=week - HOUR)
+    assert access.rotate_key(expiring, sooner_id, HOUR).key.expires_at == week - HOUR
+
+
+def test_an_ip_bound_key_cannot_touch_an_unrestricted_key(access: AccessService) -> None:
+    root = login(access, access.bootstrap_tenant("acme").secret)
+    bound = login(access, made(access, root, scopes=Role.ADMIN.scopes,
+                               allowed_ips=(ip_network("10.0.0.0/8"),))[1])
+    anywhere_id, _ = made(access, root)
+    elsewhere_id, _ = made(access, root, allowed_ips=(ip_network("192.0.2.0/24"),))
+    for target in (anywhere_id, elsewhere_id):
+        assert refused_code(lambda t=target: access.rotate_key(bound, t, HOUR)) == "forbidden"
+        assert refused_code(lambda t=target: access.revoke_key(bound, t)) == "forbidden"
+    within_id, _ = made(access, root, allowed_ips=(ip_network("10.1.0.0/16"),))
+    assert access.rotate_key(bound, within_id, HOUR).key.allowed_ips == ("10.1.0.0/16",)
+
+
+def test_rotation_keeps_the_keys_expiry_and_address_restrictions(
+    access: AccessService, clock: FakeClock,
+) -> None:
+    root = login(access, access.bootstrap_tenant("acme").secret)
+    key_id, _ = made(access, root, expires_at=clock() + HOUR,
+                     allowed_ips=(ip_network("10.0.0.0/8"),))
+    rotated = access.rotate_key(root, key_id, timedelta(0))
+    assert (rotated.key.expires_at, rotated.key.allowed_ips) == (clock() + HOUR, ("10.0.0.0/8",))
+    assert refused_code(lambda: login(access, rotated.secret, Scope.JOBS_READ,
+                                      ip="192.0.2.1")) == "ip_not_allowed"
+    assert login(access, rotated.secret, Scope.JOBS_READ).key_id == key_id
+    clock.advance(HOUR)
+    assert refused_code(lambda: login(access, rotated.secret, Scope.JOBS_READ)) == "unauthorized"
+
+
+def test_revoking_a_key_revokes_the_keys_it_made_transitively(access: AccessService) -> None:
+    root = login(access, access.bootstrap_tenant("acme").secret)
+    parent_id, parent_secret = made(access, root, scopes=Role.ADMIN.scopes)
+    parent = login(access, parent_secret)
+    child_id, child_secret = made(access, parent, scopes=Role.ADMIN.scopes)
+    grandchild_id, grandchild_secret = made(access, login(access, child_secret))
+    sibling_id, sibling_secret = made(access, root)
+    access.revoke_key(root, parent_id)
+    for secret in (parent_secret, child_secret, grandchild_secret):
+        assert refused_code(lambda s=secret: login(access, s, Scope.JOBS_READ)) == "unauthorized"
+    assert login(access, sibling_secret, Scope.JOBS_READ).key_id == sibling_id
+    details = {k.id: k for k in access.list_keys(root)}
+    assert details[parent_id].revoked_with is None
+    assert details[parent_id].revoked_by == root.key_id
+    assert details[child_id].revoked_with == parent_id
+    assert details[grandchild_id].revoked_with == parent_id
+    assert entries(access, AuditAction.KEY_REVOKED) == 3
+
+
+def test_job_visibility_defaults_by_role_and_never_widens(access: AccessService) -> None:
+    tenant = access.bootstrap_tenant("acme")
+    root = login(access, tenant.secret)
+    assert root.job_visibility is JobVisibility.TENANT
+    developer = access.issue_key(tenant.tenant_id, "d", Role.DEVELOPER)
+    assert developer.key.job_visibility is JobVisibility.OWN
+    _, narrow_secret = made(access, root, scopes=Role.ADMIN.scopes,
+                            job_visibility=JobVisibility.OWN)
+    narrow = login(access, narrow_secret)
+    assert refused_code(lambda: access.create_key(
+        narrow, spec(job_visibility=JobVisibility.TENANT))) == "forbidden"
+    assert access.create_key(narrow, spec()).key.job_visibility is JobVisibility.OWN
+    assert refused_code(lambda: access.rotate_key(narrow, tenant.key_id, HOUR)) == "forbidden"
+
+
+@pytest.mark.parametrize("name", ["a\nb", "\x1b[31mred", "\u202egpj.exe", "tab\there",
+                                  "del\x7f", "\x85", "x" * 201])
+def test_key_names_refuse_control_and_bidi_characters(access: AccessService, name: str) -> None:
+    tenant = access.bootstrap_tenant("acme")
+    with pytest.raises(InputRejected) as caught:
+        access.issue_key(tenant.tenant_id, name, Role.REVIEWER)
+    assert caught.value.code is ErrorCode.INVALID_PARAMETER
+    assert refused_code(lambda: access.bootstrap_tenant(name)) == "invalid_parameter"

@@ -18,6 +18,17 @@ class Scope(StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
 
 
+class JobVisibility(StrEnum):
+    """Which of its tenant's jobs (in its environment) a key sees and deletes."""
+
+    OWN = "own"  # only those it submitted
+    TENANT = "tenant"
+
+    def allows(self, other: JobVisibility) -> bool:
+        """Whether a key with this visibility may hold (make or manage) one with ``other``."""
+        return self is JobVisibility.TENANT or other is JobVisibility.OWN
+
+
 class Role(StrEnum):
     ADMIN = "admin"
     DEVELOPER = "developer"
@@ -27,6 +38,12 @@ class Role(StrEnum):
     @property
     def scopes(self) -> frozenset[Scope]:
         return _ROLE_SCOPES[self]
+
+    @property
+    def job_visibility(self) -> JobVisibility:
+        """The default for a key made with this role: a developer's key is an integration's,
+        which has no business with its colleagues' documents."""
+        return JobVisibility.OWN if self is Role.DEVELOPER else JobVisibility.TENANT
 
 
 _ROLE_SCOPES = {
@@ -62,10 +79,16 @@ class Principal:
     environment: Environment
     key_name: str = ""
     limits: KeyLimits = KeyLimits()
+    job_visibility: JobVisibility = JobVisibility.TENANT
     request: RequestContext = RequestContext(request_id="")
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+    @property
+    def job_submitter(self) -> str | None:
+        """The key whose jobs alone this key sees, or None when it sees the tenant's."""
+        return self.key_id if self.job_visibility is JobVisibility.OWN else None
 
     @property
     def administers(self) -> tuple[Environment, ...]:
@@ -75,6 +98,11 @@ class Principal:
         live admin can manage test keys while a test key (which lives in CI configs
         and laptops) can never reach, revoke or mint a live one.
         """
-        if self.environment is Environment.LIVE:
-            return (Environment.LIVE, Environment.TEST)
-        return (Environment.TEST,)
+        return administered_by(self.environment)
+
+
+def administered_by(environment: Environment) -> tuple[Environment, ...]:
+    """The environments a key of ``environment`` administers (see Principal.administers)."""
+    if environment is Environment.LIVE:
+        return (Environment.LIVE, Environment.TEST)
+    return (Environment.TEST,)

@@ -2,22 +2,40 @@
 key to a Principal.
 
 Keys are found only through the tenant-scoped repository, so another tenant's key is
-"not found"; every change commits together with its audit entry. Revocation and
-expiry are read from the database on every request (no cache), so they take effect
-at the next request on every API node.
+"not found"; every change commits together with its audit entry. A key acts on another
+key only when the other lies within its own rights (access/reach.py), the rule that
+making a key obeys too. Revoking a key revokes every key it made, transitively.
+Revocation and expiry are read from the database on every request (no cache), so they
+take effect at the next request on every API node.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ocrvault.access.keys import Environment, digest_of, generate_key, hint_of, parse_key
-from ocrvault.access.principal import KeyLimits, Principal, RequestContext, Role, Scope
+from ocrvault.access.names import name_problem
+from ocrvault.access.principal import (
+    JobVisibility,
+    KeyLimits,
+    Principal,
+    RequestContext,
+    Role,
+    Scope,
+)
 from ocrvault.access.ratelimit import RateLimiter, TokenBuckets
+from ocrvault.access.reach import (
+    Network,
+    Reach,
+    beyond,
+    caller_row,
+    managed_key,
+    refusals_audited,
+)
+from ocrvault.access.refusals import Aggregate, RefusalTally
 from ocrvault.access.restrictions import INVALID, Attempt, Refusal, evaluate
 from ocrvault.audit.events import Actor, AuditAction, AuditEvent, Outcome
 from ocrvault.audit.log import AuditSink
@@ -38,12 +56,9 @@ from ocrvault.store.tables import ApiKeyRow, TenantRow
 # readers behind the database's single writer.
 _TOUCH_EVERY = timedelta(minutes=1)
 MAX_GRACE = timedelta(days=7)
-# Refused requests written to the audit log per minute, per source (tenant and address)
-# and overall; past either, one "suppressed" entry a minute stands for the rest.
-_REFUSALS_PER_SOURCE = 20
-_REFUSALS_OVERALL = 600
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Names the operator gives (a tenant's admin key is "<tenant> admin") may be longer than
+# the API's; the column holds 200.
+_OPERATOR_NAME_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +71,21 @@ class KeySpec:
     expires_at: datetime | None = None
     allowed_ips: tuple[Network, ...] = ()
     limits: KeyLimits = field(default_factory=KeyLimits)
+    # None: the role's default (tenant without a role), narrowed to the maker's own.
+    job_visibility: JobVisibility | None = None
+    role: Role | None = None
+
+    def reach(self, maker_visibility: JobVisibility) -> Reach:
+        return Reach(scopes=frozenset(s.value for s in self.scopes),
+                     environment=self.environment, expires_at=self.expires_at,
+                     allowed_ips=self.allowed_ips,
+                     job_visibility=self.visibility(maker_visibility))
+
+    def visibility(self, maker_visibility: JobVisibility) -> JobVisibility:
+        if self.job_visibility is not None:
+            return self.job_visibility
+        default = self.role.job_visibility if self.role else JobVisibility.TENANT
+        return default if maker_visibility.allows(default) else maker_visibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +102,8 @@ class KeyInfo:
     created_by: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    revoked_by: str | None
+    revoked_with: str | None
     last_used_at: datetime | None
     rotated_at: datetime | None
     previous_secret_expires_at: datetime | None
@@ -79,6 +111,7 @@ class KeyInfo:
     rate_limit_per_minute: int | None
     max_concurrent_jobs: int | None
     max_pages_per_day: int | None
+    job_visibility: JobVisibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +129,12 @@ def info_of(row: ApiKeyRow) -> KeyInfo:
         id=row.id, name=row.name, environment=Environment(row.environment),
         scopes=tuple(row.scopes), hint=row.hint, created_at=row.created_at,
         created_by=row.created_by, expires_at=row.expires_at, revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by, revoked_with=row.revoked_with,
         last_used_at=row.last_used_at, rotated_at=row.rotated_at,
         previous_secret_expires_at=row.previous_expires_at,
         allowed_ips=tuple(row.allowed_ips or ()), rate_limit_per_minute=row.rate_limit_per_minute,
         max_concurrent_jobs=row.max_concurrent_jobs, max_pages_per_day=row.max_pages_per_day,
+        job_visibility=JobVisibility(row.job_visibility),
     )
 
 
@@ -107,24 +142,6 @@ def _limits_of(row: ApiKeyRow) -> KeyLimits:
     return KeyLimits(rate_per_minute=row.rate_limit_per_minute,
                      concurrent_jobs=row.max_concurrent_jobs,
                      pages_per_day=row.max_pages_per_day)
-
-
-def _within(child: Network, parents: list[Network]) -> bool:
-    return any(child.version == parent.version and child.subnet_of(parent)  # type: ignore[arg-type]
-               for parent in parents)
-
-
-def _escapes(maker: ApiKeyRow, spec: KeySpec) -> str | None:
-    """Why a key made by ``maker`` would outlive it or work where it cannot, or None."""
-    if maker.expires_at is not None and (spec.expires_at is None
-                                         or spec.expires_at > maker.expires_at):
-        return "A key cannot make a key that outlives it; give an expires_at no later than its own."
-    if maker.allowed_ips:
-        parents = [ipaddress.ip_network(cidr) for cidr in maker.allowed_ips]
-        if not spec.allowed_ips or not all(_within(net, parents) for net in spec.allowed_ips):
-            return ("A key cannot make a key usable from addresses it cannot use; give "
-                    "allowed_ips within its own.")
-    return None
 
 
 class AccessService:
@@ -135,7 +152,7 @@ class AccessService:
         self.clock = clock
         self.rate_limiter = rate_limiter or TokenBuckets(clock)
         # Local on purpose: it guards this node's writes to the log, whatever the deployment.
-        self._refusal_rate = TokenBuckets(clock)
+        self._refusals = RefusalTally(clock)
 
     def create_tenant(self, name: str) -> IssuedKey:
         """Create a new tenant and its first admin key; refused if the name is taken."""
@@ -146,6 +163,9 @@ class AccessService:
         return self._admin_key(name, environment, new_tenant=False)
 
     def _admin_key(self, name: str, environment: Environment, *, new_tenant: bool) -> IssuedKey:
+        problem = name_problem(name)
+        if problem is not None:
+            raise InputRejected(ErrorCode.INVALID_PARAMETER, f"Tenant name: {problem}.")
         with self.db.transaction() as session:
             tenants = TenantRepository(session)
             tenant = tenants.by_name(name)
@@ -172,24 +192,22 @@ class AccessService:
             return self._issue(session, tenant_id, _spec(name, role, environment), None)
 
     def create_key(self, principal: Principal, spec: KeySpec) -> IssuedKey:
-        """A key made by a caller: never with a scope, environment, lifetime or address
-        range the caller's own key lacks."""
-        missing = sorted(scope.value for scope in spec.scopes - principal.scopes)
-        if missing:
-            raise AuthError(ErrorCode.INSUFFICIENT_SCOPE,
-                            f"This key lacks the scope(s) {', '.join(missing)} it tried to grant.")
-        if spec.environment not in principal.administers:
-            raise AuthError(ErrorCode.FORBIDDEN, "A test key can only create test keys.")
+        """A key made by a caller: never with a scope, environment, lifetime, address
+        range or job visibility beyond the caller's own key (access/reach.py)."""
         if spec.expires_at is not None and spec.expires_at <= self.clock():
             raise InputRejected(ErrorCode.INVALID_PARAMETER, "expires_at is in the past.")
-        with self.db.transaction() as session:
-            maker = KeyRepository(session).for_tenant(principal.key_id, principal.tenant_id,
-                                                      [principal.environment.value])
-            escape = "The key making this request no longer exists." if maker is None else (
-                _escapes(maker, spec))
-            if escape is not None:
-                raise AuthError(ErrorCode.FORBIDDEN, escape)
-            return self._issue(session, principal.tenant_id, spec, principal)
+        with refusals_audited(self.audit, principal, None), self.db.transaction() as session:
+            maker = Reach.of(caller_row(session, principal))
+            overreach = beyond(maker, spec.reach(maker.job_visibility), "make")
+            if overreach is not None:
+                raise AuthError(overreach.code, overreach.detail)
+            return self._issue(session, principal.tenant_id, spec, principal,
+                               spec.visibility(maker.job_visibility))
+
+    def get_key(self, principal: Principal, key_id: str) -> KeyInfo:
+        """One key's details, if it lies within the caller's reach."""
+        with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
+            return info_of(managed_key(session, principal, key_id, principal.administers))
 
     def list_keys(self, principal: Principal) -> list[KeyInfo]:
         with self.db.transaction() as session:
@@ -198,14 +216,31 @@ class AccessService:
             return [info_of(row) for row in rows]
 
     def revoke_key(self, principal: Principal, key_id: str) -> KeyInfo:
-        """Revoke at once (every secret of the key); revoking again changes nothing."""
-        with self.db.transaction() as session:
-            row = self._managed(session, principal, key_id)
-            if row.revoked_at is None:
-                row.revoked_at = self.clock()
-                self.audit.record(AuditEvent(AuditAction.KEY_REVOKED, Actor.of(principal),
-                                             target_id=row.id), session)
+        """Revoke at once (every secret of the key) with every key it made, transitively,
+        in one transaction: a key made by a revoked key would otherwise carry on its
+        rights. Each revocation is an audit entry; revoking again changes nothing."""
+        with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
+            row = managed_key(session, principal, key_id, principal.administers)
+            actor, now = Actor.of(principal), self.clock()
+            self._revoke(session, row, actor, now, with_key=None)
+            keys, seen, generation = KeyRepository(session), {row.id}, [row.id]
+            while generation:
+                children = [c for c in keys.made_by(row.tenant_id, generation)
+                            if c.id not in seen]
+                for child in children:
+                    self._revoke(session, child, actor, now, with_key=row.id)
+                seen.update(c.id for c in children)
+                generation = [c.id for c in children]
             return info_of(row)
+
+    def _revoke(self, session: Transaction, row: ApiKeyRow, actor: Actor, now: datetime,
+                with_key: str | None) -> None:
+        if row.revoked_at is not None:
+            return
+        row.revoked_at, row.revoked_by, row.revoked_with = now, actor.key_id, with_key
+        self.audit.record(AuditEvent(AuditAction.KEY_REVOKED, actor, target_id=row.id,
+                                     detail={"revoked_with": with_key} if with_key else None),
+                          session)
 
     def rotate_key(self, principal: Principal, key_id: str, grace: timedelta) -> IssuedKey:
         """A new secret for the key; the current one keeps working for ``grace``, then dies.
@@ -215,8 +250,9 @@ class AccessService:
         if not timedelta(0) <= grace <= MAX_GRACE:
             raise InputRejected(ErrorCode.INVALID_PARAMETER,
                                 "The grace period is 0 to 604800 seconds (7 days).")
-        with self.db.transaction() as session:
-            row = self._managed(session, principal, key_id)
+        with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
+            # The row itself changes: its scopes, expiry and allow-list stay as they were.
+            row = managed_key(session, principal, key_id, principal.administers)
             if row.revoked_at is not None:
                 raise ResourceError(ErrorCode.KEY_REVOKED, "A revoked key cannot be rotated.")
             now = self.clock()
@@ -228,19 +264,15 @@ class AccessService:
             return IssuedKey(tenant_id=row.tenant_id, key_id=row.id, secret=secret,
                              key=info_of(row))
 
-    def _managed(self, session: Transaction, principal: Principal, key_id: str) -> ApiKeyRow:
-        row = KeyRepository(session).for_tenant(key_id, principal.tenant_id,
-                                                principal.administers)
-        if row is None:
-            raise ResourceError(ErrorCode.KEY_NOT_FOUND, f"No key {key_id[:40]!r} for this key.")
-        return row
-
     def has_tenants(self) -> bool:
         with self.db.transaction() as session:
             return TenantRepository(session).count() > 0
 
     def _issue(self, session: Transaction, tenant_id: str, spec: KeySpec,
-               maker: Principal | None) -> IssuedKey:
+               maker: Principal | None, visibility: JobVisibility | None = None) -> IssuedKey:
+        problem = name_problem(spec.name, _OPERATOR_NAME_CHARS)
+        if problem is not None:
+            raise InputRejected(ErrorCode.INVALID_PARAMETER, f"Key name: {problem}.")
         secret = generate_key(spec.environment)
         row = ApiKeyRow(
             id=str(uuid.uuid4()), tenant_id=tenant_id, name=spec.name,
@@ -251,6 +283,7 @@ class AccessService:
             rate_limit_per_minute=spec.limits.rate_per_minute,
             max_concurrent_jobs=spec.limits.concurrent_jobs,
             max_pages_per_day=spec.limits.pages_per_day,
+            job_visibility=(visibility or spec.visibility(JobVisibility.TENANT)).value,
         )
         KeyRepository(session).add(row)
         session.flush()
@@ -303,30 +336,38 @@ class AccessService:
         return Principal(
             tenant_id=row.tenant_id, key_id=row.id,
             scopes=frozenset(Scope(s) for s in row.scopes),
-            environment=parsed.environment, key_name=row.name, limits=limits, request=request,
+            environment=parsed.environment, key_name=row.name, limits=limits,
+            job_visibility=JobVisibility(row.job_visibility), request=request,
         )
 
     def _refused(self, refusal: Refusal, actor: Actor,
                  retry_after: int | None = None) -> OcrVaultError:
-        """The error to raise for ``refusal``, after auditing it unless the log is flooded."""
-        action = self._refusal_action(refusal.action, actor)
-        if action is not None:
-            self.audit.record(AuditEvent(action, actor, target_id=actor.key_id,
+        """The error to raise for ``refusal``, after accounting for it in the audit log.
+
+        A known key's refusal (the actor has a key id) is always an entry of its own,
+        except for rate limiting; the others are counted (access/refusals.py).
+        """
+        known = actor.key_id is not None and refusal.code is not ErrorCode.RATE_LIMITED
+        if known or self._refusals.admit(actor, refusal.code.value):
+            self.audit.record(AuditEvent(refusal.action, actor, target_id=actor.key_id,
                                          outcome=Outcome.FAILURE, reason=refusal.code))
+        self._record(self._refusals.closed(sweep=False))
         if refusal.code is ErrorCode.RATE_LIMITED:
             return Throttled(refusal.code, refusal.detail, retry_after)
         return AuthError(refusal.code, refusal.detail)
 
-    def _refusal_action(self, action: AuditAction, actor: Actor) -> AuditAction | None:
-        """``action`` while refusals are within rate; past it one suppression marker a
-        minute per bucket, else nothing."""
-        source = f"source:{actor.tenant_id}:{actor.client_ip}"
-        for bucket, per_minute in (("all", _REFUSALS_OVERALL), (source, _REFUSALS_PER_SOURCE)):
-            if self._refusal_rate.acquire(bucket, per_minute):
-                marked = not self._refusal_rate.acquire(f"marker:{bucket}", 1)
-                return AuditAction.AUTH_REFUSALS_SUPPRESSED if marked else None
-        return action
+    def flush_refusals(self, *, everything: bool = False) -> int:
+        """Record the aggregates of closed windows (of all windows, when ``everything``: at
+        stop); returns how many refusals they stand for. Run periodically."""
+        aggregates = self._refusals.closed(everything=everything)
+        self._record(aggregates)
+        return sum(a.count for a in aggregates)
+
+    def _record(self, aggregates: list[Aggregate]) -> None:
+        for aggregate in aggregates:
+            self.audit.record(AuditEvent(AuditAction.AUTH_REFUSALS_AGGREGATED, aggregate.actor,
+                                         outcome=Outcome.FAILURE, detail=aggregate.detail()))
 
 
 def _spec(name: str, role: Role, environment: Environment) -> KeySpec:
-    return KeySpec(name=name, scopes=role.scopes, environment=environment)
+    return KeySpec(name=name, scopes=role.scopes, environment=environment, role=role)

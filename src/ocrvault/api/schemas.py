@@ -18,7 +18,8 @@ from pydantic import (
 )
 
 from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Role, Scope
+from ocrvault.access.names import MAX_NAME_CHARS, name_problem
+from ocrvault.access.principal import JobVisibility, Role, Scope
 from ocrvault.access.service import MAX_GRACE, IssuedKey, KeyInfo
 from ocrvault.api.problems import PROBLEM_JSON, Problem
 from ocrvault.model import Document, JobError, JobStatus, OutputFormat, PartExpiries
@@ -83,12 +84,24 @@ def _in_utc(value: datetime) -> datetime:
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc)]
 
 
+def _plain_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Free text that reaches logs and terminals: no control or bidi characters (access/names.py).
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS),
+                 AfterValidator(_plain_name)]
+
+
 class KeyCreate(BaseModel):
     """A key to make: a ``role`` or an explicit list of ``scopes``, never both."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     role: Role | None = None
     scopes: list[Scope] | None = None
     environment: Environment | None = Field(default=None, description="Default: the caller's")
@@ -99,6 +112,10 @@ class KeyCreate(BaseModel):
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     max_concurrent_jobs: int | None = Field(default=None, ge=1)
     max_pages_per_day: int | None = Field(default=None, ge=1)
+    job_visibility: JobVisibility | None = Field(
+        default=None, description="Which jobs the key sees and deletes: 'own' (those it "
+        "submitted) or 'tenant'. Default: 'own' for the developer role, else 'tenant'; never "
+        "wider than the maker's")
 
     @model_validator(mode="after")
     def _role_or_scopes(self) -> KeyCreate:

@@ -26,8 +26,9 @@ class AuditAction(StrEnum):
     KEY_REVOKED = "key:api_key:revoked"
     KEY_EXPIRED_USED = "key:api_key:expired_used"
     AUTH_REFUSED = "auth:request:refused"
-    # Written once when a source's refusals pass the log's rate; the rest go unlogged.
-    AUTH_REFUSALS_SUPPRESSED = "auth:request:suppressed"
+    # Refusals of one source in one minute past the log's rate: one entry with their count
+    # and reason codes (access/refusals.py). None is dropped.
+    AUTH_REFUSALS_AGGREGATED = "auth:refusals:aggregated"
     JOB_SUBMITTED = "job:document:submitted"
     JOB_READ_SYNC = "job:document:read_sync"
     # An upload refused as input; the entry holds its size, sniffed type and error code only.
@@ -42,6 +43,11 @@ class AuditAction(StrEnum):
     AUDIT_READ = "audit:log:read"
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_PURGED = "audit:log:purged"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AuditAction | None:
+        # Logs written before refusals were aggregated hold the marker that stood for them.
+        return cls.AUTH_REFUSALS_AGGREGATED if value == "auth:request:suppressed" else None
 
 
 class Outcome(StrEnum):

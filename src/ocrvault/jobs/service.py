@@ -2,7 +2,8 @@
 
 Every method takes the caller's Principal and finds jobs only through the
 tenant-scoped repository, so another tenant's job is "not found", never
-"forbidden". No FastAPI here: the routes translate HTTP to these calls.
+"forbidden"; so is another key's job for a key whose job visibility is ``own``. No
+FastAPI here: the routes translate HTTP to these calls.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ class JobService:
         """Check ``data`` and queue it; ``declared_type`` is the client's (normalised) claim,
         ``retention`` the request's own (shorter) retention of result and outputs,
         ``customer_key`` a key of the caller's without which the result cannot be read."""
-        policy = (self.retention.effective(principal.tenant_id, principal.key_id)
+        policy = (self.retention.effective(principal.tenant_id, principal.key_id,
+                                           principal.environment)
                   .for_environment(principal.environment).shortened_to(retention))
         with self._auditing_rejection(principal, data):
             checked = self.pipeline.check(data, params)
@@ -178,7 +180,8 @@ class JobService:
     def _owned(self, principal: Principal, job_id: str) -> JobRow:
         with self.db.transaction() as session:
             row = JobRepository(session).for_owner(
-                job_id, principal.tenant_id, principal.environment.value
+                job_id, principal.tenant_id, principal.environment.value,
+                principal.job_submitter,
             )
         if row is None:
             raise ResourceError(ErrorCode.JOB_NOT_FOUND, f"No job {job_id[:40]!r} for this key.")
@@ -238,7 +241,8 @@ class JobService:
         with self.db.transaction() as session:
             ids = list(JobRepository(session).matching(
                 principal.tenant_id, principal.environment.value, before,
-                [s.value for s in statuses if s is not JobStatus.DELETED]))
+                [s.value for s in statuses if s is not JobStatus.DELETED],
+                principal.job_submitter))
         for job_id in ids:
             self.shredder.purge(job_id, Actor.of(principal))
         return ids

@@ -1,14 +1,23 @@
-"""Reading and changing retention policies, and the effective policy for a new job."""
+"""Reading and changing retention policies, and the effective policy for a new job.
+
+Policies are per environment, like jobs: a test key reads and writes the test policy
+only, and a job gets the policy of its own environment. A live key that administers
+test keys may name the test policy (``environment``); a key override belongs to the
+key's environment, and is reached only through a key that lies within the caller's
+reach (access/reach.py).
+"""
 
 from __future__ import annotations
 
+from ocrvault.access.keys import Environment
 from ocrvault.access.principal import Principal
+from ocrvault.access.reach import managed_key, refusals_audited
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink
 from ocrvault.clock import Clock
-from ocrvault.errors import ErrorCode, ResourceError
+from ocrvault.errors import AuthError, ErrorCode
 from ocrvault.retention.policy import RetentionPolicy
 from ocrvault.store.db import Database
-from ocrvault.store.repository import KeyRepository, RetentionRepository
+from ocrvault.store.repository import RetentionRepository
 
 TENANT = RetentionRepository.TENANT_SCOPE
 
@@ -19,48 +28,66 @@ class RetentionService:
         self.clock = clock
         self.audit = audit
 
-    def _stored(self, policies: RetentionRepository, tenant_id: str,
-                scope: str) -> RetentionPolicy | None:
-        row = policies.get(tenant_id, scope)
+    def _stored(self, policies: RetentionRepository, tenant_id: str, scope: str,
+                environment: Environment) -> RetentionPolicy | None:
+        row = policies.get(tenant_id, scope, environment.value)
         return RetentionPolicy(**row.seconds) if row else None
 
-    def effective(self, tenant_id: str, key_id: str | None) -> RetentionPolicy:
-        """The key's override if it has one, else the tenant's policy, else the defaults."""
-        with self.db.transaction() as session:
-            policies = RetentionRepository(session)
-            override = self._stored(policies, tenant_id, key_id) if key_id else None
-            return override or self._stored(policies, tenant_id, TENANT) or RetentionPolicy()
+    def _effective(self, policies: RetentionRepository, tenant_id: str, key_id: str | None,
+                   environment: Environment) -> RetentionPolicy:
+        override = self._stored(policies, tenant_id, key_id, environment) if key_id else None
+        return (override or self._stored(policies, tenant_id, TENANT, environment)
+                or RetentionPolicy())
 
-    def tenant_policy(self, caller: Principal) -> RetentionPolicy:
-        return self.effective(caller.tenant_id, None)
+    def effective(self, tenant_id: str, key_id: str | None,
+                  environment: Environment) -> RetentionPolicy:
+        """The key's override if it has one, else the tenant's policy for ``environment``,
+        else the defaults."""
+        with self.db.transaction() as session:
+            return self._effective(RetentionRepository(session), tenant_id, key_id, environment)
+
+    def tenant_policy(self, caller: Principal,
+                      environment: Environment | None = None) -> RetentionPolicy:
+        return self.effective(caller.tenant_id, None, self._administered(caller, environment))
+
+    def set_tenant_policy(self, caller: Principal, policy: RetentionPolicy,
+                          environment: Environment | None = None) -> RetentionPolicy:
+        return self._put(caller, TENANT, self._administered(caller, environment), policy)
 
     def key_policy(self, caller: Principal, key_id: str) -> RetentionPolicy:
-        self._require_key(caller, key_id)
-        return self.effective(caller.tenant_id, key_id)
-
-    def set_tenant_policy(self, caller: Principal, policy: RetentionPolicy) -> RetentionPolicy:
-        return self._put(caller, TENANT, policy)
+        return self.effective(caller.tenant_id, key_id, self._key_environment(caller, key_id))
 
     def set_key_policy(self, caller: Principal, key_id: str,
                        policy: RetentionPolicy) -> RetentionPolicy:
-        self._require_key(caller, key_id)
-        return self._put(caller, key_id, policy)
+        return self._put(caller, key_id, self._key_environment(caller, key_id), policy)
 
-    def _put(self, caller: Principal, scope: str, policy: RetentionPolicy) -> RetentionPolicy:
+    def _put(self, caller: Principal, scope: str, environment: Environment,
+             policy: RetentionPolicy) -> RetentionPolicy:
         """Store the policy and audit the change, old and new values, in one transaction."""
         with self.db.transaction() as session:
             policies = RetentionRepository(session)
-            old = (self._stored(policies, caller.tenant_id, scope)
-                   or self._stored(policies, caller.tenant_id, TENANT) or RetentionPolicy())
-            policies.put(caller.tenant_id, scope, policy.as_dict(), self.clock(), caller.key_id)
+            old = self._effective(policies, caller.tenant_id,
+                                  None if scope == TENANT else scope, environment)
+            policies.put(caller.tenant_id, scope, environment.value, policy.as_dict(),
+                         self.clock(), caller.key_id)
             target = "retention:tenant" if scope == TENANT else f"retention:key:{scope}"
             self.audit.record(AuditEvent(
                 AuditAction.POLICY_CHANGED, Actor.of(caller), target_id=target,
-                detail={"old": old.as_dict(), "new": policy.as_dict()}), session)
+                detail={"environment": environment.value, "old": old.as_dict(),
+                        "new": policy.as_dict()}), session)
         return policy
 
-    def _require_key(self, caller: Principal, key_id: str) -> None:
-        with self.db.transaction() as session:
-            if KeyRepository(session).for_tenant(
-                    key_id, caller.tenant_id, (caller.environment.value,)) is None:
-                raise ResourceError(ErrorCode.KEY_NOT_FOUND, "No such key in this tenant.")
+    def _administered(self, caller: Principal, environment: Environment | None) -> Environment:
+        """The environment whose tenant policy the caller names: its own by default."""
+        environment = environment or caller.environment
+        if environment not in caller.administers:
+            with refusals_audited(self.audit, caller, f"retention:tenant:{environment.value}"):
+                raise AuthError(ErrorCode.FORBIDDEN,
+                                "A test key reads and changes the test retention policy only.")
+        return environment
+
+    def _key_environment(self, caller: Principal, key_id: str) -> Environment:
+        """The environment of a key in the caller's own environment and reach, or raise."""
+        with refusals_audited(self.audit, caller, key_id), self.db.transaction() as session:
+            row = managed_key(session, caller, key_id, (caller.environment,))
+            return Environment(row.environment)

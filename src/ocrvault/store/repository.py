@@ -61,6 +61,11 @@ def _in_environments(
     return or_(named, column.is_(None)) if None in environments else named
 
 
+def _submitted_by(key_id: str | None) -> tuple[ColumnElement[bool], ...]:
+    """No condition for None (the tenant's jobs), else only the jobs that key submitted."""
+    return () if key_id is None else (JobRow.api_key_id == key_id,)
+
+
 class TenantRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -105,6 +110,15 @@ class KeyRepository:
             .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
         ).all()
 
+    def made_by(self, tenant_id: str, maker_ids: Collection[str]) -> Sequence[ApiKeyRow]:
+        """The keys that any of ``maker_ids`` made (one generation), in any environment."""
+        if not maker_ids:
+            return []
+        return self.session.scalars(
+            select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id,
+                                    ApiKeyRow.created_by.in_(list(maker_ids)))
+        ).all()
+
     def touch(self, key_id: str, now: datetime) -> None:
         self.session.execute(
             update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now)
@@ -118,12 +132,16 @@ class JobRepository:
     def add(self, row: JobRow) -> None:
         self.session.add(row)
 
-    def for_owner(self, job_id: str, tenant_id: str, environment: str) -> JobRow | None:
+    def for_owner(self, job_id: str, tenant_id: str, environment: str,
+                  submitted_by: str | None = None) -> JobRow | None:
+        """The job, if it is the tenant's in ``environment`` (and, given ``submitted_by``,
+        that key submitted it)."""
         return self.session.scalar(
             select(JobRow).where(
                 JobRow.id == job_id,
                 JobRow.tenant_id == tenant_id,
                 JobRow.environment == environment,
+                *_submitted_by(submitted_by),
             )
         )
 
@@ -180,12 +198,13 @@ class JobRepository:
         self.session.execute(delete(JobRow).where(JobRow.id == job_id))
 
     def matching(self, tenant_id: str, environment: str, before: datetime,
-                 statuses: Collection[str]) -> Sequence[str]:
+                 statuses: Collection[str], submitted_by: str | None = None) -> Sequence[str]:
         """Ids of a caller's jobs created before ``before`` in ``statuses`` (bulk delete)."""
         return self.session.scalars(
             select(JobRow.id).where(
                 JobRow.tenant_id == tenant_id, JobRow.environment == environment,
                 JobRow.created_at < before, JobRow.status.in_(list(statuses)),
+                *_submitted_by(submitted_by),
             )
         ).all()
 
@@ -316,25 +335,23 @@ class AuditRepository:
 
 
 class RetentionRepository:
-    """Retention policies: the tenant's (scope 'tenant') and per-key overrides."""
+    """Retention policies, per environment: the tenant's (scope 'tenant') and per-key
+    overrides (scope = the key id, in the key's environment)."""
 
     TENANT_SCOPE = "tenant"
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def get(self, tenant_id: str, scope: str) -> RetentionPolicyRow | None:
-        return self.session.get(RetentionPolicyRow, (tenant_id, scope))
+    def get(self, tenant_id: str, scope: str, environment: str) -> RetentionPolicyRow | None:
+        return self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
 
-    def put(self, tenant_id: str, scope: str, seconds: dict[str, int], now: datetime,
-            actor: str | None) -> None:
-        row = self.get(tenant_id, scope)
+    def put(self, tenant_id: str, scope: str, environment: str, seconds: dict[str, int],
+            now: datetime, actor: str | None) -> None:
+        row = self.get(tenant_id, scope, environment)
         if row is None:
-            self.session.add(RetentionPolicyRow(tenant_id=tenant_id, scope=scope, seconds=seconds,
+            self.session.add(RetentionPolicyRow(tenant_id=tenant_id, scope=scope,
+                                                environment=environment, seconds=seconds,
                                                 updated_at=now, updated_by=actor))
         else:
             row.seconds, row.updated_at, row.updated_by = seconds, now, actor
-
-    def remove(self, tenant_id: str, scope: str) -> None:
-        self.session.execute(delete(RetentionPolicyRow).where(
-            RetentionPolicyRow.tenant_id == tenant_id, RetentionPolicyRow.scope == scope))

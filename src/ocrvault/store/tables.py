@@ -57,9 +57,13 @@ class ApiKeyRow(Base):
     hint: Mapped[str] = mapped_column(String(32), doc="prefix and last 4: shown in listings")
     scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    created_by: Mapped[str | None] = mapped_column(String(36))
+    created_by: Mapped[str | None] = mapped_column(String(36), index=True)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Who revoked the key (a key id; NULL: the operator), and the key whose revocation
+    # took this one down with it (NULL: revoked directly). See AccessService.revoke_key.
+    revoked_by: Mapped[str | None] = mapped_column(String(36))
+    revoked_with: Mapped[str | None] = mapped_column(String(36))
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # After a rotation the previous secret keeps working until previous_expires_at.
     previous_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -69,6 +73,9 @@ class ApiKeyRow(Base):
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
     max_pages_per_day: Mapped[int | None] = mapped_column(Integer)
+    # "own": the key sees and deletes only the jobs it submitted; "tenant": all of them.
+    job_visibility: Mapped[str] = mapped_column(String(8), default="tenant",
+                                                server_default="tenant")
 
 
 class KeyUsageRow(Base):
@@ -182,12 +189,14 @@ class JobRow(Base):
 
 
 class RetentionPolicyRow(Base):
-    """A tenant's policy (scope 'tenant') or one key's override (scope = the key id)."""
+    """A tenant's policy for one environment (scope 'tenant') or one key's override (scope =
+    the key id, environment = the key's)."""
 
     __tablename__ = "retention_policies"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     scope: Mapped[str] = mapped_column(String(36), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(8), primary_key=True)
     seconds: Mapped[dict[str, int]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str | None] = mapped_column(String(36))

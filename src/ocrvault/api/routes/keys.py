@@ -1,4 +1,8 @@
-"""Managing a tenant's API keys: create, list, revoke, rotate (scope ``keys:manage``)."""
+"""Managing a tenant's API keys: create, list, read, revoke, rotate (scope ``keys:manage``).
+
+A key acts only on keys within its own rights (access/reach.py): another key it can see
+but not reach is ``403 forbidden``; one it cannot see is ``404 key_not_found``.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ def create_key(body: KeyCreate, rt: RuntimeDep, caller: Manager) -> KeyCreated:
         limits=KeyLimits(rate_per_minute=body.rate_limit_per_minute,
                          concurrent_jobs=body.max_concurrent_jobs,
                          pages_per_day=body.max_pages_per_day),
+        job_visibility=body.job_visibility, role=body.role,
     )
     return KeyCreated.of(rt.access.create_key(caller, spec))
 
@@ -38,8 +43,14 @@ def list_keys(rt: RuntimeDep, caller: Manager) -> KeyList:
     return KeyList(keys=rt.access.list_keys(caller))
 
 
+@router.get("/{key_id}", response_model=KeyInfo, responses=problems(401, 403, 404, 429),
+            summary="One key's details (a key within the caller's rights); never a secret")
+def get_key(key_id: str, rt: RuntimeDep, caller: Manager) -> KeyInfo:
+    return rt.access.get_key(caller, key_id)
+
+
 @router.delete("/{key_id}", response_model=KeyInfo, responses=problems(401, 403, 404, 429),
-               summary="Revoke a key; refused from the next request on, on every node")
+               summary="Revoke a key and every key it made; refused from the next request on")
 def revoke_key(key_id: str, rt: RuntimeDep, caller: Manager) -> KeyInfo:
     return rt.access.revoke_key(caller, key_id)
 

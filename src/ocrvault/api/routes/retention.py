@@ -1,12 +1,14 @@
-"""Retention policies: the tenant's, and per-key overrides (scope policies:manage)."""
+"""Retention policies: the tenant's, per environment, and per-key overrides (scope
+policies:manage)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from ocrvault.access.keys import Environment
 from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import RuntimeDep, require_scope
 from ocrvault.api.schemas import problems
@@ -27,36 +29,53 @@ class RetentionBody(BaseModel):
     job_metadata: int = Seconds
     failed_inputs: int = Seconds
 
-    @classmethod
-    def of(cls, policy: RetentionPolicy) -> RetentionBody:
-        return cls(**policy.as_dict())
-
     def policy(self) -> RetentionPolicy:
         return RetentionPolicy(**self.model_dump())
 
 
-@router.get("/retention", response_model=RetentionBody, responses=problems(401, 403, 429),
-            summary="The tenant's retention policy")
-def get_tenant_retention(rt: RuntimeDep, caller: Manager) -> RetentionBody:
-    return RetentionBody.of(rt.retention.tenant_policy(caller))
+class RetentionAnswer(RetentionBody):
+    environment: Environment = Field(description="The environment whose jobs it applies to")
+
+    @classmethod
+    def of(cls, policy: RetentionPolicy, environment: Environment) -> RetentionAnswer:
+        return cls(**policy.as_dict(), environment=environment)
 
 
-@router.put("/retention", response_model=RetentionBody, responses=problems(400, 401, 403, 429),
-            summary="Replace the tenant's retention policy (applies to jobs submitted from now)")
-def put_tenant_retention(body: RetentionBody, rt: RuntimeDep, caller: Manager) -> RetentionBody:
-    return RetentionBody.of(rt.retention.set_tenant_policy(caller, body.policy()))
+EnvironmentParam = Annotated[Environment | None, Query(
+    description="Whose policy: 'live' or 'test' (default: the caller's key's environment; "
+    "a test key reaches 'test' only)")]
+
+@router.get("/retention", response_model=RetentionAnswer,
+            responses=problems(400, 401, 403, 429),
+            summary="The tenant's retention policy for an environment")
+def get_tenant_retention(rt: RuntimeDep, caller: Manager,
+                         environment: EnvironmentParam = None) -> RetentionAnswer:
+    environment = environment or caller.environment
+    return RetentionAnswer.of(rt.retention.tenant_policy(caller, environment), environment)
 
 
-@router.get("/keys/{key_id}/retention", response_model=RetentionBody,
+@router.put("/retention", response_model=RetentionAnswer,
+            responses=problems(400, 401, 403, 429),
+            summary="Replace the tenant's retention policy for an environment (applies to jobs "
+            "submitted from now)")
+def put_tenant_retention(body: RetentionBody, rt: RuntimeDep, caller: Manager,
+                         environment: EnvironmentParam = None) -> RetentionAnswer:
+    environment = environment or caller.environment
+    return RetentionAnswer.of(
+        rt.retention.set_tenant_policy(caller, body.policy(), environment), environment)
+
+
+@router.get("/keys/{key_id}/retention", response_model=RetentionAnswer,
             responses=problems(401, 403, 404, 429),
             summary="The retention policy jobs submitted with this key get")
-def get_key_retention(key_id: str, rt: RuntimeDep, caller: Manager) -> RetentionBody:
-    return RetentionBody.of(rt.retention.key_policy(caller, key_id))
+def get_key_retention(key_id: str, rt: RuntimeDep, caller: Manager) -> RetentionAnswer:
+    return RetentionAnswer.of(rt.retention.key_policy(caller, key_id), caller.environment)
 
 
-@router.put("/keys/{key_id}/retention", response_model=RetentionBody,
+@router.put("/keys/{key_id}/retention", response_model=RetentionAnswer,
             responses=problems(400, 401, 403, 404, 429),
             summary="Override the tenant's retention policy for jobs submitted with this key")
 def put_key_retention(key_id: str, body: RetentionBody, rt: RuntimeDep,
-                      caller: Manager) -> RetentionBody:
-    return RetentionBody.of(rt.retention.set_key_policy(caller, key_id, body.policy()))
+                      caller: Manager) -> RetentionAnswer:
+    return RetentionAnswer.of(rt.retention.set_key_policy(caller, key_id, body.policy()),
+                              caller.environment)
