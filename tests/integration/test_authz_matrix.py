@@ -2,6 +2,10 @@
 the target lives (own tenant, own tenant's other environment, another tenant) x the
 caller's environment x the state of its key, each with its exact status and code.
 
+A second matrix covers every route on a key (every ``Kind.KEY`` route, so a new one joins
+it): the caller's rights x the target key's rights. A key acts on another only when the
+other lies within its own rights: scopes, expiry, address allow-list, job visibility.
+
 One app serves the whole matrix on a fast fake engine. The clock is set once: every
 key is made at EPOCH, then time moves two hours on, past the one-hour expiries and
 grace periods and inside the 48-hour one. Routes that destroy their target get a fresh
@@ -13,15 +17,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Principal, RequestContext, Role, Scope
+from ocrvault.access.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.access.service import KeySpec
 from ocrvault.api.app import create_app
 from ocrvault.audit import AuditAction, AuditQuery
@@ -92,6 +97,8 @@ ROUTES = [
     Route("create-key", "POST", "/v1/keys", Scope.KEYS_MANAGE, 201,
           request={"json": {"name": "made", "scopes": []}}),
     Route("list-keys", "GET", "/v1/keys", Scope.KEYS_MANAGE, 200),
+    Route("get-key", "GET", "/v1/keys/{id}", Scope.KEYS_MANAGE, 200, Kind.KEY,
+          live_sees_test=True),
     Route("revoke-key", "DELETE", "/v1/keys/{id}", Scope.KEYS_MANAGE, 200, Kind.KEY, True,
           live_sees_test=True),
     Route("rotate-key", "POST", "/v1/keys/{id}/rotate", Scope.KEYS_MANAGE, 200, Kind.KEY, True,
@@ -158,7 +165,8 @@ class World:
     def __init__(self, runtime: Runtime, client: TestClient, clock: FakeClock) -> None:
         self.runtime, self.client, self.clock = runtime, client, clock
         self.admins: dict[tuple[str, Environment], Principal] = {}
-        admin_secrets: dict[tuple[str, Environment], str] = {}
+        self.admin_secrets: dict[tuple[str, Environment], str] = {}
+        admin_secrets = self.admin_secrets
         for tenant, environment in itertools.product(("own", "other"), Environment):
             issued = runtime.access.bootstrap_tenant(tenant, environment)
             admin_secrets[tenant, environment] = issued.secret
@@ -274,3 +282,118 @@ def test_the_rules_reach_every_outcome() -> None:
         (404, "key_not_found"), (404, "audit_entry_not_found"), (200, None), (201, None),
         (202, None),
     }
+
+
+# Key-on-key operations: the caller's rights x the target key's rights.
+
+@dataclass(frozen=True)
+class Rights:
+    scopes: frozenset[Scope]
+    expires_in: timedelta | None = None
+    allowed_ips: tuple[str, ...] = ()
+    job_visibility: JobVisibility = JobVisibility.TENANT
+
+
+DAY = timedelta(days=1)
+REVIEWER = Role.REVIEWER.scopes
+MANAGER = frozenset({Scope.KEYS_MANAGE, Scope.POLICIES_MANAGE})
+
+# Every caller may call every key route (keys:manage and policies:manage).
+HOLDERS = {
+    "admin": Rights(Role.ADMIN.scopes),
+    "manager-only": Rights(MANAGER),
+    "expiring-in-a-week": Rights(Role.ADMIN.scopes, expires_in=7 * DAY),
+    "ip-bound": Rights(Role.ADMIN.scopes, allowed_ips=("10.0.0.0/8",)),
+    "own-jobs": Rights(Role.ADMIN.scopes, job_visibility=JobVisibility.OWN),
+}
+TARGETS = {
+    "admin": Rights(Role.ADMIN.scopes),
+    "reviewer": Rights(REVIEWER),
+    "manager-only": Rights(MANAGER),
+    "expiring-sooner": Rights(REVIEWER, expires_in=DAY),
+    "expiring-later": Rights(REVIEWER, expires_in=30 * DAY),
+    "ip-within": Rights(REVIEWER, allowed_ips=("10.1.0.0/16",)),
+    "ip-elsewhere": Rights(REVIEWER, allowed_ips=("192.0.2.0/24",)),
+    "own-jobs": Rights(REVIEWER, job_visibility=JobVisibility.OWN),
+}
+KEY_ROUTES = [route for route in ROUTES if route.kind is Kind.KEY]
+CALLER_ADDRESS = ("10.0.0.7", 50000)
+
+
+def lies_within(target: Rights, holder: Rights) -> bool:
+    """The rule, stated once here independently of the service's."""
+    if not target.scopes <= holder.scopes:
+        return False
+    if holder.expires_in is not None and (target.expires_in is None
+                                          or target.expires_in > holder.expires_in):
+        return False
+    if holder.allowed_ips and not (target.allowed_ips and all(
+            any(IPv4Network(t).subnet_of(IPv4Network(h)) for h in holder.allowed_ips)
+            for t in target.allowed_ips)):
+        return False
+    return holder.job_visibility is JobVisibility.TENANT or (
+        target.job_visibility is JobVisibility.OWN)
+
+
+@dataclass(frozen=True)
+class KeyCase:
+    route: Route
+    holder: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.route.name}-{self.holder}-on-{self.target}"
+
+
+def key_expected(case: KeyCase) -> tuple[int, str | None]:
+    if lies_within(TARGETS[case.target], HOLDERS[case.holder]):
+        return case.route.ok, None
+    return 403, "forbidden"
+
+
+KEY_CASES = [KeyCase(route, holder, target)
+             for route in KEY_ROUTES for holder in HOLDERS for target in TARGETS]
+
+
+def key_with(world: World, name: str, rights: Rights, made_at: datetime) -> tuple[str, str]:
+    expires = {"expires_at": made_at + rights.expires_in} if rights.expires_in else {}
+    issued = world.runtime.access.create_key(world.admins["own", Environment.LIVE], KeySpec(
+        name=name, scopes=rights.scopes, environment=Environment.LIVE,
+        allowed_ips=tuple(ip_network(cidr) for cidr in rights.allowed_ips),
+        job_visibility=rights.job_visibility, **expires))
+    return issued.key_id, issued.secret
+
+
+@pytest.fixture(scope="module")
+def holders(world: World) -> dict[str, str]:
+    made_at = world.clock()
+    return {name: key_with(world, f"holder-{name}", rights, made_at)[1]
+            for name, rights in HOLDERS.items()}
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=str)
+def test_key_on_key_matrix(world: World, holders: dict[str, str], case: KeyCase) -> None:
+    target_id, _ = key_with(world, f"target-{case.target}", TARGETS[case.target], world.clock())
+    client = TestClient(world.client.app, client=CALLER_ADDRESS, raise_server_exceptions=False)
+    response = client.request(case.route.method, case.route.path.format(id=target_id),
+                              headers=auth(holders[case.holder]), **case.route.request)
+    status, code = key_expected(case)
+    if code is not None:
+        assert_problem(response, status, code)
+        shown = world.client.get(f"/v1/keys/{target_id}",
+                                 headers=auth(world.admin_secrets["own", Environment.LIVE]))
+        assert shown.json()["revoked_at"] is None and shown.json()["rotated_at"] is None
+        return
+    assert response.status_code == status, response.text
+    if case.route.name == "rotate-key":  # the rotated key keeps its restrictions
+        rotated = response.json()
+        rights = TARGETS[case.target]
+        assert tuple(rotated["allowed_ips"]) == rights.allowed_ips
+        assert (rotated["expires_at"] is None) == (rights.expires_in is None)
+
+
+def test_the_key_rules_reach_every_outcome() -> None:
+    assert {key_expected(case) for case in KEY_CASES} == {(200, None), (403, "forbidden")}
+    for holder in HOLDERS:  # each restricted caller is refused something, allowed something
+        outcomes = {key_expected(KeyCase(KEY_ROUTES[0], holder, t)) for t in TARGETS}
+        assert len(outcomes) == (1 if holder == "admin" else 2), holder

@@ -66,7 +66,8 @@ def submitted(app: TestClient, key: str, **params: str) -> str:
 def test_each_kind_expires_at_its_own_time_and_not_before(
     app: TestClient, key: str, clock: FakeClock, settings: Settings
 ) -> None:
-    assert app.put("/v1/retention", json=POLICY, headers=auth(key)).json() == POLICY
+    assert app.put("/v1/retention", json=POLICY, headers=auth(key)).json() == {
+        **POLICY, "environment": "live"}
     job_id = submitted(app, key)
     job = app.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
     completed = job["completed_at"]
@@ -117,7 +118,7 @@ def test_the_default_policy_deletes_the_input_when_the_job_finishes(
     assert "input" not in blobs_of(settings, job_id)
     assert app.get("/v1/retention", headers=auth(key)).json() == {
         "input": 0, "result": 86400, "outputs": 86400, "job_metadata": 2592000,
-        "failed_inputs": 0}
+        "failed_inputs": 0, "environment": "live"}
 
 
 def test_a_request_may_shorten_retention_but_never_lengthen_it(
@@ -155,7 +156,7 @@ def test_a_key_override_beats_the_tenant_policy(app: TestClient, key: str,
     assert blobs_of(settings, job_id) == set()
     assert app.get(f"/v1/jobs/{job_id}", headers=auth(onboarding.secret)).json()["result"] is None
     assert app.get(f"/v1/keys/{onboarding.key_id}/retention",
-                   headers=auth(key)).json() == keep_nothing
+                   headers=auth(key)).json() == {**keep_nothing, "environment": "live"}
     assert app.get("/v1/retention", headers=auth(key)).json()["result"] == 86400
 
 
@@ -178,6 +179,33 @@ def test_policy_changes_need_the_scope_are_validated_and_audited(app: TestClient
     assert entries[0]["target_id"] == "retention:tenant"
     assert '"new":{"failed_inputs":0,"input":600' in entries[0]["detail"]
     assert '"old":{"failed_inputs":0,"input":0' in entries[0]["detail"]
+    assert '"environment":"live"' in entries[0]["detail"]
+
+
+YEAR = 365 * 86400
+
+
+def test_a_test_key_sets_the_test_policy_only(app: TestClient, key: str) -> None:
+    runtime = runtime_of(app)
+    tenant = runtime.access.bootstrap_tenant("acme").tenant_id
+    test_key = runtime.access.issue_key(tenant, "sandbox", Role.ADMIN, Environment.TEST).secret
+    a_year = {"input": YEAR, "result": YEAR, "outputs": YEAR, "job_metadata": YEAR,
+              "failed_inputs": YEAR}
+    answer = app.put("/v1/retention", json=a_year, headers=auth(test_key))
+    assert answer.json() == {**a_year, "environment": "test"}
+    assert_problem(app.put("/v1/retention", json=a_year, headers=auth(test_key),
+                           params={"environment": "live"}), 403, "forbidden")
+    assert_problem(app.get("/v1/retention", headers=auth(test_key),
+                           params={"environment": "live"}), 403, "forbidden")
+
+    # The live policy is untouched, and a live upload follows it.
+    assert app.get("/v1/retention", headers=auth(key)).json()["result"] == 86400
+    job_id = submitted(app, key)
+    body = app.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
+    assert when(body["expires"]["result"]) == when(body["completed_at"]) + timedelta(days=1)
+    # A live admin administers test too, when it names it.
+    assert app.get("/v1/retention", headers=auth(key),
+                   params={"environment": "test"}).json()["result"] == YEAR
 
 
 def test_test_mode_data_never_outlives_one_hour(app: TestClient, clock: FakeClock,
