@@ -45,10 +45,10 @@ def make_key(app: TestClient, maker: str, **body: Any) -> dict[str, Any]:
 
 
 def key_operations(key_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-    return [("GET", f"/v1/keys/{key_id}", {}),
-            ("GET", f"/v1/keys/{key_id}/retention", {}),
+    return [("POST", f"/v1/keys/{key_id}/rotate", {}),
             ("PUT", f"/v1/keys/{key_id}/retention", {"json": POLICY}),
-            ("POST", f"/v1/keys/{key_id}/rotate", {}),
+            ("GET", f"/v1/keys/{key_id}/retention", {}),
+            ("GET", f"/v1/keys/{key_id}", {}),
             ("DELETE", f"/v1/keys/{key_id}", {})]
 
 
@@ -98,7 +98,6 @@ def submit(app: TestClient, key: str) -> str:
 def test_a_developer_key_sees_and_deletes_only_its_own_jobs(app: TestClient, root: str) -> None:
     first = make_key(app, root, role="developer")
     second = make_key(app, root, role="developer")
-    assert first["job_visibility"] == "own"
     theirs, mine = submit(app, first["secret"]), submit(app, second["secret"])
     for job_id in (theirs, mine):
         wait_for_job(app, job_id, root)  # an admin key sees the tenant's jobs
@@ -112,6 +111,7 @@ def test_a_developer_key_sees_and_deletes_only_its_own_jobs(app: TestClient, roo
                       headers=auth(second["secret"])).json()
     assert bulk["ids"] == [mine]
     assert app.get(f"/v1/jobs/{theirs}", headers=auth(first["secret"])).status_code == 200
+    assert first["job_visibility"] == "own"
     wide = make_key(app, root, role="developer", job_visibility="tenant")["secret"]
     assert app.get(f"/v1/jobs/{theirs}", headers=auth(wide)).status_code == 200
 

@@ -192,17 +192,19 @@ def test_a_test_key_sets_the_test_policy_only(app: TestClient, key: str) -> None
     a_year = {"input": YEAR, "result": YEAR, "outputs": YEAR, "job_metadata": YEAR,
               "failed_inputs": YEAR}
     answer = app.put("/v1/retention", json=a_year, headers=auth(test_key))
-    assert answer.json() == {**a_year, "environment": "test"}
-    assert_problem(app.put("/v1/retention", json=a_year, headers=auth(test_key),
-                           params={"environment": "live"}), 403, "forbidden")
-    assert_problem(app.get("/v1/retention", headers=auth(test_key),
-                           params={"environment": "live"}), 403, "forbidden")
+    assert answer.status_code == 200, answer.text
 
     # The live policy is untouched, and a live upload follows it.
     assert app.get("/v1/retention", headers=auth(key)).json()["result"] == 86400
     job_id = submitted(app, key)
     body = app.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
     assert when(body["expires"]["result"]) == when(body["completed_at"]) + timedelta(days=1)
+
+    assert answer.json() == {**a_year, "environment": "test"}
+    assert_problem(app.put("/v1/retention", json=a_year, headers=auth(test_key),
+                           params={"environment": "live"}), 403, "forbidden")
+    assert_problem(app.get("/v1/retention", headers=auth(test_key),
+                           params={"environment": "live"}), 403, "forbidden")
     # A live admin administers test too, when it names it.
     assert app.get("/v1/retention", headers=auth(key),
                    params={"environment": "test"}).json()["result"] == YEAR
