@@ -9,8 +9,11 @@ source and overall, are entries of their own; the rest make one
 ``auth:refusals:aggregated`` entry with their count and reason codes, written once the
 window has closed (at the next refusal after it, at the periodic flush, and at shutdown).
 
-Residual risk: counts live in this process until flushed; a crash (not a stop) loses
-the open windows' counts, at most a minute of them.
+Residual risks: counts live in this process until flushed, so a crash (not a stop)
+loses the open windows' counts, at most a minute of them; and a holder of a known key,
+even a revoked one, can write one entry per refused request (the price of never
+aggregating an escalation attempt; revoked and expired keys are still logged so that
+their use is seen).
 """
 
 from __future__ import annotations
