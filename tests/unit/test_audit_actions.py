@@ -47,3 +47,8 @@ def test_the_public_surface_is_pinned() -> None:
         "AuditQuery", "AuditService", "AuditSink", "ChainSigner", "Outcome", "Tamper",
         "TamperKind", "VerifyReport", "verify_chain",
     ]
+
+
+def test_entries_of_the_retired_suppression_marker_still_read() -> None:
+    # Logs written before refusals were aggregated hold this action; they must stay readable.
+    assert AuditAction("auth:request:suppressed") is AuditAction.AUTH_REFUSALS_AGGREGATED
