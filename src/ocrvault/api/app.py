@@ -45,8 +45,10 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
             if start:
                 runtime.stop()
 
+    # redirect_slashes=False: Starlette's redirect to the other slash form builds its
+    # Location from the Host header, an open redirect; '/v1/jobs/' is a plain 404 instead.
     app = FastAPI(title="ocrvault", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, telemetry=NO_TELEMETRY)
+                  lifespan=lifespan, telemetry=NO_TELEMETRY, redirect_slashes=False)
     app.state.runtime = runtime
     install_key_redaction()
     problems.install(app)
