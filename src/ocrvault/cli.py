@@ -31,6 +31,7 @@ from ocrvault.addresses import is_loopback
 from ocrvault.audit import Actor, AuditLog, AuditService, ChainSigner, verify_chain
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import install_key_redaction
 from ocrvault.model import Document
@@ -71,13 +72,17 @@ def bind_refusal(host: str, *, tls: bool, behind_proxy: bool) -> str | None:
 
 @app.callback()
 def _everywhere() -> None:
+    restrict_umask()  # before any command creates a file: the data dir's, or --out's
     install_key_redaction()
 
 
 @contextmanager
 def _data_dir(settings: Settings) -> Iterator[tuple[Database, Keyring]]:
     """The data dir's migrated database and its keyring, for commands run beside a server."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        prepare_data_dir(settings.data_dir)
+    except OcrVaultError as error:
+        raise _fail(error) from None
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
@@ -155,7 +160,10 @@ def serve(
     scheme = "https" if tls_cert else "http"
     base_url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    runtime = Runtime.build(settings)
+    try:
+        runtime = Runtime.build(settings)
+    except OcrVaultError as error:
+        raise _fail(error) from None
     if not runtime.access.has_tenants():
         _print_key(runtime.access.bootstrap_tenant("default").secret, "default", base_url)
     out.print(f"ocrvault serving on {base_url}  (docs: {base_url}/docs, data: "
