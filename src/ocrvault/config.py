@@ -97,3 +97,4 @@ class Settings(BaseSettings):
         description="The keyring file (0600) when OCRVAULT_MASTER_KEY is unset; default in the "
         "data dir, where a copy of the folder holds both the data and its keys",
     )
+    docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")
