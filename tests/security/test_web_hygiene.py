@@ -92,3 +92,12 @@ def test_docs_can_be_turned_off_and_openapi_stays(
     assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 404
     assert client.get("/redoc").status_code == 404
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_served_swagger_ui_can_read_our_openapi_version(client: TestClient) -> None:
+    """Swagger UI 4 shows 'Unable to render this definition' for OpenAPI 3.1."""
+    bundle = client.get("/docs/static/swagger-ui-bundle.js").text
+    version = re.search(r'PACKAGE_VERSION:"(\d+)\.(\d+)', bundle)
+    assert version is not None
+    if client.get("/openapi.json").json()["openapi"].startswith("3.1"):
+        assert int(version[1]) >= 5
