@@ -189,8 +189,9 @@ def serve(
         raise _fail(error) from None
     if not runtime.access.has_tenants():
         _show_key(settings, runtime.access.bootstrap_tenant("default"), "default", base_url)
-    out.print(f"ocrvault serving on {base_url}  (docs: {base_url}/docs, data: "
-              f"{settings.data_dir.resolve()})", soft_wrap=True)
+    docs = f"docs: {base_url}/docs, " if settings.docs_enabled else ""
+    out.print(f"ocrvault serving on {base_url}  ({docs}data: {settings.data_dir.resolve()})",
+              soft_wrap=True)
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info",
                 **transport_options(settings, tls_cert, tls_key, behind_proxy))
 
