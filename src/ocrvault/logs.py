@@ -10,7 +10,8 @@ formats it. Message, arguments, exception text and stack are all redacted.
 
 A key is found as written and in every form a URL may carry it: percent-encoded (in
 any case, twice over) or between plus-encoded spaces. A secret parameter's value is
-redacted to the next ``&``, as the server parses a query.
+redacted to the next ``&``, as the server parses a query, also when a ``;`` comes
+before its name.
 
 Residual risks: a key split by something other than URL encoding (base64, a JSON
 ``\\u`` escape, spread over two records) is not recognised.
@@ -38,9 +39,12 @@ _DECODE_ROUNDS = 4
 # A query parameter whose value is a secret: uvicorn's access log prints the whole URL.
 SECRET_PARAMETERS = frozenset({"pdf_password"})
 REDACTED_VALUE = "[REDACTED]"
-# name=value, the value running to '&' or whitespace as the server parses it (parse_qsl
-# splits on '&' only, so 'pdf_password=a;b;c' is one value); the name is a whole token.
-_PAIR = re.compile(r"(?<![A-Za-z0-9_.~%+-])([A-Za-z0-9_.~%+-]+)=([^&\s]*)")
+# Text between '&'s and whitespace, and a 'name=' in it. A secret parameter's value runs
+# to the next '&' as the server parses a query (parse_qsl splits on '&' only, so
+# 'pdf_password=a;b;c' is one value); a 'name=' after ';' is looked at too, because a
+# client that separates with ';' meant its value as the password.
+_PIECE = re.compile(r"[^&\s]+")
+_NAME = re.compile(r"(?<![A-Za-z0-9_.~%+-])([A-Za-z0-9_.~%+-]+)=")
 
 
 def _decoded_forms(token: str) -> Iterator[str]:
@@ -61,11 +65,13 @@ def _redact_encoded_key(match: re.Match[str]) -> str:
     return REDACTED if any(_KEY.search(form) for form in _decoded_forms(token)) else token
 
 
-def _redact_secret_parameter(match: re.Match[str]) -> str:
-    # The name as the server may decode it: pdf%5Fpassword is pdf_password too.
-    if any(form.lower() in SECRET_PARAMETERS for form in _decoded_forms(match[1])):
-        return f"{match[1]}={REDACTED_VALUE}"
-    return match[0]
+def _redact_secret_parameter(piece: re.Match[str]) -> str:
+    text = piece[0]
+    for name in _NAME.finditer(text) if "=" in text else ():
+        # The name as the server may decode it: pdf%5Fpassword is pdf_password too.
+        if any(form.lower() in SECRET_PARAMETERS for form in _decoded_forms(name[1])):
+            return text[:name.end()] + REDACTED_VALUE
+    return text
 
 
 def redact(text: str) -> str:
@@ -73,7 +79,7 @@ def redact(text: str) -> str:
     # Encoded keys first: the plain pattern would take only a key's head up to its first
     # escape and leave the rest of the secret behind.
     text = _URL_TOKEN.sub(_redact_encoded_key, text)
-    return _PAIR.sub(_redact_secret_parameter, _KEY.sub(REDACTED, text))
+    return _PIECE.sub(_redact_secret_parameter, _KEY.sub(REDACTED, text))
 
 
 def _redacted_arg(arg: object) -> object:

@@ -133,6 +133,7 @@ def test_an_encoded_key_is_redacted_from_the_access_log(encode: Any, where: str)
     ("pdf_password=a;b;c&outputs=text", "&outputs=text"),
     ("outputs=text&pdf%5fpassword=a;b;c", "outputs=text&"),
     ("pdf%255Fpassword=a;b;c", ""),
+    ("outputs=text;pdf_password=a;b;c&pages=1", "outputs=text;pdf_password=[REDACTED]&pages=1"),
 ])
 def test_a_secret_parameter_is_redacted_up_to_the_next_ampersand(query: str, kept: str) -> None:
     """The server splits a query on '&' only: 'a;b;c' is one password, all of it secret."""

@@ -4,9 +4,9 @@ FastAPI's page loads Swagger UI from a public CDN with no integrity check, so a 
 party decides what script runs beside the user's API key, and the page is blank
 offline. Here the page is FastAPI's, pointed at the copy of Swagger UI (5.x, which reads
 OpenAPI 3.1) that the pinned ``fastapi-offline`` wheel ships, and only the files the page
-loads are served. Its one
-inline script (the initialiser) is allowed by its SHA-256 in a Content-Security-Policy
-that allows nothing but this origin, computed from the page as generated.
+loads are served. Its one inline script (the initialiser) is allowed by its SHA-256,
+computed from the page as generated, in a Content-Security-Policy that otherwise allows
+nothing but this origin.
 
 Residual risks: Swagger UI itself runs with the user's key in the page; keep the wheel
 current. ``OCRVAULT_DOCS_ENABLED=false`` removes the page and its assets;
