@@ -6,10 +6,16 @@ import io
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
 from ocrvault.access.keys import Environment, generate_key
+from ocrvault.api.app import create_app
+from ocrvault.config import Settings
 from ocrvault.logs import REDACTED, install_key_redaction
+from ocrvault.runtime import Runtime
+from tests.engine_fakes import FixedEngine
+from tests.servers import serving
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +153,27 @@ def test_an_encoded_key_in_a_message_is_redacted(caplog: pytest.LogCaptureFixtur
     encoded = key.replace("_", "%5F")
     logging.getLogger("ocrvault.api").warning(f"callback to https://x.example/?k={encoded}")
     assert encoded not in caplog.text and key[-10:] not in caplog.text
+
+
+def test_a_real_servers_access_log_hides_encoded_keys_and_passwords(settings: Settings) -> None:
+    """uvicorn as served: its parser hands the raw query to the access log."""
+    from uvicorn.logging import AccessFormatter
+
+    key = generate_key(Environment.LIVE)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter('"%(request_line)s" %(status_code)s'))
+    runtime = Runtime.build(settings.model_copy(update={"workers": 0}), engine=FixedEngine())
+    access = logging.getLogger("uvicorn.access")
+    try:
+        with serving(create_app(runtime, start=False)) as port:
+            access.addHandler(handler)
+            access.setLevel(logging.INFO)  # serving() sets WARNING
+            query = f"api_key={key.replace('_', '%5f')}&pdf_password=a;b;c"
+            httpx.get(f"http://127.0.0.1:{port}/v1/jobs?{query}")
+    finally:
+        access.removeHandler(handler)
+        runtime.stop()
+    line = stream.getvalue()
+    assert "GET /v1/jobs?api_key=[REDACTED-KEY]&pdf_password=[REDACTED]" in line
+    assert key.removeprefix("ocv_live_")[:8] not in line and ";b;c" not in line
