@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import pty
+import select
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,29 +72,36 @@ def test_first_start_of_serve_does_not_print_the_key_to_a_log(
     assert "Bearer $(cat " in result.output
 
 
+def read_terminal(process: subprocess.Popen[bytes], leader: int, timeout: float = 60) -> str:
+    """Everything the process wrote to the terminal, until it exits and the terminal is idle.
+
+    The caller keeps the follower end open: had only the child held it, Linux may drop what
+    the child wrote last when it exits and the terminal hangs up.
+    """
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            chunks.append(os.read(leader, 4096))
+        elif process.poll() is not None:
+            return b"".join(chunks).decode(errors="replace")
+    raise AssertionError(f"still running after {timeout}s: {b''.join(chunks)!r}")
+
+
 def test_admin_key_is_printed_on_a_terminal_and_written_nowhere(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     leader, follower = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(SRC), "OCRVAULT_DATA_DIR": str(data_dir),
            "COLUMNS": "200"}
-    process = subprocess.Popen([sys.executable, "-m", "ocrvault", "admin", "bootstrap"],
-                               stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-                               env=env)
-    os.close(follower)
-    chunks = []
-    while True:  # until the child closes the terminal
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError as error:
-            if error.errno != errno.EIO:
-                raise
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert process.wait(timeout=60) == 0
-    output = b"".join(chunks).decode(errors="replace")
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "ocrvault", "admin", "bootstrap"],
+                                   stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                                   env=env)
+        output = read_terminal(process, leader)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert process.returncode == 0, output
     match = KEY_PATTERN.search(output)
     assert match is not None and parse_key(match[0]) is not None, output
     assert not key_files(data_dir)
