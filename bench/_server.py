@@ -26,7 +26,7 @@ from tests.servers import free_port
 @contextmanager
 def ocrvault_server(data_dir: Path, workers: int, **env: str) -> Iterator[tuple[str, str, int]]:
     """Yields (base url, admin key, server pid) of a server with ``workers`` OCR threads."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # ocrvault refuses a shared one
     db = Database(f"sqlite:///{data_dir / 'ocrvault.db'}")
     db.migrate()
     audit = AuditLog(db, ChainSigner(load_keyring(Settings(data_dir=data_dir))))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,11 +28,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ocrvault.access.service import AccessService
+from ocrvault.access.service import AccessService, IssuedKey
 from ocrvault.addresses import is_loopback
 from ocrvault.audit import Actor, AuditLog, AuditService, ChainSigner, verify_chain
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import install_key_redaction
 from ocrvault.model import Document
@@ -71,13 +74,17 @@ def bind_refusal(host: str, *, tls: bool, behind_proxy: bool) -> str | None:
 
 @app.callback()
 def _everywhere() -> None:
+    restrict_umask()  # before any command creates a file: the data dir's, or --out's
     install_key_redaction()
 
 
 @contextmanager
 def _data_dir(settings: Settings) -> Iterator[tuple[Database, Keyring]]:
     """The data dir's migrated database and its keyring, for commands run beside a server."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        prepare_data_dir(settings.data_dir)
+    except OcrVaultError as error:
+        raise _fail(error) from None
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
@@ -108,22 +115,43 @@ def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path |
     }
 
 
-def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> str:
+def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> IssuedKey:
     with _audited_db(settings) as (db, audit):
         access = AccessService(db, audit)
-        issued = access.create_tenant(tenant) if new_tenant else access.bootstrap_tenant(tenant)
-        return issued.secret
+        return access.create_tenant(tenant) if new_tenant else access.bootstrap_tenant(tenant)
 
 
-def _print_key(key: str, tenant: str, base_url: str | None = None) -> None:
-    out.print(f"\nAdmin API key for tenant [bold]{tenant}[/bold] (shown once; store it now):")
-    out.print(f"  [bold green]{key}[/bold green]\n", soft_wrap=True)
+def _write_key_file(data_dir: Path, issued: IssuedKey) -> Path:
+    """The key in a new 0600 file of its own; never over an existing file or a link."""
+    path = (data_dir / f"admin-key-{issued.key_id}.txt").resolve()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(issued.secret + "\n")
+    return path
+
+
+def _show_key(settings: Settings, issued: IssuedKey, tenant: str, base_url: str | None = None,
+              *, to_stdout: bool = False) -> None:
+    """Hand a new admin key over once: on the terminal, or, when stdout is not one (systemd,
+    docker, a pipe: logs that keep every line), in a 0600 file whose path is printed."""
+    shown = escape(tenant)
+    if to_stdout or sys.stdout.isatty():
+        out.print(f"\nAdmin API key for tenant [bold]{shown}[/bold] (shown once; store it now):")
+        out.print(f"  [bold green]{issued.secret}[/bold green]\n", soft_wrap=True)
+        bearer = issued.secret
+    else:
+        path = _write_key_file(settings.data_dir, issued)
+        out.print(f"\nAdmin API key for tenant [bold]{shown}[/bold] written to {path} (mode 0600; "
+                  "not printed, since stdout is not a terminal). Read it, store it in your "
+                  "secret manager, then delete the file.\n", soft_wrap=True, highlight=False)
+        bearer = f"$(cat {path})"
     if base_url:
         out.print("Try it:", soft_wrap=True)
         out.print(
-            f"  curl -s -X POST '{base_url}/v1/read:sync' -H 'Authorization: Bearer {key}' "
+            f"  curl -s -X POST '{base_url}/v1/read:sync' -H \"Authorization: Bearer {bearer}\" "
             f"--data-binary @{SAMPLE_HINT}\n",
-            soft_wrap=True, highlight=False,
+            soft_wrap=True, highlight=False, markup=False,
         )
 
 
@@ -155,11 +183,15 @@ def serve(
     scheme = "https" if tls_cert else "http"
     base_url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    runtime = Runtime.build(settings)
+    try:
+        runtime = Runtime.build(settings)
+    except OcrVaultError as error:
+        raise _fail(error) from None
     if not runtime.access.has_tenants():
-        _print_key(runtime.access.bootstrap_tenant("default").secret, "default", base_url)
-    out.print(f"ocrvault serving on {base_url}  (docs: {base_url}/docs, data: "
-              f"{settings.data_dir.resolve()})", soft_wrap=True)
+        _show_key(settings, runtime.access.bootstrap_tenant("default"), "default", base_url)
+    docs = f"docs: {base_url}/docs, " if settings.docs_enabled else ""
+    out.print(f"ocrvault serving on {base_url}  ({docs}data: {settings.data_dir.resolve()})",
+              soft_wrap=True)
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info",
                 **transport_options(settings, tls_cert, tls_key, behind_proxy))
 
@@ -223,24 +255,33 @@ def _emit(path: Path, document: Document, fmt: str, out_dir: Path | None) -> Non
     (out_dir / f"{path.stem}.{'json' if fmt == 'json' else 'txt'}").write_text(text, "utf-8")
 
 
+PrintKey = Annotated[bool, typer.Option(
+    "--print", help="Print the key even when stdout is not a terminal (e.g. piped into a secret "
+    "store); by default it then goes to a 0600 file in the data dir")]
+
+
 @admin.command("bootstrap")
-def bootstrap(tenant: Annotated[str, typer.Option(help="Tenant name")] = "default") -> None:
-    """Create the tenant if needed and print a new admin key for it, once."""
+def bootstrap(tenant: Annotated[str, typer.Option(help="Tenant name")] = "default",
+              print_key: PrintKey = False) -> None:
+    """Create the tenant if needed and hand over a new admin key for it, once."""
+    settings = Settings()
     try:
-        key = _issue_admin_key(Settings(), tenant)
+        issued = _issue_admin_key(settings, tenant)
     except OcrVaultError as error:
         raise _fail(error) from None
-    _print_key(key, tenant)
+    _show_key(settings, issued, tenant, to_stdout=print_key)
 
 
 @admin.command("create-tenant")
-def create_tenant(name: Annotated[str, typer.Argument(help="Tenant name")]) -> None:
-    """Create a tenant and print its first admin key, once."""
+def create_tenant(name: Annotated[str, typer.Argument(help="Tenant name")],
+                  print_key: PrintKey = False) -> None:
+    """Create a tenant and hand over its first admin key, once."""
+    settings = Settings()
     try:
-        key = _issue_admin_key(Settings(), name, new_tenant=True)
+        issued = _issue_admin_key(settings, name, new_tenant=True)
     except OcrVaultError as error:
         raise _fail(error) from None
-    _print_key(key, name)
+    _show_key(settings, issued, name, to_stdout=print_key)
 
 
 @audit_app.command("verify")

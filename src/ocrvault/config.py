@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     master_key: str | None = Field(
         default=None,
         description="Base64 master keys '1:KEY,2:KEY' (the highest version is primary); "
-        "default a 0600 keyring file in the data dir",
+        "default the keyring file at keyring_path",
     )
 
     @classmethod
@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
-    @property
-    def keyring_path(self) -> Path:
-        return self.data_dir / "keyring.json"
+    # Declared after data_dir: the default is computed from it.
+    keyring_path: Path = Field(
+        default_factory=lambda fields: fields["data_dir"] / "keyring.json",
+        description="The keyring file (0600) when OCRVAULT_MASTER_KEY is unset; default in the "
+        "data dir, where a copy of the folder holds both the data and its keys",
+    )
+    docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")

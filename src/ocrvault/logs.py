@@ -7,6 +7,14 @@ propagate up from ``ocrvault.*``, and uvicorn's access log does not propagate at
 So :func:`install_key_redaction` also runs :class:`KeyRedactingFilter` in the log
 record factory, the one place every record passes through, before any handler
 formats it. Message, arguments, exception text and stack are all redacted.
+
+A key is found as written and in every form a URL may carry it: percent-encoded (in
+any case, twice over) or between plus-encoded spaces. A secret parameter's value is
+redacted to the next ``&``, as the server parses a query, also when a ``;`` comes
+before its name.
+
+Residual risks: a key split by something other than URL encoding (base64, a JSON
+``\\u`` escape, spread over two records) is not recognised.
 """
 
 from __future__ import annotations
@@ -14,28 +22,64 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
 from ocrvault.access.keys import KEY_PATTERN
 
 REDACTED = "[REDACTED-KEY]"
-
+# Keys in any case: over-redacting a near-key costs nothing, missing a key costs a breach.
+_KEY = re.compile(KEY_PATTERN.pattern, re.IGNORECASE)
+# A run of characters a URL may carry unreserved or encoded: where an encoded key hides.
+_URL_TOKEN = re.compile(r"[A-Za-z0-9_.~%+-]+")
+# Decoding rounds tried on a token: a key encoded twice (%255F) is still found.
+_DECODE_ROUNDS = 4
 
 # A query parameter whose value is a secret: uvicorn's access log prints the whole URL.
 SECRET_PARAMETERS = frozenset({"pdf_password"})
 REDACTED_VALUE = "[REDACTED]"
-_QUERY_PAIR = re.compile(r"(?<=[?&;])([^=&;\s\"'?]+)=([^&;\s]*)")
+# Text between '&'s and whitespace, and a 'name=' in it. A secret parameter's value runs
+# to the next '&' as the server parses a query (parse_qsl splits on '&' only, so
+# 'pdf_password=a;b;c' is one value); a 'name=' after ';' is looked at too, because a
+# client that separates with ';' meant its value as the password.
+_PIECE = re.compile(r"[^&\s]+")
+_NAME = re.compile(r"(?<![A-Za-z0-9_.~%+-])([A-Za-z0-9_.~%+-]+)=")
 
 
-def _redact_secret_parameter(match: re.Match[str]) -> str:
-    name = match[1]
-    # The name as the server decodes it: pdf%5Fpassword is pdf_password too.
-    return f"{name}={REDACTED_VALUE}" if unquote_plus(name) in SECRET_PARAMETERS else match[0]
+def _decoded_forms(token: str) -> Iterator[str]:
+    """``token`` and what it decodes to, once, twice...: as percent- and plus-encoded."""
+    yield token
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote_plus(token)
+        if decoded == token:
+            return
+        token = decoded
+        yield token
+
+
+def _redact_encoded_key(match: re.Match[str]) -> str:
+    token = match[0]
+    if "%" not in token and "+" not in token:
+        return token  # plain keys are left to _KEY, which keeps the text around them
+    return REDACTED if any(_KEY.search(form) for form in _decoded_forms(token)) else token
+
+
+def _redact_secret_parameter(piece: re.Match[str]) -> str:
+    text = piece[0]
+    for name in _NAME.finditer(text) if "=" in text else ():
+        # The name as the server may decode it: pdf%5Fpassword is pdf_password too.
+        if any(form.lower() in SECRET_PARAMETERS for form in _decoded_forms(name[1])):
+            return text[:name.end()] + REDACTED_VALUE
+    return text
 
 
 def redact(text: str) -> str:
-    return _QUERY_PAIR.sub(_redact_secret_parameter, KEY_PATTERN.sub(REDACTED, text))
+    """``text`` without keys (plain or URL-encoded) and without secret parameters' values."""
+    # Encoded keys first: the plain pattern would take only a key's head up to its first
+    # escape and leave the rest of the secret behind.
+    text = _URL_TOKEN.sub(_redact_encoded_key, text)
+    return _PIECE.sub(_redact_secret_parameter, _KEY.sub(REDACTED, text))
 
 
 def _redacted_arg(arg: object) -> object:

@@ -17,6 +17,7 @@ from ocrvault.audit import AuditLog, AuditService, ChainSigner
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.datadir import keyring_beside_data, prepare_data_dir
 from ocrvault.engines import registry
 from ocrvault.engines.base import OcrEngine
 from ocrvault.ingest import Ingestor
@@ -70,10 +71,18 @@ class Runtime:
               queue: JobQueue | None = None, clock: Clock = utcnow,
               rate_limiter: RateLimiter | None = None,
               blobs: BlobStore | None = None) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Every service on ``settings``; sets the process umask to 077 (see datadir.py)
+        and raises UnsafeDataDir for a data dir that others may read."""
+        prepare_data_dir(settings.data_dir)  # first: it sets the umask for all that follows
         db = Database(settings.resolved_database_url)
         db.migrate()
         keyring = load_keyring(settings)
+        if keyring_beside_data(settings):
+            log.warning(
+                "the keyring %s is inside the data dir: a copy of the data dir (a backup, a "
+                "snapshot, a stolen disk) holds the documents and the keys that open them. Set "
+                "OCRVAULT_KEYRING_PATH to a file elsewhere, or OCRVAULT_MASTER_KEY",
+                settings.keyring_path)
         documents = SealedDocuments(blobs or LocalBlobStore(settings.blob_dir), keyring)
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
         pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1)

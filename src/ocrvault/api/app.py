@@ -11,6 +11,7 @@ from fastapi.telemetry import TelemetryConfig
 from ocrvault import __version__
 from ocrvault.api import problems
 from ocrvault.api.context import RequestIdMiddleware
+from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.routes import audit, health, jobs, keys, read, retention
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
@@ -45,12 +46,17 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
             if start:
                 runtime.stop()
 
+    # redirect_slashes=False: Starlette's redirect to the other slash form builds its
+    # Location from the Host header, an open redirect; '/v1/jobs/' is a plain 404 instead.
+    # FastAPI's own /docs loads Swagger UI from a CDN; docs.py serves it from the package.
     app = FastAPI(title="ocrvault", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, telemetry=NO_TELEMETRY)
+                  lifespan=lifespan, telemetry=NO_TELEMETRY, redirect_slashes=False,
+                  docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     install_key_redaction()
     problems.install(app)
-    app.add_middleware(SecurityHeadersMiddleware)
+    page_policies = {DOCS_PATH: install_docs(app)} if runtime.settings.docs_enabled else {}
+    app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, read, jobs, keys, audit, retention):
         app.include_router(module.router)

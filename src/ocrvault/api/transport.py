@@ -8,14 +8,16 @@ the addresses in ``OCRVAULT_TRUSTED_PROXIES``.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from ocrvault.api.asgi import ResponseHeadersMiddleware
 
 HSTS = "max-age=31536000; includeSubDomains"
+# The API answers JSON and files, never a page: a browser may run, load or frame nothing.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 def tls_context_factory(_config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -27,11 +29,20 @@ def tls_context_factory(_config: Any, default: Callable[[], ssl.SSLContext]) -> 
 
 
 class SecurityHeadersMiddleware(ResponseHeadersMiddleware):
+    """``page_policies``: the Content-Security-Policy of each page (by path) that needs
+    more than :data:`API_POLICY`, the docs page; every other response gets that."""
+
+    def __init__(self, app: ASGIApp, page_policies: Mapping[str, str] | None = None) -> None:
+        super().__init__(app)
+        self.page_policies = dict(page_policies or {})
+
     def headers_for(self, scope: Scope) -> dict[str, str]:
-        headers = {"X-Content-Type-Options": "nosniff"}
+        path = str(scope.get("path", ""))
+        headers = {"X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": self.page_policies.get(path, API_POLICY)}
         if scope.get("scheme") == "https":
             headers["Strict-Transport-Security"] = HSTS
-        if str(scope.get("path", "")).startswith("/v1/"):
+        if path.startswith("/v1/"):
             # Results are documents: no proxy or browser cache may keep a copy.
             headers["Cache-Control"] = "no-store"
         return headers

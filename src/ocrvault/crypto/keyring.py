@@ -171,7 +171,7 @@ class Keyring:
 
 
 def load_keyring(settings: Settings) -> Keyring:
-    """The keyring the settings name: ``master_key`` if set, else the data dir's file."""
+    """The keyring the settings name: ``master_key`` if set, else the ``keyring_path`` file."""
     if settings.master_key is not None:
         return Keyring(EnvKeyringProvider(settings.master_key))
     return Keyring(FileKeyringProvider(settings.keyring_path))
