@@ -8,7 +8,7 @@ integers over 64 bits with an OverflowError: both once answered 500 with a trace
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -122,3 +122,25 @@ def test_the_largest_allowed_values_are_accepted(fast_client: TestClient) -> Non
     response = fast_client.post("/v1/read:sync", params={"pages": "1"}, headers=auth(secret),
                                 content=encode(text_page("Bounded"), "PNG"))
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("route", ["/v1/read", "/v1/read:sync"])
+def test_a_5000_digit_content_length_is_too_large_not_a_500(
+        fast_client: TestClient, route: str) -> None:
+    secret, _ = _admin(fast_client)
+
+    def body() -> Iterator[bytes]:  # a stream: the client keeps the header as given
+        yield b"x" * 10
+
+    response = fast_client.post(route, content=body(),
+                                headers={**auth(secret), "Content-Length": HUGE})
+    assert_problem(response, 413, "file_too_large")
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/{id}", "/v1/jobs/{id}/outputs/text",
+                                  "/v1/audit/{id}", "/v1/keys/{id}/retention"])
+def test_a_5000_digit_id_in_the_path_is_not_found_not_a_500(
+        fast_client: TestClient, path: str) -> None:
+    secret, _ = _admin(fast_client)
+    response = fast_client.get(path.format(id=HUGE), headers=auth(secret))
+    assert response.status_code == 404, response.text
