@@ -315,7 +315,8 @@ def keys_rotate_master() -> None:
 
 
 @keys.command("rewrap")
-def keys_rewrap(batch: Annotated[int, typer.Option(min=1, help="Keys per transaction")] = 500,
+def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
+                                                   help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
     with _audited_db(Settings()) as (db, audit), \
