@@ -97,6 +97,31 @@ def pdf_with_launch(path: str) -> bytes:
     )
 
 
+ATTACHED_CANARY = b"attached canary 7f3a: payroll.xlsx"
+
+
+def pdf_with_attachment_annotation(page: int = 1, pages: int = 1) -> bytes:
+    """``pages`` pages of text; page ``page`` carries a FileAttachment annotation whose file
+    holds ATTACHED_CANARY. No EmbeddedFiles name tree: the annotation is the only way in."""
+    annotated = b"/Annots [%d 0 R] " % (4 + pages)
+    kids = b" ".join(b"%d 0 R" % (3 + n) for n in range(pages))
+    content = b"BT /F1 36 Tf 72 672 Td (%s) Tj ET" % HELLO.encode()
+    font = (b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 "
+            b"/BaseFont /Helvetica >> >> >>")
+    return raw_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+        *(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R %s %s>>"
+          % (3 + pages, font, annotated if n + 1 == page else b"") for n in range(pages)),
+        stream(content),
+        b"<< /Type /Annot /Subtype /FileAttachment /Rect [72 72 92 92] /Name /PushPin "
+        b"/FS << /Type /Filespec /F (payroll.xlsx) /UF (payroll.xlsx) /EF << /F %d 0 R >> >> >>"
+        % (5 + pages),
+        b"<< /Type /EmbeddedFile /Length %d >>\nstream\n%s\nendstream"
+        % (len(ATTACHED_CANARY), ATTACHED_CANARY),
+    ])
+
+
 def pdf_of_pages(count: int) -> bytes:
     """``count`` pages that share one content stream: tiny on disk, huge to render."""
     first_page = 5
@@ -168,6 +193,20 @@ def tiff_of_pages(count: int) -> bytes:
         last = index == count - 1
         out += struct.pack("<I", 0 if last else first + (index + 1) * ifd_size)
     return bytes(out)
+
+
+def tiff_with_looping_pages(count: int = 2) -> bytes:
+    """``tiff_of_pages(count)`` whose last IFD points back to the first: the chain loops."""
+    data = bytearray(tiff_of_pages(count))
+    data[-4:] = struct.pack("<I", 10)  # the last IFD's next-IFD offset: the first IFD
+    return bytes(data)
+
+
+def bmp_with_width(width: int) -> bytes:
+    """A 20 x 20 BMP (40-byte info header) whose header declares ``width``, signed."""
+    data = bytearray(encode(Image.new("RGB", (20, 20), "white"), "BMP"))
+    data[18:22] = struct.pack("<i", width)
+    return bytes(data)
 
 
 def jpeg_cut_in_half() -> bytes:

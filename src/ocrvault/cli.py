@@ -30,7 +30,15 @@ from rich.progress import (
 
 from ocrvault.access.service import AccessService, IssuedKey
 from ocrvault.addresses import is_loopback
-from ocrvault.audit import Actor, AuditLog, AuditService, ChainSigner, verify_chain
+from ocrvault.audit import (
+    Actor,
+    AuditAction,
+    AuditEvent,
+    AuditLog,
+    AuditService,
+    ChainSigner,
+    verify_chain,
+)
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.datadir import prepare_data_dir, restrict_umask
@@ -60,7 +68,7 @@ SAMPLE_HINT = "../shared/corpus/ocr/tess_phototest.tif"
 
 
 def _fail(error: OcrVaultError) -> typer.Exit:
-    err.print(f"[red]error[/red] {error.code.value}: {error.detail}")
+    err.print(f"[red]error[/red] {error.code.value}: {error.detail}", soft_wrap=True)
     return typer.Exit(2 if isinstance(error, InputRejected) else 1)
 
 
@@ -328,42 +336,58 @@ def keys_status() -> None:
             out.print(f"v{version}{mark}: {count_wrapped_under(db, version)} data keys")
 
 
+def _record_master_key(audit: AuditLog, action: AuditAction, version: int,
+                       **detail: int) -> None:
+    """Audit a master-key change: system-wide, made by the operator at the command line."""
+    audit.record(AuditEvent(action, Actor.system("cli"), target_id=f"master_key:v{version}",
+                            detail=detail or None))
+
+
 @keys.command("rotate-master")
 def keys_rotate_master() -> None:
     """Add a new master key version and make it the primary for new jobs."""
-    with _data_dir(Settings()) as (_db, keyring):
+    with _audited_db(Settings()) as (_db, audit):
         try:
-            version = keyring.rotate()
+            version = audit.signer.keyring.rotate()
         except OcrVaultError as error:
             raise _fail(error) from None
+        _record_master_key(audit, AuditAction.MASTER_KEY_ROTATED, version)
     out.print(f"master key v{version} is now primary. Run 'ocrvault keys rewrap' next.")
 
 
 @keys.command("rewrap")
-def keys_rewrap(batch: Annotated[int, typer.Option(min=1, help="Keys per transaction")] = 500,
+def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
+                                                   help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
-    with _data_dir(Settings()) as (db, keyring), \
+    with _audited_db(Settings()) as (db, audit), \
             Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      console=err) as progress:
+        keyring = audit.signer.keyring
         task = progress.add_task("rewrap", total=None)
         done = rewrap_all(db, keyring, batch,
                           lambda n, total: progress.update(task, completed=n, total=total))
+        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, keyring.primary,
+                           data_keys=done)
     out.print(f"{done} data keys now wrapped under v{keyring.primary}.")
 
 
 @keys.command("retire")
 def keys_retire(version: Annotated[int, typer.Argument(help="Master key version to remove")],
                 ) -> None:
-    """Remove an old master key version; refused while any data key still needs it."""
-    with _data_dir(Settings()) as (db, keyring):
-        remaining = count_wrapped_under(db, version)
-        if remaining:
-            err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "
-                      f"v{version}; run 'ocrvault keys rewrap' first.")
-            raise typer.Exit(1)
+    """Remove an old master key version; refused while any data key still needs it. Audit
+    signatures made under it still verify: only its audit MAC key is kept."""
+    with _audited_db(Settings()) as (db, audit):
+        keyring = audit.signer.keyring
         try:
+            keyring.check_retirable(version)  # before counting: the primary always has keys
+            remaining = count_wrapped_under(db, version)
+            if remaining:
+                err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "
+                          f"v{version}; run 'ocrvault keys rewrap' first.", soft_wrap=True)
+                raise typer.Exit(1)
             keyring.retire(version)
         except OcrVaultError as error:
             raise _fail(error) from None
+        _record_master_key(audit, AuditAction.MASTER_KEY_RETIRED, version)
     out.print(f"master key v{version} retired.")

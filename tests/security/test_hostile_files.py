@@ -254,6 +254,12 @@ GENERATED: dict[str, tuple[Callable[[], bytes], str, str, set[str]]] = {
                                "application/pdf", {"image_too_large"}),
     "jpeg-cut-in-half": (hostilegen.jpeg_cut_in_half, "half.jpg", "image/jpeg",
                          {"corrupt_file"}),
+    # Damage, not size: one answer on both routes (a loop once read as 2 pages, or as
+    # "too large" for read:sync; a negative width as "too large, scale it down").
+    "tiff-whose-pages-loop": (hostilegen.tiff_with_looping_pages, "loop.tif", "image/tiff",
+                              {"corrupt_file"}),
+    "bmp-of-negative-width": (lambda: hostilegen.bmp_with_width(-1), "scan.bmp", "image/bmp",
+                              {"corrupt_file"}),
     "zip-named-png": (hostilegen.zip_named_png, "photo.png", "image/png",
                       {"unsupported_media_type"}),
     "svg-named-png": (hostilegen.svg_named_png, "photo.png", "image/png",
@@ -284,6 +290,22 @@ def test_the_tiff_page_walk_stops_at_the_limit_before_reaching_page_10000(
                                    content=hostilegen.tiff_of_pages(10_000))
     body = assert_problem(response, 422, "too_many_pages")
     assert f"{service.runtime.settings.max_pages:,}" in body["detail"]
+
+
+def test_a_file_attached_by_a_page_annotation_is_reported_removed_on_both_routes(
+    service: Service,
+) -> None:
+    pdf, blobs_before = hostilegen.pdf_with_attachment_annotation(), service.blobs
+
+    submitted = read_async(service, pdf, "memo.pdf", "application/pdf")
+    synced = read_sync(service, pdf, "memo.pdf", "application/pdf")
+
+    for outcome in (submitted, synced):
+        assert outcome.code == OK and outcome.result is not None
+        assert "attachments" in outcome.result["metadata_removed"]
+        assert hostilegen.ATTACHED_CANARY.decode() not in str(outcome.result)
+    assert found_under(service.data_dir, [hostilegen.ATTACHED_CANARY]) == []
+    assert_nothing_left(service, pdf, blobs_before, submitted)
 
 
 # ---- PDF actions: never executed, never followed ---------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from ocrvault.audit import AuditAction
 from ocrvault.cli import app as cli_app
 from ocrvault.config import Settings
 from ocrvault.jobs.service import key_of
@@ -49,3 +53,47 @@ def test_rotate_rewrap_retire_keeps_every_job_readable(
         assert row is not None and row.master_key_version == 2
         assert runtime.documents.get(key_of(row), ObjectKind.INPUT) == body
     assert cli.invoke(cli_app, ["keys", "retire", "2"], env=env).exit_code != 0  # the primary
+
+
+def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: Path) -> None:
+    """Entries signed under v1 still verify once v1 is retired (its audit MAC key is kept),
+    and tampering with one of them is still caught."""
+    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+    cli = CliRunner()
+    assert cli.invoke(cli_app, ["admin", "create-tenant", "initech"], env=env).exit_code == 0
+    for step in (["keys", "rotate-master"], ["keys", "rewrap"], ["keys", "retire", "1"]):
+        done = cli.invoke(cli_app, step, env=env)
+        assert done.exit_code == 0, done.output
+
+    verified = cli.invoke(cli_app, ["audit", "verify"], env=env)
+    assert verified.exit_code == 0, verified.output
+    assert "5 entries" in verified.output  # tenant, key, then rotate, rewrap, retire
+    exported = cli.invoke(cli_app, ["audit", "export"], env=env).output
+    actions = [json.loads(line)["action"] for line in exported.splitlines()]
+    assert actions[2:5] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
+                            AuditAction.MASTER_KEY_RETIRED]
+
+    with sqlite3.connect(tmp_path / "data" / "ocrvault.db") as database:
+        assert database.execute("SELECT mac_version FROM audit_entries WHERE seq = 1"
+                                ).fetchone() == (1,)
+        database.execute("UPDATE audit_entries SET actor_name = 'nobody' WHERE seq = 1")
+    tampered = cli.invoke(cli_app, ["audit", "verify"], env=env)
+    assert tampered.exit_code == 1 and "entry 1 was changed" in tampered.output
+
+
+@pytest.mark.parametrize(("version", "says"), [
+    ("2", "error invalid_parameter: master key v2 is the primary and cannot be retired"),
+    ("7", "error invalid_parameter: there is no master key v7; the keyring holds v1, v2"),
+    ("1", "error invalid_parameter: master key v1 is already retired"),
+])
+def test_retiring_the_primary_an_unknown_or_a_retired_version_says_so_on_one_line(
+        tmp_path: Path, version: str, says: str) -> None:
+    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+    cli = CliRunner()
+    assert cli.invoke(cli_app, ["keys", "rotate-master"], env=env).exit_code == 0
+    if version == "1":
+        assert cli.invoke(cli_app, ["keys", "retire", "1"], env=env).exit_code == 0
+    refused = cli.invoke(cli_app, ["keys", "retire", version], env=env)
+    assert refused.exit_code == 2
+    assert refused.output.count("\n") == 1 and refused.output.startswith(says), refused.output
+    assert "internal_error" not in refused.output

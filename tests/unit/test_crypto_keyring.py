@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from ocrvault.crypto import (
     FileKeyringProvider,
     Keyring,
     KeyringError,
+    MacPurpose,
     ObjectContext,
     load_keyring,
     new_dek,
     open_sealed,
     seal,
 )
-from ocrvault.errors import IntegrityError
+from ocrvault.errors import ErrorCode, InputRejected, IntegrityError
 
 KEY1, KEY2 = bytes([1]) * 32, bytes([2]) * 32
 ENV_VALUE = f"1:{base64.b64encode(KEY1).decode()},2:{base64.b64encode(KEY2).decode()}"
@@ -144,15 +146,20 @@ def test_rewrap_refuses_a_dek_moved_from_another_job(keyring: Keyring) -> None:
 def test_retiring_the_primary_is_refused_and_changes_nothing(keyring: Keyring, path: Path) -> None:
     keyring.rotate()
     before = path.read_bytes()
-    with pytest.raises(KeyringError, match="primary"):
+    with pytest.raises(InputRejected, match="primary") as refused:
         keyring.retire(2)
+    assert refused.value.code is ErrorCode.INVALID_PARAMETER
     assert keyring.versions == (1, 2)
     assert path.read_bytes() == before
 
 
-def test_retiring_an_unknown_version_is_refused(keyring: Keyring) -> None:
-    with pytest.raises(KeyringError, match="not in the keyring"):
+def test_retiring_an_unknown_or_retired_version_is_refused(keyring: Keyring) -> None:
+    with pytest.raises(InputRejected, match="no master key v5; the keyring holds v1"):
         keyring.retire(5)
+    keyring.rotate()
+    keyring.retire(1)
+    with pytest.raises(InputRejected, match="already retired"):
+        keyring.retire(1)
 
 
 def test_rotation_is_stored_and_seen_by_a_fresh_load(keyring: Keyring, path: Path) -> None:
@@ -199,34 +206,55 @@ def test_env_keyring_refuses_rotate_and_retire_with_a_clear_message() -> None:
     assert base64.b64encode(KEY2).decode() not in str(caught.value)
 
 
+AUDIT = MacPurpose.AUDIT_CHAIN
+
+
 def test_mac_verifies_and_rejects_tampering() -> None:
-    version, tag = ENV_KEYRING.mac("audit-head", b"chain head 42")
+    version, tag = ENV_KEYRING.mac(AUDIT, b"chain head 42")
     assert version == 2
-    assert ENV_KEYRING.verify_mac("audit-head", b"chain head 42", version, tag)
-    assert not ENV_KEYRING.verify_mac("audit-head", b"chain head 43", version, tag)
-    assert not ENV_KEYRING.verify_mac("audit-head", b"chain head 42", version, tag[:-1])
-    assert not ENV_KEYRING.verify_mac("audit-head", b"chain head 42", version, bytes(32))
-    assert not ENV_KEYRING.verify_mac("webhook", b"chain head 42", version, tag)
-    assert not ENV_KEYRING.verify_mac("audit-head", b"chain head 42", 1, tag)
-    assert not ENV_KEYRING.verify_mac("audit-head", b"chain head 42", 9, tag)
+    assert ENV_KEYRING.verify_mac(AUDIT, b"chain head 42", version, tag)
+    assert not ENV_KEYRING.verify_mac(AUDIT, b"chain head 43", version, tag)
+    assert not ENV_KEYRING.verify_mac(AUDIT, b"chain head 42", version, tag[:-1])
+    assert not ENV_KEYRING.verify_mac(AUDIT, b"chain head 42", version, bytes(32))
+    assert not ENV_KEYRING.verify_mac(AUDIT, b"chain head 42", 1, tag)
+    assert not ENV_KEYRING.verify_mac(AUDIT, b"chain head 42", 9, tag)
 
 
-def test_mac_keys_are_separate_per_purpose() -> None:
-    assert ENV_KEYRING.mac("a", b"x") != ENV_KEYRING.mac("b", b"x")
-
-
-def test_mac_verifies_after_rotation_until_its_version_is_retired(keyring: Keyring) -> None:
-    version, tag = keyring.mac("audit-head", b"head")
+def test_mac_verifies_after_rotation_and_after_its_version_is_retired(
+        keyring: Keyring, path: Path) -> None:
+    version, tag = keyring.mac(AUDIT, b"head")
     keyring.rotate()
-    assert keyring.verify_mac("audit-head", b"head", version, tag)
-    assert keyring.mac("audit-head", b"head")[0] == 2
+    assert keyring.verify_mac(AUDIT, b"head", version, tag)
+    assert keyring.mac(AUDIT, b"head")[0] == 2
     keyring.retire(1)
-    assert not keyring.verify_mac("audit-head", b"head", version, tag)
+    assert keyring.verify_mac(AUDIT, b"head", version, tag)
+    assert not keyring.verify_mac(AUDIT, b"head2", version, tag)
+    assert Keyring(FileKeyringProvider(path)).verify_mac(AUDIT, b"head", version, tag)
 
 
-def test_mac_refuses_an_empty_purpose() -> None:
-    with pytest.raises(ValueError, match="purpose"):
-        ENV_KEYRING.mac("", b"x")
+def test_a_retired_version_keeps_only_its_mac_keys_never_its_master_key(
+        keyring: Keyring, path: Path) -> None:
+    master_v1 = json.loads(path.read_text())["versions"]["1"]
+    wrapped_v1 = keyring.wrap_dek(DEK, "tenant-a", "job-1")
+    keyring.rotate()
+    keyring.retire(1)
+    stored = json.loads(path.read_text())
+    assert master_v1 not in path.read_text()
+    assert set(stored["retired"]) == {"1"}
+    kept = stored["retired"]["1"]
+    assert set(kept) == {p.value for p in MacPurpose}
+    for key in kept.values():  # taken as a master key, a kept MAC key unwraps nothing
+        with pytest.raises(IntegrityError):
+            Keyring(EnvKeyringProvider(f"1:{key}")).unwrap_dek(wrapped_v1, "tenant-a", "job-1")
+    assert keyring.versions == (2,)
+    assert keyring.rotate() == 3  # a retired version number is never reused
+
+
+def test_mac_refuses_an_unknown_purpose() -> None:
+    with pytest.raises(ValueError, match="MacPurpose"):
+        ENV_KEYRING.mac("", b"x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="MacPurpose"):
+        ENV_KEYRING.verify_mac("webhook", b"x", 2, bytes(32))  # type: ignore[arg-type]
 
 
 def test_load_keyring_uses_the_master_key_setting_when_set(tmp_path: Path) -> None:

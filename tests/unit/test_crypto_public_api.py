@@ -20,6 +20,7 @@ def test_public_surface_is_pinned() -> None:
         "KeyringError",
         "KeyringProvider",
         "KeyringState",
+        "MacPurpose",
         "ObjectContext",
         "load_keyring",
         "new_dek",

@@ -12,6 +12,7 @@ from PIL import Image, ImageCms, ImageDraw
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.ingest import DecodedPage, FileFormat, Limits
 from ocrvault.ingest.decode import PagePixels, decode_pages
+from tests import hostilegen
 from tests.docgen import encode, pdf_of
 
 HOSTILE = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "hostile"
@@ -176,6 +177,14 @@ def test_pdf_info_and_attachments_are_reported_removed() -> None:
     assert "pdf_info" in page.metadata_removed
     [page] = decode((HOSTILE / "pdfjs_attachment.pdf").read_bytes(), FileFormat.PDF)
     assert "attachments" in page.metadata_removed
+
+
+def test_a_file_attached_through_a_page_annotation_is_reported_removed() -> None:
+    """No EmbeddedFiles name tree: the FileAttachment annotation on page 2 is the only way."""
+    data = hostilegen.pdf_with_attachment_annotation(page=2, pages=3)
+    first, second, third = decode(data, FileFormat.PDF, [1, 2, 3])
+    assert "attachments" in second.metadata_removed
+    assert "attachments" not in first.metadata_removed | third.metadata_removed
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from PIL import Image
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.ingest import FileFormat, InputInfo, Limits
 from ocrvault.ingest.inspect import inspect_header
+from ocrvault.ingest.structure import tiff_page_count
+from tests import hostilegen
 from tests.docgen import encode, pdf_of
 
 LIMITS = Limits(
@@ -143,3 +145,41 @@ def test_an_encrypted_pdf_needs_its_password() -> None:
 )
 def test_an_unreadable_header_is_a_corrupt_file(data: bytes, fmt: FileFormat) -> None:
     assert rejection(data, fmt).code is ErrorCode.CORRUPT_FILE
+
+
+@pytest.mark.parametrize("pages", [1, 2, 5])
+def test_a_tiff_whose_chain_of_pages_loops_is_a_corrupt_file(pages: int) -> None:
+    error = rejection(hostilegen.tiff_with_looping_pages(pages), FileFormat.TIFF)
+    assert error.code is ErrorCode.CORRUPT_FILE
+    assert "loops" in error.detail and "Re-save" in error.detail
+
+
+def test_the_page_chain_walk_stops_past_the_limit_and_counts_every_page() -> None:
+    assert tiff_page_count(hostilegen.tiff_of_pages(5), max_pages=5) == 5
+    assert tiff_page_count(hostilegen.tiff_of_pages(10_000), max_pages=5) == 6
+    assert rejection(hostilegen.tiff_of_pages(10_000), FileFormat.TIFF).code is (
+        ErrorCode.TOO_MANY_PAGES)
+
+
+def test_a_tiff_whose_next_page_lies_past_its_end_is_a_corrupt_file() -> None:
+    data = bytearray(hostilegen.tiff_of_pages(2))
+    data[-4:] = struct.pack("<I", 1 << 30)
+    assert rejection(bytes(data), FileFormat.TIFF).code is ErrorCode.CORRUPT_FILE
+
+
+@pytest.mark.parametrize("width", [-1, -20, -(2**31), 0])
+def test_a_bmp_with_a_negative_or_zero_width_is_a_corrupt_file_not_too_large(width: int) -> None:
+    error = rejection(hostilegen.bmp_with_width(width), FileFormat.BMP)
+    assert error.code is ErrorCode.CORRUPT_FILE
+    assert f"{width} x 20 px" in error.detail and "Scale it down" not in error.detail
+
+
+def test_a_top_down_bmp_with_a_negative_height_is_read() -> None:
+    data = bytearray(encode(SMALL.convert("RGB"), "BMP"))
+    data[22:26] = struct.pack("<i", -20)
+    assert inspect_header(bytes(data), FileFormat.BMP, LIMITS).page_count == 1
+
+
+def test_a_bmp_too_wide_is_still_too_large() -> None:
+    error = rejection(hostilegen.bmp_with_width(50_000), FileFormat.BMP)
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE

@@ -6,6 +6,7 @@ import pytest
 
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.ingest import parse_page_selection
+from ocrvault.ingest.pages import parse_page_ranges
 
 
 @pytest.mark.parametrize(
@@ -37,4 +38,20 @@ def test_bad_syntax_or_a_page_beyond_the_count_is_an_invalid_parameter(spec: str
 def test_a_huge_range_is_refused_before_it_is_expanded() -> None:
     with pytest.raises(InputRejected) as rejected:
         parse_page_selection("1-99999999999999999999", page_count=3)
-    assert "page 99999999999999999999 does not exist" in rejected.value.detail
+    assert "at most 100000" in rejected.value.detail
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["9" * 5000, "1-" + "9" * 5000, "100001", "1-100001", "0" * 5000 + "1-" + "9" * 7,
+     "1," * 100 + "1", "1" + " " * 1000],
+)
+def test_a_selection_too_long_or_a_page_number_too_large_is_refused_by_its_shape(
+        spec: str) -> None:
+    with pytest.raises(InputRejected) as rejected:
+        parse_page_ranges(spec)
+    assert rejected.value.code is ErrorCode.INVALID_PARAMETER
+
+
+def test_leading_zeros_do_not_count_against_the_bound() -> None:
+    assert parse_page_ranges("0002-00100000") == ((2, 100_000),)

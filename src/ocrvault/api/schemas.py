@@ -105,13 +105,14 @@ class KeyCreate(BaseModel):
     role: Role | None = None
     scopes: list[Scope] | None = None
     environment: Environment | None = Field(default=None, description="Default: the caller's")
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     allowed_ips: list[Cidr] | None = Field(
         default=None, max_length=100, description="CIDRs the key may be used from"
     )
-    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_concurrent_jobs: int | None = Field(default=None, ge=1)
-    max_pages_per_day: int | None = Field(default=None, ge=1)
+    # Bounded, so that no number reaches a 64-bit column it overflows; strict: JSON true is no 1.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=10_000, strict=True)
+    max_pages_per_day: int | None = Field(default=None, ge=1, le=100_000_000, strict=True)
     job_visibility: JobVisibility | None = Field(
         default=None, description="Which jobs the key sees and deletes: 'own' (those it "
         "submitted) or 'tenant'. Default: 'own' for the developer role, else 'tenant'; never "
@@ -128,7 +129,7 @@ class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grace_seconds: int = Field(
-        default=24 * 3600, ge=0, le=int(MAX_GRACE.total_seconds()),
+        default=24 * 3600, ge=0, le=int(MAX_GRACE.total_seconds()), strict=True,
         description="How long the current secret keeps working (default 24 h, at most 7 days)",
     )
 

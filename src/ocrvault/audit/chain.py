@@ -10,9 +10,11 @@ of the entry before it in ``prev_hash`` (:data:`GENESIS` for the first, or the
 retention checkpoint's hash after a cut), so changing, removing or inserting one
 breaks a link. Anyone can check the links from an export; the signatures below need
 the keyring. Each entry, the chain head (the last entry's seq and hash) and the
-checkpoint are HMAC-signed with ``keyring.mac("audit-chain", ...)`` over labelled
-messages, so a rewrite that recomputes every hash is still caught, at the first entry
-it touched, and a cut-off tail is caught by the signed head.
+checkpoint are HMAC-signed with ``keyring.mac(MacPurpose.AUDIT_CHAIN, ...)`` over
+labelled messages, so a rewrite that recomputes every hash is still caught, at the first
+entry it touched, and a cut-off tail is caught by the signed head. Each tag names the
+master version it was made under; retiring that version keeps its audit MAC key (and
+nothing that decrypts), so the log verifies across rotations and retirements.
 
 Residual risks: someone who can write the database *and* restores an older,
 genuinely signed head together with the rows up to it (a rollback to a backup) is
@@ -29,11 +31,11 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-from ocrvault.crypto import Keyring
+from ocrvault.crypto import Keyring, MacPurpose
 from ocrvault.store.tables import AuditEntryRow
 
 GENESIS = "0" * 64
-MAC_PURPOSE = "audit-chain"
+MAC_PURPOSE = MacPurpose.AUDIT_CHAIN
 FIELDS = ("seq", "id", "at", "tenant_id", "environment", "actor_key_id", "actor_name",
           "action", "target_id", "client_ip", "request_id", "outcome", "reason", "detail",
           "prev_hash")

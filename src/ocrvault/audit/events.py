@@ -25,6 +25,10 @@ class AuditAction(StrEnum):
     KEY_ROTATED = "key:api_key:rotated"
     KEY_REVOKED = "key:api_key:revoked"
     KEY_EXPIRED_USED = "key:api_key:expired_used"
+    # The operator's master-key changes (system-wide, from the CLI); the target names the version.
+    MASTER_KEY_ROTATED = "key:master_key:rotated"
+    MASTER_KEY_REWRAPPED = "key:master_key:rewrapped"
+    MASTER_KEY_RETIRED = "key:master_key:retired"
     AUTH_REFUSED = "auth:request:refused"
     # Refusals of one source in one minute past the log's rate: one entry with their count
     # and reason codes (access/refusals.py). None is dropped.

@@ -24,7 +24,7 @@ from ocrvault.crypto.customer_key import (
     wrap_dek_with_customer_key,
 )
 from ocrvault.crypto.envelope import ObjectContext, new_dek, open_sealed, seal, sealed_key_version
-from ocrvault.crypto.keyring import DekWrapper, Keyring, load_keyring
+from ocrvault.crypto.keyring import DekWrapper, Keyring, MacPurpose, load_keyring
 from ocrvault.crypto.providers import (
     EnvKeyringProvider,
     FileKeyringProvider,
@@ -42,6 +42,7 @@ __all__ = [
     "KeyringError",
     "KeyringProvider",
     "KeyringState",
+    "MacPurpose",
     "ObjectContext",
     "load_keyring",
     "new_dek",

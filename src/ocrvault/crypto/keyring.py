@@ -14,19 +14,33 @@ store calls :meth:`Keyring.rewrap` on every wrapped DEK whose :meth:`Keyring.ver
 is old, then :meth:`Keyring.retire` drops the old version once none needs it. Blobs are
 never touched: they are bound to the DEK version, not the master version.
 
+Retirement keeps verification, not decryption. MACs (the audit chain's signatures) are
+made under a key derived per purpose from the master key, and tags name their master
+version, so a log signed over years holds tags of many versions. Retiring a version
+therefore keeps its derived MAC keys, one per :class:`MacPurpose`, and drops the master
+key: HKDF is one-way, so the kept keys yield neither the master key nor the wrapping key
+derived beside them, and every DEK still wrapped under the version becomes unreadable
+while every tag made under it still verifies. New tags are only ever made under the
+primary. (Re-signing the chain under the new version with a signed hand-over would
+also work, but would rewrite history-bearing rows and trust the re-signer at that point.)
+
 Crypto-shredding: deleting a job's wrapped DEK makes every copy of its blobs, backups
 included, unreadable; there is no separate ``shred`` call. Retiring a master version
 shreds every DEK still wrapped under it, which is why the store must count first.
 
 Residual risks: random wrap nonces stay safe for 2**32 wraps per master version (one
 per job, plus rewraps), so rotate long before that; a process that loaded the keyring
-before a retirement keeps the retired key in memory until it restarts.
+before a retirement keeps the retired key in memory until it restarts; a retired
+version's kept MAC keys could forge tags under that version, which the live key could
+do for its own anyway; and a keyring from ``OCRVAULT_MASTER_KEY`` keeps nothing of a
+version removed from the variable, so tags made under it no longer verify.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import hashes
@@ -47,6 +61,13 @@ _FORMAT = 1
 _WRAPPED_BYTES = len(_MAGIC) + 1 + 4 + _aead.NONCE_BYTES + _aead.KEY_BYTES + _aead.TAG_BYTES
 _WRAP_INFO = b"ocrvault/v1/wrap"
 _MAC_INFO = b"ocrvault/v1/mac/"
+
+
+class MacPurpose(StrEnum):
+    """What a MAC signs; each has its own derived key. Closed, so that retiring a master
+    version can keep the verification key of every purpose (:meth:`Keyring.retire`)."""
+
+    AUDIT_CHAIN = "audit-chain"
 
 
 @runtime_checkable
@@ -142,25 +163,49 @@ class Keyring:
         self._state = self._provider.update(KeyringState.rotated)
         return self._state.primary
 
-    def retire(self, version: int) -> None:
-        """Remove ``version`` for good. Refuses the primary; the caller checks that no
-        wrapped DEK still needs it (see :meth:`version_of`)."""
-        self._state = self._provider.update(lambda state: state.retired(version))
+    def check_retirable(self, version: int) -> None:
+        """Raise ``InputRejected`` if ``version`` is the primary or not a live version."""
+        self.reload()
+        self._state.check_retirable(version)
 
-    def mac(self, purpose: str, data: bytes) -> tuple[int, bytes]:
+    def retire(self, version: int) -> None:
+        """Remove ``version``'s master key for good, keeping only its MAC keys so that its
+        tags still verify. Refuses the primary and unknown versions (``InputRejected``); the
+        caller checks that no wrapped DEK still needs it (see :meth:`version_of`)."""
+
+        def change(state: KeyringState) -> KeyringState:
+            state.check_retirable(version)
+            master = state.keys[version]
+            return state.retired_with(version, {p.value: _mac_key(master, p) for p in MacPurpose})
+
+        self._state = self._provider.update(change)
+
+    def mac(self, purpose: MacPurpose, data: bytes) -> tuple[int, bytes]:
         """HMAC-SHA256 of ``data`` under a key derived for ``purpose`` from the primary.
 
-        Returns (master version, tag); store both so the tag still verifies after a
-        rotation, until that version is retired.
+        Returns (master version, tag); store both: the tag verifies after a rotation, and
+        after that version's retirement too.
         """
         self.reload()
         state = self._state
-        return state.primary, _mac(state.keys[state.primary], purpose, data)
+        return state.primary, _hmac(_mac_key(state.keys[state.primary], purpose), data)
 
-    def verify_mac(self, purpose: str, data: bytes, version: int, tag: bytes) -> bool:
+    def verify_mac(self, purpose: MacPurpose, data: bytes, version: int, tag: bytes) -> bool:
         """Whether ``tag`` is :meth:`mac`'s tag for ``data``; compared in constant time."""
-        master = self._master_key(version)
-        return master is not None and hmac.compare_digest(_mac(master, purpose, data), tag)
+        key = self._verification_key(MacPurpose(purpose), version)
+        return key is not None and hmac.compare_digest(_hmac(key, data), tag)
+
+    def _verification_key(self, purpose: MacPurpose, version: int) -> bytes | None:
+        for attempt in range(2):
+            if attempt:  # maybe another process rotated or retired since we loaded
+                self.reload()
+            master = self._state.keys.get(version)
+            if master is not None:
+                return _mac_key(master, purpose)
+            kept = self._state.retired.get(version, {}).get(purpose.value)
+            if kept is not None:
+                return kept
+        return None
 
     def _master_key(self, version: int) -> bytes | None:
         key = self._state.keys.get(version)
@@ -191,8 +236,9 @@ def _derive(master: bytes, info: bytes) -> bytes:
     )
 
 
-def _mac(master: bytes, purpose: str, data: bytes) -> bytes:
-    if not purpose:
-        raise ValueError("a MAC purpose label must not be empty")
-    key = _derive(master, _MAC_INFO + purpose.encode("utf-8"))
+def _mac_key(master: bytes, purpose: MacPurpose) -> bytes:
+    return _derive(master, _MAC_INFO + MacPurpose(purpose).value.encode("utf-8"))
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
     return hmac.new(key, data, hashlib.sha256).digest()

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from ocrvault.crypto import _aead
-from ocrvault.errors import ErrorCode, OcrVaultError
+from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError
 
 _FILE_FORMAT = "ocrvault-keyring/1"
 _ENV_NAME = "OCRVAULT_MASTER_KEY"
@@ -48,41 +48,70 @@ class KeyringError(OcrVaultError):
 
 @dataclass(frozen=True)
 class KeyringState:
-    """An immutable snapshot: master keys by version (1..n) and the primary for new wraps."""
+    """An immutable snapshot: master keys by version (1..n), the primary for new wraps, and
+    what is kept of each retired version: only its MAC keys by purpose, derived one-way from
+    the master key, so that old audit signatures still verify while no data key can be
+    unwrapped."""
 
     keys: Mapping[int, bytes] = field(repr=False)
     primary: int
+    retired: Mapping[int, Mapping[str, bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         keys = dict(self.keys)
         if self.primary not in keys:
             raise KeyringError(f"the primary master key version {self.primary} has no key")
         for version, key in keys.items():
-            if not 1 <= version <= _aead.MAX_VERSION:
-                raise KeyringError(f"master key version {version} is not in 1..2**32-1")
-            if len(key) != _aead.KEY_BYTES:
-                raise KeyringError(f"master key version {version} is not 32 bytes")
+            _check_key(version, key, "master key")
+        retired = {version: MappingProxyType(dict(macs)) for version, macs in self.retired.items()}
+        for version, macs in retired.items():
+            if version in keys:
+                raise KeyringError(f"master key version {version} is both live and retired")
+            for key in macs.values():
+                _check_key(version, key, "the MAC key of retired version")
         object.__setattr__(self, "keys", MappingProxyType(keys))
+        object.__setattr__(self, "retired", MappingProxyType(retired))
 
     @classmethod
     def fresh(cls) -> KeyringState:
         return cls({1: secrets.token_bytes(_aead.KEY_BYTES)}, primary=1)
 
     def rotated(self) -> KeyringState:
-        """A new random version above every existing one, made primary."""
-        version = max(self.keys) + 1
-        return KeyringState({**self.keys, version: secrets.token_bytes(_aead.KEY_BYTES)}, version)
+        """A new random version above every existing one (retired ones too), made primary."""
+        version = max([*self.keys, *self.retired]) + 1
+        return KeyringState({**self.keys, version: secrets.token_bytes(_aead.KEY_BYTES)},
+                            version, self.retired)
 
-    def retired(self, version: int) -> KeyringState:
-        """Drop ``version``; every DEK still wrapped under it becomes unreadable."""
+    def check_retirable(self, version: int) -> None:
+        """Refuse (``invalid_parameter``) to retire the primary, or a version not in the
+        keyring: the caller named the wrong version, the keyring is fine."""
         if version == self.primary:
-            raise KeyringError(
-                f"master key version {version} is the primary and cannot be retired; "
-                "rotate, rewrap every data key, then retire it"
+            raise InputRejected(
+                ErrorCode.INVALID_PARAMETER,
+                f"master key v{version} is the primary and cannot be retired; rotate "
+                "('ocrvault keys rotate-master'), rewrap every data key, then retire it",
             )
+        if version in self.retired:
+            raise InputRejected(ErrorCode.INVALID_PARAMETER,
+                                f"master key v{version} is already retired")
         if version not in self.keys:
-            raise KeyringError(f"master key version {version} is not in the keyring")
-        return KeyringState({v: k for v, k in self.keys.items() if v != version}, self.primary)
+            known = ", ".join(f"v{v}" for v in sorted(self.keys))
+            raise InputRejected(ErrorCode.INVALID_PARAMETER,
+                                f"there is no master key v{version}; the keyring holds {known}")
+
+    def retired_with(self, version: int, mac_keys: Mapping[str, bytes]) -> KeyringState:
+        """Drop ``version``'s master key, keeping only ``mac_keys`` (derived from it by the
+        caller); every DEK still wrapped under it becomes unreadable."""
+        self.check_retirable(version)
+        return KeyringState({v: k for v, k in self.keys.items() if v != version}, self.primary,
+                            {**self.retired, version: mac_keys})
+
+
+def _check_key(version: int, key: bytes, what: str) -> None:
+    if not 1 <= version <= _aead.MAX_VERSION:
+        raise KeyringError(f"master key version {version} is not in 1..2**32-1")
+    if len(key) != _aead.KEY_BYTES:
+        raise KeyringError(f"{what} {version} is not 32 bytes")
 
 
 class KeyringProvider(Protocol):
@@ -208,28 +237,52 @@ class FileKeyringProvider:
 
 
 def _state_to_json(state: KeyringState) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "format": _FILE_FORMAT,
         "primary": state.primary,
-        "versions": {str(v): base64.b64encode(k).decode() for v, k in sorted(state.keys.items())},
+        "versions": {str(v): _b64(k) for v, k in sorted(state.keys.items())},
     }
+    if state.retired:
+        doc["retired"] = {str(v): {purpose: _b64(k) for purpose, k in sorted(macs.items())}
+                          for v, macs in sorted(state.retired.items())}
+    return doc
 
 
 def _state_from_json(doc: Any) -> KeyringState:
-    if not isinstance(doc, dict) or doc.keys() != {"format", "primary", "versions"}:
-        raise KeyringError("expected the keys 'format', 'primary' and 'versions'")
+    required = {"format", "primary", "versions"}
+    if not isinstance(doc, dict) or not required <= doc.keys() <= required | {"retired"}:
+        raise KeyringError("expected the keys 'format', 'primary', 'versions' (and 'retired')")
     if doc["format"] != _FILE_FORMAT:
         raise KeyringError(f"unknown format; expected {_FILE_FORMAT!r}")
     primary, versions = doc["primary"], doc["versions"]
     if type(primary) is not int or not isinstance(versions, dict) or not versions:
         raise KeyringError("'primary' must be a version number and 'versions' a non-empty map")
-    keys: dict[int, bytes] = {}
-    for text, encoded in versions.items():
+    keys = {version: _decode_key(encoded, version)
+            for version, encoded in _versioned(versions, "versions")}
+    retired = doc.get("retired", {})
+    if not isinstance(retired, dict):
+        raise KeyringError("'retired' must map version numbers to MAC keys by purpose")
+    macs = {}
+    for version, by_purpose in _versioned(retired, "retired"):
+        if not isinstance(by_purpose, dict) or not all(
+                isinstance(purpose, str) and isinstance(encoded, str)
+                for purpose, encoded in by_purpose.items()):
+            raise KeyringError("'retired' must map version numbers to MAC keys by purpose")
+        macs[version] = {purpose: _decode_key(encoded, version)
+                         for purpose, encoded in by_purpose.items()}
+    return KeyringState(keys, primary, macs)
+
+
+def _versioned(entries: dict[Any, Any], name: str) -> Iterator[tuple[int, Any]]:
+    for text, value in entries.items():
         version = _parse_version(text)
-        if version is None or not isinstance(encoded, str):
-            raise KeyringError("every entry in 'versions' must map a version number to base64")
-        keys[version] = _decode_key(encoded, version)
-    return KeyringState(keys, primary)
+        if version is None or (name == "versions" and not isinstance(value, str)):
+            raise KeyringError(f"every entry in '{name}' must map a version number to base64")
+        yield version, value
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
 
 
 class EnvKeyringProvider:

@@ -110,19 +110,22 @@ def _pdf_pages(
             if not 1 <= number <= len(pdf):
                 raise _no_such_page(number)
             pdf_page_size(pdf, number, limits)
-            image = _render(pdf, number, limits.pdf_dpi)
-            yield PagePixels(number, image.mode, image.size, image.tobytes(), removed)
+            image, attached = _render(pdf, number, limits.pdf_dpi)
+            yield PagePixels(number, image.mode, image.size, image.tobytes(),
+                             removed | attached)
 
 
-def _render(pdf: pdfium.PdfDocument, number: int, dpi: int) -> Image.Image:
-    """Rasterise one page; forms are never drawn (they were never initialised)."""
+def _render(pdf: pdfium.PdfDocument, number: int, dpi: int) -> tuple[Image.Image, frozenset[str]]:
+    """Rasterise one page, and name the metadata its annotations carry; forms are never
+    drawn (they were never initialised)."""
     try:
         page = pdf[number - 1]
         try:
             bitmap = page.render(
                 scale=dpi / POINTS_PER_INCH, may_draw_forms=False, rev_byteorder=True
             )
-            return bitmap.to_pil()  # type: ignore[no-any-return]
+            image: Image.Image = bitmap.to_pil()
+            return image, _annotation_metadata(page)
         finally:
             page.close()
     except pdfium.PdfiumError:
@@ -130,6 +133,21 @@ def _render(pdf: pdfium.PdfDocument, number: int, dpi: int) -> Image.Image:
             ErrorCode.CORRUPT_FILE,
             f"Page {number} of the PDF cannot be rendered. Re-save the PDF and send it again.",
         ) from None
+
+
+def _annotation_metadata(page: pdfium.PdfPage) -> frozenset[str]:
+    """``attachments`` when a FileAttachment annotation embeds a file in the page: pdfium's
+    attachment count sees only the document's EmbeddedFiles name tree."""
+    for index in range(pdfium.raw.FPDFPage_GetAnnotCount(page.raw)):
+        annotation = pdfium.raw.FPDFPage_GetAnnot(page.raw, index)
+        if not annotation:
+            continue
+        try:
+            if pdfium.raw.FPDFAnnot_GetSubtype(annotation) == pdfium.raw.FPDF_ANNOT_FILEATTACHMENT:
+                return frozenset({"attachments"})
+        finally:
+            pdfium.raw.FPDFPage_CloseAnnot(annotation)
+    return frozenset()
 
 
 def _seek_page(image: Image.Image, number: int) -> None:

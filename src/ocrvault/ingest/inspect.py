@@ -27,6 +27,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError
+from ocrvault.ingest.structure import bmp_size, tiff_page_count
 from ocrvault.ingest.types import FileFormat, InputInfo, Limits
 
 POINTS_PER_INCH = 72
@@ -72,15 +73,26 @@ def check_page_size(size: tuple[int, int], limits: Limits, what: str) -> None:
         )
 
 
+def check_structure(data: bytes, fmt: FileFormat, limits: Limits) -> None:
+    """Refuse a damaged header (``corrupt_file``) or too many TIFF pages before Pillow parses
+    the file: a looping IFD chain or a negative BMP width is damage, not a size."""
+    if fmt is FileFormat.TIFF:
+        _check_page_count(tiff_page_count(data, limits.max_pages), limits)
+    elif fmt is FileFormat.BMP:
+        check_page_size(bmp_size(data), limits, "The BMP image")
+
+
 @contextmanager
 def open_image(data: bytes, fmt: FileFormat, limits: Limits) -> Iterator[Image.Image]:
     """Open ``data`` with Pillow's plugin for ``fmt``; Pillow errors become ``InputRejected``.
 
     The body of the ``with`` block (seek, load, convert) is covered too: Pillow raises a
     zoo of exception types on damaged data, and every one of them means a corrupt file.
+    Headers Pillow misreads are checked first (:func:`check_structure`).
     """
     saved_limit = Image.MAX_IMAGE_PIXELS
     try:
+        check_structure(data, fmt, limits)
         with warnings.catch_warnings():
             # Pillow warns about damaged metadata it then skips; that is no reason to refuse.
             warnings.simplefilter("ignore")
@@ -151,7 +163,7 @@ def _pdf_page_count(pdf: pdfium.PdfDocument, limits: Limits) -> int:
 
 
 def _image_page_count(image: Image.Image, limits: Limits) -> int:
-    """Count frames by walking TIFF IFDs (Pillow stops at a loop), stopping past the limit."""
+    """Count frames by walking TIFF IFDs (a loop was refused before), checking each size."""
     page_count = 0
     while True:
         page_count += 1

@@ -1,4 +1,11 @@
-"""Parse a page selection such as ``"1-3,5"`` (1-based, inclusive ranges)."""
+"""Parse a page selection such as ``"1-3,5"`` (1-based, inclusive ranges).
+
+A selection is checked twice: its shape and bounds when the request arrives
+(:func:`parse_page_ranges`, before any byte of the upload is read), and against the
+document's page count once the file is inspected (:func:`parse_page_selection`). Every
+number is bounded by its digit count *before* ``int()`` sees it: Python refuses to
+convert more than 4,300 digits, and a page number that long is no page anyway.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,22 @@ import re
 
 from ocrvault.errors import ErrorCode, InputRejected
 
+MAX_PAGE_NUMBER = 100_000
+MAX_PAGE_RANGES = 100
+MAX_PAGE_SPEC_CHARS = 1000
+
 _PART = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")
+_DIGITS = len(str(MAX_PAGE_NUMBER))
+
+
+def parse_page_ranges(spec: str) -> tuple[tuple[int, int], ...]:
+    """The ``(first, last)`` ranges of ``spec``, each rising within 1..MAX_PAGE_NUMBER."""
+    if len(spec) > MAX_PAGE_SPEC_CHARS:
+        raise _invalid(f"the selection is longer than {MAX_PAGE_SPEC_CHARS} characters")
+    parts = spec.split(",")
+    if len(parts) > MAX_PAGE_RANGES:
+        raise _invalid(f"the selection has more than {MAX_PAGE_RANGES} pages or ranges")
+    return tuple(_range(part) for part in parts)
 
 
 def parse_page_selection(spec: str | None, page_count: int) -> list[int]:
@@ -14,18 +36,26 @@ def parse_page_selection(spec: str | None, page_count: int) -> list[int]:
     if spec is None:
         return list(range(1, page_count + 1))
     pages: set[int] = set()
-    for part in spec.split(","):
-        match = _PART.fullmatch(part)
-        if match is None:
-            raise _invalid(f"{part.strip()[:20]!r} is not a page number or a range like '2-4'")
-        first = int(match[1])
-        last = int(match[2] or first)
-        if not 1 <= first <= last:
-            raise _invalid(f"{part.strip()!r} is not a page or rising range counted from 1")
+    for first, last in parse_page_ranges(spec):
         if last > page_count:
             raise _invalid(f"page {last} does not exist; the document has {page_count}")
         pages.update(range(first, last + 1))
     return sorted(pages)
+
+
+def _range(part: str) -> tuple[int, int]:
+    match = _PART.fullmatch(part)
+    if match is None:
+        raise _invalid(f"{part.strip()[:20]!r} is not a page number or a range like '2-4'")
+    if any(len(number.lstrip("0")) > _DIGITS for number in match.groups("")):
+        raise _invalid(f"a page number is at most {MAX_PAGE_NUMBER}")
+    first = int(match[1])
+    last = int(match[2] or first)
+    if not 1 <= first <= last:
+        raise _invalid(f"{part.strip()!r} is not a page or rising range counted from 1")
+    if last > MAX_PAGE_NUMBER:
+        raise _invalid(f"a page number is at most {MAX_PAGE_NUMBER}")
+    return first, last
 
 
 def _invalid(reason: str) -> InputRejected:

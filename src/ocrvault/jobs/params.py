@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from ocrvault.errors import ErrorCode, InputRejected
+from ocrvault.ingest.pages import parse_page_ranges
 from ocrvault.model import OutputFormat
 
 _LANGUAGE = re.compile(r"^[a-z]{3}(_[a-z]+)?$")
@@ -26,10 +27,19 @@ class ReadParams:
               pdf_password: str | None = None) -> ReadParams:
         return cls(
             languages=_parse_languages(languages or default_languages, available),
-            pages=pages.strip() if pages and pages.strip() else None,
+            pages=_check_pages(pages),
             outputs=_parse_outputs(outputs),
             pdf_password=_check_pdf_password(pdf_password),
         )
+
+
+def _check_pages(spec: str | None) -> str | None:
+    """The selection, its shape and bounds checked now, before the upload is read; whether
+    its pages exist is known only once the file is inspected."""
+    if spec is None or not spec.strip():
+        return None
+    parse_page_ranges(spec)
+    return spec.strip()
 
 
 def _check_pdf_password(password: str | None) -> str | None:

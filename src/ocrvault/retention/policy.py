@@ -20,10 +20,12 @@ HOUR = 3600
 DAY = 24 * HOUR
 TEST_MODE_CEILING = HOUR
 MAX_SECONDS = 10 * 365 * DAY
+MAX_RETENTION_CHARS = 32  # ample for any duration up to MAX_SECONDS; int() never sees more
 
 _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
-    r"(?:(?P<seconds>\d+)S)?)?$"
+    r"(?:(?P<seconds>\d+)S)?)?$",
+    re.ASCII,
 )
 
 
@@ -71,18 +73,28 @@ class RetentionPolicy:
 
 
 def parse_retention(value: str | None) -> int | None:
-    """Seconds from '3600' or an ISO 8601 duration such as 'PT1H' or 'P1DT30M'."""
+    """Seconds from '3600' or an ISO 8601 duration such as 'PT1H' or 'P1DT30M', at most
+    MAX_SECONDS (a longer one is refused here as a bad value, not compared with the policy)."""
     if value is None or not value.strip():
         return None
     text = value.strip().upper()
-    if text.isdigit():
-        return int(text)
-    match = _ISO_DURATION.fullmatch(text)
-    if match is None:
-        raise InputRejected(ErrorCode.INVALID_PARAMETER,
-                            "retention is seconds or an ISO 8601 duration such as 'PT1H'.")
-    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    return parts["days"] * DAY + parts["hours"] * HOUR + parts["minutes"] * 60 + parts["seconds"]
+    if len(text) > MAX_RETENTION_CHARS:  # before int(): Python refuses over 4,300 digits
+        raise _bad_retention(f"is at most {MAX_RETENTION_CHARS} characters")
+    if text.isascii() and text.isdigit():
+        seconds = int(text)
+    elif match := _ISO_DURATION.fullmatch(text):
+        parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+        seconds = (parts["days"] * DAY + parts["hours"] * HOUR + parts["minutes"] * 60
+                   + parts["seconds"])
+    else:
+        raise _bad_retention("is seconds or an ISO 8601 duration such as 'PT1H'")
+    if seconds > MAX_SECONDS:
+        raise _bad_retention(f"is at most {MAX_SECONDS} seconds (10 years)")
+    return seconds
+
+
+def _bad_retention(reason: str) -> InputRejected:
+    return InputRejected(ErrorCode.INVALID_PARAMETER, f"retention {reason}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ from ocrvault.api.body import Upload, receive_upload
 from ocrvault.api.deps import CustomerKeyDep, RuntimeDep, require_scope
 from ocrvault.api.schemas import JobCreated, problems
 from ocrvault.errors import InputRejected
+from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
 from ocrvault.jobs.params import MAX_PDF_PASSWORD_CHARS
 from ocrvault.model import Document
-from ocrvault.retention.policy import parse_retention
+from ocrvault.retention.policy import MAX_RETENTION_CHARS, parse_retention
 from ocrvault.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["read"])
@@ -39,7 +40,8 @@ _UPLOAD: dict[str, Any] = {
 Languages = Annotated[
     str | None, Query(description="Tesseract language codes joined by '+', e.g. 'eng+deu'")
 ]
-Pages = Annotated[str | None, Query(description="Pages of a PDF or TIFF, e.g. '1-3,5'")]
+Pages = Annotated[str | None, Query(max_length=MAX_PAGE_SPEC_CHARS,
+                                    description="Pages of a PDF or TIFF, e.g. '1-3,5'")]
 Outputs = Annotated[str | None, Query(description="Outputs to render and keep: 'text'")]
 PdfPassword = Annotated[str | None, Query(
     max_length=MAX_PDF_PASSWORD_CHARS,
@@ -47,7 +49,7 @@ PdfPassword = Annotated[str | None, Query(
     "the job has finished; never logged or returned.",
 )]
 Retention = Annotated[str | None, Query(
-    max_length=32,
+    max_length=MAX_RETENTION_CHARS,
     description="Keep the result and outputs for less than the policy: seconds or an ISO 8601 "
     "duration such as 'PT1H'. Longer than the policy is refused.",
 )]
