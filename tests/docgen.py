@@ -38,9 +38,19 @@ def pdf_of(pages: list[Image.Image], dpi: int = 150) -> bytes:
     return buf.getvalue()
 
 
-CANARY_ALPHABET = "ACDEFHKMNPRWXY"  # none OCR confuses (0/O, 1/I/L/J/T, 5/S, 8/B)
+# Plain English words: Tesseract's dictionary reads them reliably, where random capitals
+# were occasionally misread (WF as WEF), which made canary tests flaky.
+CANARY_WORDS = (
+    "apple", "river", "stone", "cloud", "garden", "silver", "window", "forest", "candle",
+    "harbor", "meadow", "pencil", "rocket", "saddle", "tunnel", "velvet", "walnut", "yellow",
+    "bridge", "copper", "dinner", "engine", "finger", "gentle", "hollow", "island", "jacket",
+    "kitten", "ladder", "magnet", "number", "orange", "planet", "quiet", "rabbit", "summer",
+    "timber", "useful", "valley", "winter", "market", "button", "circle", "doctor", "father",
+    "golden", "hunter", "letter", "mother", "nature", "office", "people", "public", "record",
+)
 
 
 def canary() -> str:
-    """A unique string to plant in a document and search for on disk and in logs."""
-    return "CNRY" + "".join(secrets.choice(CANARY_ALPHABET) for _ in range(10))
+    """A unique string to plant in a document and search for on disk and in logs
+    (54**4, about 8.5 million, variants: unique within a run)."""
+    return "canary " + " ".join(secrets.choice(CANARY_WORDS) for _ in range(4))
