@@ -68,6 +68,35 @@ class Settings(BaseSettings):
         "default a 0600 keyring file in the data dir",
     )
 
+    # What a client may cost the server before (and after) its key is checked.
+    max_json_body_bytes: int = Field(default=64 * 1024, gt=0, description="Largest JSON body")
+    max_header_bytes: int = Field(default=100 * 1024, gt=0, description="Largest request head")
+    max_headers: int = Field(default=100, gt=0, description="Most header fields in a request")
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time to send a request's head, from connecting on"
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest pause while sending a request body"
+    )
+    body_deadline_seconds: float = Field(
+        default=900.0, gt=0, description="Longest time to send a whole request body"
+    )
+    keep_alive_seconds: int = Field(default=5, gt=0, description="Idle keep-alive connections")
+    max_connections: int = Field(
+        default=1000, gt=0, description="Open connections (503 beyond; the open-files limit "
+        "is raised to fit where it can be)"
+    )
+    max_inflight_upload_bytes: int | None = Field(
+        default=None, gt=0, description="Upload bytes held in memory at once across the "
+        "process (default 4 x max_file_bytes); one tenant holds at most half"
+    )
+    upload_wait_seconds: float = Field(
+        default=5.0, ge=0, description="How long an upload waits for room before 503"
+    )
+    max_sync_reads_per_tenant: int = Field(
+        default=4, gt=0, description="Synchronous reads of one tenant at once (429 beyond)"
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -94,3 +123,7 @@ class Settings(BaseSettings):
     @property
     def keyring_path(self) -> Path:
         return self.data_dir / "keyring.json"
+
+    @property
+    def inflight_upload_bytes(self) -> int:
+        return self.max_inflight_upload_bytes or 4 * self.max_file_bytes

@@ -11,6 +11,7 @@ from fastapi.telemetry import TelemetryConfig
 from ocrvault import __version__
 from ocrvault.api import problems
 from ocrvault.api.context import RequestIdMiddleware
+from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
 from ocrvault.api.routes import audit, health, jobs, keys, read, retention
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
@@ -48,8 +49,10 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     app = FastAPI(title="ocrvault", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, telemetry=NO_TELEMETRY)
     app.state.runtime = runtime
+    app.state.upload_budget = UploadBudget.of(runtime.settings)
     install_key_redaction()
     problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, read, jobs, keys, audit, retention):
