@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -127,3 +127,11 @@ class Settings(BaseSettings):
     @property
     def inflight_upload_bytes(self) -> int:
         return self.max_inflight_upload_bytes or 4 * self.max_file_bytes
+
+    @model_validator(mode="after")
+    def _room_for_the_largest_upload(self) -> Settings:
+        # A tenant may hold half the budget: less than two files and the largest never fits.
+        if self.inflight_upload_bytes < 2 * self.max_file_bytes:
+            raise ValueError("OCRVAULT_MAX_INFLIGHT_UPLOAD_BYTES must be at least twice "
+                             "OCRVAULT_MAX_FILE_BYTES (one tenant may hold half of it)")
+        return self

@@ -150,8 +150,8 @@ def test_an_upload_waits_for_room_that_frees_up() -> None:
         await held.wait()
         async with budget.hold("acme") as second:
             waiting = asyncio.create_task(second.cover(400))
-            await asyncio.sleep(0)
-            assert not waiting.done()  # acme's half is held by the first upload
+            done, _ = await asyncio.wait({waiting}, timeout=0.2)
+            assert not done  # acme's half is held by the first upload
             finish.set()
             await asyncio.wait_for(waiting, 5)
             assert budget.held == 400

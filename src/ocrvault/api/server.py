@@ -7,9 +7,11 @@ starts after a first response), and httptools buffers a header line of any lengt
 header fields (431), and a cap on open connections (closed at once beyond it).
 Request bodies are bounded in time and size by the ASGI middleware in ``api/limits.py``.
 
-Residual risk: each open socket still costs a descriptor and a few KiB until its deadline,
-so a flood faster than ``max_connections / header_timeout_seconds`` connections a second
-is refused at the cap, and normal clients with it: a network-level limit must take over.
+Residual risks: each open socket still costs a descriptor and a few KiB until its
+deadline, so a flood faster than ``max_connections / header_timeout_seconds`` connections a
+second is refused at the cap, and normal clients with it: a network-level limit must take
+over. With direct TLS, ``connection_made`` comes after the handshake, which asyncio bounds
+at 60 s (uvicorn does not expose it), not at the header deadline.
 """
 
 from __future__ import annotations
