@@ -129,6 +129,27 @@ def test_a_head_over_100_kib_or_100_fields_is_refused_with_431(
     assert refused.json()["code"] == "headers_too_large"
 
 
+def test_a_header_line_that_never_ends_is_cut_off_after_a_bounded_read(
+        server: tuple[int, Runtime]) -> None:
+    sock = socket.create_connection(("127.0.0.1", server[0]), timeout=10)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Endless: ")
+    sock.setblocking(False)
+    answer, sent = b"", 0
+    try:
+        while sent < GIVE_UP_AFTER and not answer:
+            readable, writable, _ = select.select([sock], [sock], [], 1)
+            if readable:
+                answer = sock.recv(65536)
+            elif writable:
+                sent += sock.send(b"a" * 65536)
+    except ConnectionError:
+        pass
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert sent < 16 * 1024 * 1024
+
+
 def send_body_without_key(port: int, path: str, chunked: bool) -> tuple[bytes, int]:
     """POST a 1 GB body (generated as it goes) with no key; the answer and the bytes sent
     before the server answered and closed, or before GIVE_UP_AFTER."""

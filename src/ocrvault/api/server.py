@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Room a running server needs besides its connections: database, blobs, sandbox pipes, logs.
 SPARE_FILES = 256
-# httptools hands over data in reads of up to 256 KiB; a head may end inside the last one.
+# httptools gets data in reads of up to 256 KiB; a head may begin and end inside one.
 _READ = 256 * 1024
 
 
@@ -72,7 +72,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._head_raw == 0:  # an idle connection, not a request: nobody to answer
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self._head_raw == 0 or answering:  # nobody to answer, or no room for an answer
             self.transport.close()
         else:
             self._refuse(ErrorCode.REQUEST_TIMEOUT, "Send a request's headers within "
@@ -91,25 +92,23 @@ class GuardedProtocol(HttpToolsProtocol):
         )))
         self.transport.close()
 
+    def _too_long(self) -> tuple[ErrorCode, str]:
+        return (ErrorCode.HEADERS_TOO_LARGE,
+                f"Send at most {self.max_header_bytes} bytes of request line and headers.")
+
     def _over(self) -> tuple[ErrorCode, str] | None:
         if self._head_fields > self.max_headers:
             return ErrorCode.HEADERS_TOO_LARGE, f"Send at most {self.max_headers} header fields."
-        if self._head_bytes > self.max_header_bytes:
-            return (ErrorCode.HEADERS_TOO_LARGE,
-                    f"Send at most {self.max_header_bytes} bytes of request line and headers.")
-        return None
+        return self._too_long() if self._head_bytes > self.max_header_bytes else None
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
-        in_head = self._head_timer is not None
-        if in_head and self._head_raw > self.max_header_bytes + _READ:
-            # httptools buffers a header line whole: refuse before it grows any further.
-            self._refuse(ErrorCode.HEADERS_TOO_LARGE,
-                         f"Send at most {self.max_header_bytes} bytes of request line and headers.")
+        if self._head_timer is not None and self._head_raw > self.max_header_bytes + 2 * _READ:
+            self._refuse(*self._too_long())  # httptools buffers a header line whole
             return
         super().data_received(data)
-        if in_head and self._head_timer is not None:
+        if self._head_timer is not None:  # a head still incomplete (it may begin mid-read)
             self._head_raw += len(data)
 
     def send_400_response(self, msg: str) -> None:
