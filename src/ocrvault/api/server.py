@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -33,6 +33,44 @@ log = logging.getLogger(__name__)
 SPARE_FILES = 256
 # httptools gets data in reads of up to 256 KiB; a head may begin and end inside one.
 _READ = 256 * 1024
+LINGER_SECONDS = 2.0
+
+
+class _LingeringTransport:
+    """A transport whose close, once something was answered, first sends the answer and a
+    FIN and stops reading, and closes the socket ``LINGER_SECONDS`` later.
+
+    Closed at once with a body still arriving, the socket would send a reset, and the
+    client's kernel would drop our unread answer (a 401, a 413) with it. Reading stops,
+    so the client's further bytes fill the socket buffers and are never read.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._answered = False
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        self._answered = True
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.is_closing():
+            return
+        self._closing = True
+        if not self._answered or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        self._transport.pause_reading()
+        self._transport.write_eof()
+        self._loop.call_later(LINGER_SECONDS, self._transport.close)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -50,7 +88,7 @@ class GuardedProtocol(HttpToolsProtocol):
     _refusal: tuple[ErrorCode, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, _LingeringTransport(transport, self.loop)))
         if len(self.connections) > self.max_connections:
             transport.close()
             return
