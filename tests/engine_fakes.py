@@ -73,3 +73,16 @@ class BlockingEngine(FixedEngine):
         if not self.release.wait(self.timeout):
             raise RuntimeError("BlockingEngine was never released")
         return super().recognize(image, options)
+
+
+class SlowEngine(FixedEngine):
+    """Takes ``seconds`` a page, as real OCR of a page does: for fairness and load tests."""
+
+    info = EngineInfo(name="fake-slow", version="1")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def recognize(self, image: Image, options: RecognizeOptions) -> Page:
+        threading.Event().wait(self.seconds)
+        return super().recognize(image, options)

@@ -111,15 +111,16 @@ def _audited_db(settings: Settings) -> Iterator[tuple[Database, AuditLog]]:
 
 def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path | None,
                       behind_proxy: bool) -> dict[str, Any]:
-    """uvicorn's TLS and proxy settings for ``serve``: forwarded headers are believed only
-    behind a proxy, and then only from ``settings.trusted_proxies``."""
+    """uvicorn's TLS, proxy and client-limit settings for ``serve``: forwarded headers are
+    believed only behind a proxy, and then only from ``settings.trusted_proxies``."""
+    from ocrvault.api.server import server_options
     from ocrvault.api.transport import tls_context_factory
 
     return {
         "ssl_certfile": tls_cert, "ssl_keyfile": tls_key,
         "ssl_context_factory": tls_context_factory if tls_cert else None,
         "proxy_headers": behind_proxy, "forwarded_allow_ips": settings.trusted_proxies,
-        "server_header": False,
+        "server_header": False, **server_options(settings),
     }
 
 
@@ -176,9 +177,15 @@ def serve(
     import uvicorn
 
     from ocrvault.api.app import create_app
+    from ocrvault.api.server import fit_open_files
     from ocrvault.runtime import Runtime
 
     settings = Settings()
+    connections = fit_open_files(settings.max_connections)
+    if connections < settings.max_connections:
+        err.print(f"[yellow]warning[/yellow] the open-files limit allows {connections} "
+                  f"connections, not OCRVAULT_MAX_CONNECTIONS={settings.max_connections}.")
+        settings = settings.model_copy(update={"max_connections": connections})
     host = host or settings.host
     port = port or settings.port
     if (tls_cert is None) != (tls_key is None):

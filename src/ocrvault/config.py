@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -68,6 +68,35 @@ class Settings(BaseSettings):
         "default the keyring file at keyring_path",
     )
 
+    # What a client may cost the server before (and after) its key is checked.
+    max_json_body_bytes: int = Field(default=64 * 1024, gt=0, description="Largest JSON body")
+    max_header_bytes: int = Field(default=100 * 1024, gt=0, description="Largest request head")
+    max_headers: int = Field(default=100, gt=0, description="Most header fields in a request")
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time to send a request's head, from connecting on"
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest pause while sending a request body"
+    )
+    body_deadline_seconds: float = Field(
+        default=900.0, gt=0, description="Longest time to send a whole request body"
+    )
+    keep_alive_seconds: int = Field(default=5, gt=0, description="Idle keep-alive connections")
+    max_connections: int = Field(
+        default=1000, gt=0, description="Open connections (503 beyond; the open-files limit "
+        "is raised to fit where it can be)"
+    )
+    max_inflight_upload_bytes: int | None = Field(
+        default=None, gt=0, description="Upload bytes held in memory at once across the "
+        "process (default 4 x max_file_bytes); one tenant holds at most half"
+    )
+    upload_wait_seconds: float = Field(
+        default=5.0, ge=0, description="How long an upload waits for room before 503"
+    )
+    max_sync_reads_per_tenant: int = Field(
+        default=4, gt=0, description="Synchronous reads of one tenant at once (429 beyond)"
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -98,3 +127,15 @@ class Settings(BaseSettings):
         "data dir, where a copy of the folder holds both the data and its keys",
     )
     docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")
+
+    @property
+    def inflight_upload_bytes(self) -> int:
+        return self.max_inflight_upload_bytes or 4 * self.max_file_bytes
+
+    @model_validator(mode="after")
+    def _room_for_the_largest_upload(self) -> Settings:
+        # A tenant may hold half the budget: less than two files and the largest never fits.
+        if self.inflight_upload_bytes < 2 * self.max_file_bytes:
+            raise ValueError("OCRVAULT_MAX_INFLIGHT_UPLOAD_BYTES must be at least twice "
+                             "OCRVAULT_MAX_FILE_BYTES (one tenant may hold half of it)")
+        return self

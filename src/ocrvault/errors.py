@@ -11,7 +11,8 @@ document content or secrets.
     OcrVaultError                 base: code + detail
     ├── InputRejected             the submitted file or its parameters (4xx)
     ├── AuthError                 unauthorized / forbidden / insufficient scope (401, 403)
-    ├── Throttled                 over a key's rate limit or quota (429, with Retry-After)
+    ├── Throttled                 over a key's rate limit or quota (429), or the server full
+    │                             of uploads (503); with Retry-After
     ├── ResourceError             not found, gone, conflict (404, 409, 410)
     ├── IntegrityError            a stored object failed to authenticate (500, no oracle)
     └── ProcessingError           decoding or OCR failed for a reason not the caller's
@@ -34,6 +35,9 @@ class ErrorCode(StrEnum):
     IMAGE_TOO_LARGE = "image_too_large"
     ENCRYPTED_PDF = "encrypted_pdf"
     INVALID_PARAMETER = "invalid_parameter"
+    BODY_TOO_LARGE = "body_too_large"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     PROCESSING_TIMEOUT = "processing_timeout"
     PROCESSING_FAILED = "processing_failed"
     JOB_NOT_FOUND = "job_not_found"
@@ -57,6 +61,7 @@ class ErrorCode(StrEnum):
     KEY_REVOKED = "key_revoked"
     AUDIT_ENTRY_NOT_FOUND = "audit_entry_not_found"
     INTEGRITY_ERROR = "integrity_error"
+    SERVER_BUSY = "server_busy"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -77,6 +82,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 422,
     ErrorCode.ENCRYPTED_PDF: 422,
     ErrorCode.INVALID_PARAMETER: 400,
+    ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.PROCESSING_TIMEOUT: 422,
     ErrorCode.PROCESSING_FAILED: 500,
     ErrorCode.JOB_NOT_FOUND: 404,
@@ -100,6 +108,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.KEY_REVOKED: 409,
     ErrorCode.AUDIT_ENTRY_NOT_FOUND: 404,
     ErrorCode.INTEGRITY_ERROR: 500,
+    ErrorCode.SERVER_BUSY: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 

@@ -105,12 +105,12 @@ class Runtime:
         with self.db.transaction() as session:
             repository = JobRepository(session)
             requeued = repository.requeue_running()
-            pending = list(repository.queued_ids())
+            pending = repository.queued()
         if pending:
             log.info("resuming %d queued jobs (%d were interrupted)", len(pending), requeued)
         self.queue.start(self.worker.process)
-        for job_id in pending:
-            self.queue.enqueue(job_id)
+        for job_id, tenant_id in pending:
+            self.queue.enqueue(job_id, tenant_id)
         for name, task in (("reaper", self.reaper.run_once),
                            ("audit-retention", self.audit.purge_expired),
                            ("audit-refusals", self.access.flush_refusals)):

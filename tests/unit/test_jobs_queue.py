@@ -1,11 +1,11 @@
-"""The in-process queue: a stop waits for the job in progress, not for the whole queue."""
+"""The in-process queue: fair between tenants, and a stop waits for the job in progress,
+not for the whole queue."""
 
 from __future__ import annotations
 
 import threading
-import time
 
-from ocrvault.jobs.queue import LocalQueue
+from ocrvault.jobs.queue import FairLine, LocalQueue
 
 
 def test_stop_finishes_the_running_job_and_leaves_the_waiting_ones() -> None:
@@ -20,16 +20,39 @@ def test_stop_finishes_the_running_job_and_leaves_the_waiting_ones() -> None:
     local = LocalQueue(workers=1)
     local.start(handler)
     for number in range(5):
-        local.enqueue(f"job-{number}")
+        local.enqueue(f"job-{number}", "acme")
     assert started.wait(10)
     stopping = threading.Thread(target=local.stop)
     stopping.start()
-    deadline = time.monotonic() + 10
-    # Released once stop() has dropped the waiting jobs and posted its stop signal.
-    while None not in local._queue.queue and time.monotonic() < deadline:
-        time.sleep(0.01)
+    stopping.join(0.2)
+    assert stopping.is_alive()  # waiting for the job in progress
     release.set()
     stopping.join(10)
 
     assert not stopping.is_alive()
     assert handled == ["job-0"]  # the other four stay queued in the database for the next start
+
+
+def test_tenants_are_served_in_turn_and_each_tenants_jobs_in_order() -> None:
+    line = FairLine()
+    for number in range(1000):
+        line.put(f"a{number}", "tenant-a")
+    line.put("b0", "tenant-b")
+    line.put("b1", "tenant-b")
+    line.put("c0", "tenant-c")
+
+    order = [line.pop() for _ in range(8)]
+
+    assert order == ["a0", "b0", "c0", "a1", "b1", "a2", "a3", "a4"]
+    assert len(line) == 995
+
+
+def test_a_tenant_that_comes_back_joins_the_end_of_the_turn() -> None:
+    line = FairLine()
+    line.put("a0", "tenant-a")
+    line.put("a1", "tenant-a")
+    line.put("b0", "tenant-b")
+    assert line.pop() == "a0"
+    assert line.pop() == "b0"  # tenant-b now has none: out of the turn
+    line.put("b1", "tenant-b")
+    assert [line.pop(), line.pop()] == ["a1", "b1"]

@@ -12,6 +12,7 @@ from ocrvault import __version__
 from ocrvault.api import problems
 from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.docs import DOCS_PATH, install_docs
+from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
 from ocrvault.api.routes import audit, health, jobs, keys, read, retention
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
@@ -53,9 +54,11 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
                   lifespan=lifespan, telemetry=NO_TELEMETRY, redirect_slashes=False,
                   docs_url=None, redoc_url=None)
     app.state.runtime = runtime
+    app.state.upload_budget = UploadBudget.of(runtime.settings)
     install_key_redaction()
     problems.install(app)
     page_policies = {DOCS_PATH: install_docs(app)} if runtime.settings.docs_enabled else {}
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, read, jobs, keys, audit, retention):

@@ -4,20 +4,24 @@ Starlette's multipart parser (behind FastAPI's UploadFile) spools parts over
 1 MiB to a temporary file on disk, which would leave plaintext document bytes
 there. So the raw request stream is read here, chunk by chunk, and cut off with
 413 as soon as it passes the cap; multipart bodies are parsed in memory with
-python-multipart's streaming parser.
+python-multipart's streaming parser. The bytes read are held in the process's
+upload budget (``api/limits.py``) until the request ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ocrvault.errors import ErrorCode, InputRejected
+from ocrvault.api.limits import Reservation, allow_body
+from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError
 from ocrvault.ingest.declared import declared_media_type
 
 FILE_FIELD = b"file"
+MULTIPART_ROOM = 64 * 1024  # beyond the file: generous room for other multipart fields
 
 
 def _too_large(limit: int) -> InputRejected:
@@ -33,29 +37,39 @@ class Upload:
     declared_type: str | None
 
 
-async def read_upload(request: Request, limit: int) -> bytes:
-    """The uploaded file: the raw body, or the multipart field ``file``."""
-    return (await receive_upload(request, limit)).data
-
-
-async def receive_upload(request: Request, limit: int) -> Upload:
-    """The uploaded file and the media type its sender declared for it."""
+async def receive_upload(request: Request, limit: int, reservation: Reservation) -> Upload:
+    """The uploaded file and the media type its sender declared for it; the bytes in memory
+    are held in ``reservation`` (against the declared length first, then as they come)."""
     declared = request.headers.get("content-length", "")
     # Digits counted before int(), which refuses over 4,300 of them: 20 are over any cap.
-    if declared.isascii() and declared.isdigit() and (
-            len(declared) > 19 or int(declared) > limit + 64 * 1024):
-        raise _too_large(limit)
+    if declared.isascii() and declared.isdigit():
+        if len(declared) > 19 or int(declared) > limit + MULTIPART_ROOM:
+            raise _too_large(limit)
+        await reservation.cover(int(declared))
+    allow_body(request.scope, limit + MULTIPART_ROOM)
+    chunks = _chunks(request, limit, reservation)
     header = request.headers.get("content-type", "")
     content_type, options = parse_options_header(header)
     if content_type == b"multipart/form-data":
-        part = await _read_multipart(request, options.get(b"boundary"), limit)
+        part = await _read_multipart(chunks, options.get(b"boundary"), limit)
         return Upload(bytes(part.data), declared_media_type(part.content_type))
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
     return Upload(bytes(body), declared_media_type(header))
+
+
+async def _chunks(request: Request, limit: int, reservation: Reservation
+                  ) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit + MULTIPART_ROOM:
+            raise _too_large(limit)
+        await reservation.cover(received)
+        yield chunk
 
 
 class _FilePart:
@@ -114,20 +128,17 @@ class _FilePart:
                 raise _too_large(self.limit)
 
 
-async def _read_multipart(request: Request, boundary: bytes | None, limit: int) -> _FilePart:
+async def _read_multipart(chunks: AsyncIterator[bytes], boundary: bytes | None,
+                          limit: int) -> _FilePart:
     if not boundary:
         raise InputRejected(ErrorCode.INVALID_PARAMETER, "The multipart body has no boundary.")
     part = _FilePart(limit)
     parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
-    received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit + 64 * 1024:  # the file plus generous room for other fields
-                raise _too_large(limit)
+        async for chunk in chunks:
             parser.write(chunk)
         parser.finalize()
-    except InputRejected:
+    except OcrVaultError:  # ours: too large, too slow, no room
         raise
     except Exception as error:  # the parser's own errors: malformed multipart
         raise InputRejected(

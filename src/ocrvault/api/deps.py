@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ocrvault.access.principal import Principal, RequestContext, Scope
 from ocrvault.addresses import is_loopback
+from ocrvault.api.limits import UploadBudget
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
 from ocrvault.runtime import Runtime
@@ -33,6 +37,21 @@ def request_context(request: Request) -> RequestContext:
                           client_ip=request.client.host if request.client else None)
 
 
+_PRINCIPALS = "ocrvault.principals"  # request scope key: {Scope: Principal} checked so far
+_SCOPE_OF: dict[Callable[..., Principal], Scope] = {}
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None,
+                  scope: Scope) -> Principal:
+    """The caller, checked once per request and scope."""
+    checked: dict[Scope, Principal] = request.scope.setdefault(_PRINCIPALS, {})
+    if scope not in checked:
+        presented = credentials.credentials if credentials else None
+        checked[scope] = runtime(request).access.authenticate(
+            presented, request_context(request), scope)
+    return checked[scope]
+
+
 @functools.cache
 def require_scope(scope: Scope) -> Callable[[Request, Credentials], Principal]:
     """The dependency that authenticates and authorizes a call needing ``scope``.
@@ -42,13 +61,53 @@ def require_scope(scope: Scope) -> Callable[[Request, Credentials], Principal]:
     """
 
     def authenticated(request: Request, credentials: Credentials) -> Principal:
-        presented = credentials.credentials if credentials else None
-        return runtime(request).access.authenticate(presented, request_context(request), scope)
+        return _authenticate(request, credentials, scope)
 
+    _SCOPE_OF[authenticated] = scope
     return authenticated
 
 
+def _scopes_required(dependant: Dependant) -> list[Scope]:
+    found = [_SCOPE_OF[dependant.call]] if dependant.call in _SCOPE_OF else []
+    return found + [scope for sub in dependant.dependencies for scope in _scopes_required(sub)]
+
+
+class AuthFirstRoute(APIRoute):
+    """A route that checks the caller's key before its body is read.
+
+    FastAPI reads and parses a route's body before it resolves any dependency, so a caller
+    without a key could make the server read a body of any size. Here the key is checked
+    first (the dependency then finds the result), and the body read next, within the
+    limits of ``api/limits.py``, whose refusals FastAPI would otherwise turn into a 400.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle
+        scopes = _scopes_required(self.dependant)
+
+        async def authenticate_then_handle(request: Request) -> Response:
+            credentials = await _bearer(request)
+            overridden = request.app.dependency_overrides
+            for scope in scopes:
+                if require_scope(scope) not in overridden:
+                    await run_in_threadpool(_authenticate, request, credentials, scope)
+            await request.body()  # kept by the request for FastAPI
+            return await handle(request)
+
+        return authenticate_then_handle
+
+
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def upload_budget(request: Request) -> UploadBudget:
+    budget: UploadBudget = request.app.state.upload_budget
+    return budget
+
+
+UploadBudgetDep = Annotated[UploadBudget, Depends(upload_budget)]
 
 
 def _is_private_channel(request: Request) -> bool:

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ocrvault.errors import ErrorCode, OcrVaultError, Throttled
 
@@ -84,6 +85,11 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         return problem_response(code, str(error.detail), status=error.status_code,
                                 headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request: Request, _error: ClientDisconnect) -> JSONResponse:
+        # The client hung up mid-body: nothing to log, and nobody left to read this.
+        return problem_response(ErrorCode.INVALID_PARAMETER, "The request body was cut short.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:

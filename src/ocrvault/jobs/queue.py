@@ -1,6 +1,7 @@
 """Job queues: only a job id crosses them; the worker loads everything else.
 
-``LocalQueue`` is the embedded deployment's in-process pool. Its state is the
+``LocalQueue`` is the embedded deployment's in-process pool, fair between tenants
+(:class:`FairLine`). Its state is the
 database: at start the service re-enqueues every queued job, so a restart loses
 nothing, and a worker claims a job with an atomic status change, so nothing is
 done twice.
@@ -9,8 +10,8 @@ done twice.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,17 +22,49 @@ JobHandler = Callable[[str], None]
 
 class JobQueue(Protocol):
     def start(self, handler: JobHandler) -> None: ...
-    def enqueue(self, job_id: str) -> None: ...
+    def enqueue(self, job_id: str, tenant_id: str) -> None: ...
     def stop(self) -> None: ...
+
+
+class FairLine:
+    """Waiting jobs, first in first out within a tenant, tenants served in turn.
+
+    One global FIFO lets a tenant with a thousand queued jobs keep every other tenant
+    waiting behind them; here another tenant's job is at most one turn away.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[str, deque[str]] = {}  # in turn order: the next tenant first
+
+    def __len__(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    def put(self, job_id: str, tenant_id: str) -> None:
+        self._lines.setdefault(tenant_id, deque()).append(job_id)
+
+    def pop(self) -> str:
+        """The next tenant's first job; that tenant goes to the back. Never call it empty."""
+        tenant_id = next(iter(self._lines))
+        line = self._lines.pop(tenant_id)
+        job_id = line.popleft()
+        if line:
+            self._lines[tenant_id] = line
+        return job_id
+
+    def clear(self) -> None:
+        self._lines.clear()
 
 
 class LocalQueue:
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._waiting = FairLine()
+        self._changed = threading.Condition()
+        self._stopping = False
         self._threads: list[threading.Thread] = []
 
     def start(self, handler: JobHandler) -> None:
+        self._stopping = False
         for index in range(self.workers):
             thread = threading.Thread(
                 target=self._loop, args=(handler,), name=f"ocr-worker-{index}", daemon=True
@@ -39,11 +72,19 @@ class LocalQueue:
             thread.start()
             self._threads.append(thread)
 
-    def enqueue(self, job_id: str) -> None:
-        self._queue.put(job_id)
+    def enqueue(self, job_id: str, tenant_id: str) -> None:
+        with self._changed:
+            self._waiting.put(job_id, tenant_id)
+            self._changed.notify()
+
+    def _next(self) -> str | None:
+        """The next job, or None once stopping."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopping or len(self._waiting) > 0)
+            return None if self._stopping else self._waiting.pop()
 
     def _loop(self, handler: JobHandler) -> None:
-        while (job_id := self._queue.get()) is not None:
+        while (job_id := self._next()) is not None:
             try:
                 handler(job_id)
             except Exception:
@@ -55,13 +96,10 @@ class LocalQueue:
         """Stop once the jobs in progress end. Jobs still waiting are dropped from memory,
         not lost: they stay queued in the database and the next start enqueues them, so a
         stop with a long queue takes one job's time, not the whole queue's."""
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
-        for _ in self._threads:
-            self._queue.put(None)
+        with self._changed:
+            self._stopping = True
+            self._waiting.clear()
+            self._changed.notify_all()
         for thread in self._threads:
             thread.join()
         self._threads.clear()

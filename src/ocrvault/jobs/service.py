@@ -8,7 +8,9 @@ FastAPI here: the routes translate HTTP to these calls.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
 from ocrvault.crypto.customer_key import CustomerKey
-from ocrvault.errors import AuthError, ErrorCode, InputRejected, ResourceError
+from ocrvault.errors import AuthError, ErrorCode, InputRejected, ResourceError, Throttled
 from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import FileFormat
@@ -106,6 +108,8 @@ class JobService:
         # Synchronous reads get their own threads, so each keeps its engine loaded
         # and a burst of them cannot starve the asynchronous workers.
         self._sync_pool = ThreadPoolExecutor(max(1, settings.workers), "ocr-sync")
+        self._sync_reads: Counter[str] = Counter()  # per tenant, in progress
+        self._sync_lock = threading.Lock()
 
     def params(self, languages: str | None, pages: str | None, outputs: str | None,
                pdf_password: str | None = None) -> ReadParams:
@@ -174,7 +178,7 @@ class JobService:
             JobRepository(session).add(row)
             self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, Actor.of(principal),
                                          target_id=job_id), session)
-        self.queue.enqueue(job_id)
+        self.queue.enqueue(job_id, principal.tenant_id)
         return job_of(row, now)
 
     def _owned(self, principal: Principal, job_id: str) -> JobRow:
@@ -246,6 +250,27 @@ class JobService:
         for job_id in ids:
             self.shredder.purge(job_id, Actor.of(principal))
         return ids
+
+    @contextmanager
+    def sync_slot(self, principal: Principal) -> Iterator[None]:
+        """Room for one synchronous read of the caller's tenant, taken before its upload is
+        read: a tenant may have ``max_sync_reads_per_tenant`` in progress, so that one
+        tenant's burst waits in its own line and leaves the sync threads to others too."""
+        tenant, cap = principal.tenant_id, self.settings.max_sync_reads_per_tenant
+        with self._sync_lock:
+            if self._sync_reads[tenant] >= cap:
+                raise Throttled(ErrorCode.QUOTA_EXCEEDED,
+                                f"This tenant may have {cap} synchronous reads in progress at "
+                                "once; wait for one to finish, or submit to POST /v1/read.",
+                                retry_after=1)
+            self._sync_reads[tenant] += 1
+        try:
+            yield
+        finally:
+            with self._sync_lock:
+                self._sync_reads[tenant] -= 1
+                if not self._sync_reads[tenant]:
+                    del self._sync_reads[tenant]
 
     def read_sync(self, principal: Principal, data: bytes, params: ReadParams,
                   declared_type: str | None = None) -> Document:

@@ -180,10 +180,13 @@ class JobRepository:
         )
         return int(getattr(result, "rowcount", 0))
 
-    def queued_ids(self) -> Sequence[str]:
-        return self.session.scalars(
-            select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.created_at)
+    def queued(self) -> list[tuple[str, str]]:
+        """(job id, tenant id) of every queued job, oldest first."""
+        rows = self.session.execute(
+            select(JobRow.id, JobRow.tenant_id).where(JobRow.status == "queued")
+            .order_by(JobRow.created_at)
         ).all()
+        return [(job_id, tenant_id) for job_id, tenant_id in rows]
 
     def due_ids(self, now: datetime, limit: int) -> Sequence[str]:
         """Jobs with a part whose retention has run out (see retention/reaper.py)."""

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from ocrvault.access.principal import Principal, Scope
-from ocrvault.api.deps import RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import Timestamp, problems
 from ocrvault.audit import AuditAction, AuditEntry, AuditPage, AuditQuery
 from ocrvault.audit.service import MAX_PAGE
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=AuthFirstRoute)
 
 Auditor = Annotated[Principal, Depends(require_scope(Scope.AUDIT_READ))]
 

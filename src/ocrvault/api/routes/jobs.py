@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from ocrvault.access.principal import Principal, Scope
-from ocrvault.api.deps import CustomerKeyDep, RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, CustomerKeyDep, RuntimeDep, require_scope
 from ocrvault.api.schemas import JobPublic, Timestamp, problems
 from ocrvault.model import DeletionReceipt, JobStatus, OutputFormat
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthFirstRoute)
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.JOBS_READ))]
 Deleter = Annotated[Principal, Depends(require_scope(Scope.JOBS_DELETE))]

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Body, Depends
 
 from ocrvault.access.principal import KeyLimits, Principal, Scope
 from ocrvault.access.service import KeyInfo, KeySpec
-from ocrvault.api.deps import RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import KeyCreate, KeyCreated, KeyList, KeyRotate, problems
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=AuthFirstRoute)
 
 Manager = Annotated[Principal, Depends(require_scope(Scope.KEYS_MANAGE))]
 

@@ -9,7 +9,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.body import Upload, receive_upload
-from ocrvault.api.deps import CustomerKeyDep, RuntimeDep, require_scope
+from ocrvault.api.deps import (
+    AuthFirstRoute,
+    CustomerKeyDep,
+    RuntimeDep,
+    UploadBudgetDep,
+    require_scope,
+)
+from ocrvault.api.limits import Reservation
 from ocrvault.api.schemas import JobCreated, problems
 from ocrvault.errors import InputRejected
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
@@ -18,7 +25,7 @@ from ocrvault.model import Document
 from ocrvault.retention.policy import MAX_RETENTION_CHARS, parse_retention
 from ocrvault.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["read"])
+router = APIRouter(prefix="/v1", tags=["read"], route_class=AuthFirstRoute)
 
 _UPLOAD: dict[str, Any] = {
     "requestBody": {
@@ -56,10 +63,11 @@ Retention = Annotated[str | None, Query(
 Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
 
 
-async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int) -> Upload:
+async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int,
+                  reservation: Reservation) -> Upload:
     """The request's file; a body refused before it was read in full is audited too."""
     try:
-        return await receive_upload(request, limit)
+        return await receive_upload(request, limit, reservation)
     except InputRejected as error:
         await run_in_threadpool(rt.jobs.record_rejection, caller, error.code, None, None)
         raise
@@ -67,19 +75,20 @@ async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int) 
 
 @router.post(
     "/read", status_code=202, response_model=JobCreated, openapi_extra=_UPLOAD,
-    responses=problems(400, 401, 403, 413, 415, 422, 429),
+    responses=problems(400, 401, 403, 408, 413, 415, 422, 429, 503),
     summary="Submit a document for OCR; poll the job at the Location header",
 )
 async def submit_read(request: Request, response: Response, rt: RuntimeDep, caller: Submitter,
-                      languages: Languages = None, pages: Pages = None,
-                      outputs: Outputs = None, pdf_password: PdfPassword = None,
-                      retention: Retention = None,
+                      budget: UploadBudgetDep, languages: Languages = None,
+                      pages: Pages = None, outputs: Outputs = None,
+                      pdf_password: PdfPassword = None, retention: Retention = None,
                       customer: CustomerKeyDep = None) -> JobCreated:
     params = rt.jobs.params(languages, pages, outputs, pdf_password)
     keep_for = parse_retention(retention)
-    upload = await _upload(request, rt, caller, rt.settings.max_file_bytes)
-    job = await run_in_threadpool(rt.jobs.submit, caller, upload.data, params,
-                                  upload.declared_type, keep_for, customer)
+    async with budget.hold(caller.tenant_id) as reservation:
+        upload = await _upload(request, rt, caller, rt.settings.max_file_bytes, reservation)
+        job = await run_in_threadpool(rt.jobs.submit, caller, upload.data, params,
+                                      upload.declared_type, keep_for, customer)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, created_at=job.created_at,
                       expires_at=job.expires_at)
@@ -87,13 +96,16 @@ async def submit_read(request: Request, response: Response, rt: RuntimeDep, call
 
 @router.post(
     "/read:sync", response_model=Document, openapi_extra=_UPLOAD,
-    responses=problems(400, 401, 403, 413, 415, 422, 429),
+    responses=problems(400, 401, 403, 408, 413, 415, 422, 429, 503),
     summary="OCR one page or image (at most 20 MB) and return the result; nothing is stored",
 )
 async def read_sync(request: Request, rt: RuntimeDep, caller: Submitter,
-                    languages: Languages = None, pages: Pages = None,
-                    pdf_password: PdfPassword = None) -> Document:
+                    budget: UploadBudgetDep, languages: Languages = None,
+                    pages: Pages = None, pdf_password: PdfPassword = None) -> Document:
     params = rt.jobs.params(languages, pages, None, pdf_password)
-    upload = await _upload(request, rt, caller, rt.settings.max_sync_file_bytes)
-    return await run_in_threadpool(rt.jobs.read_sync, caller, upload.data, params,
-                                   upload.declared_type)
+    with rt.jobs.sync_slot(caller):
+        async with budget.hold(caller.tenant_id) as reservation:
+            upload = await _upload(request, rt, caller, rt.settings.max_sync_file_bytes,
+                                   reservation)
+            return await run_in_threadpool(rt.jobs.read_sync, caller, upload.data, params,
+                                           upload.declared_type)

@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from ocrvault.access.keys import Environment
 from ocrvault.access.principal import Principal, Scope
-from ocrvault.api.deps import RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import problems
 from ocrvault.retention.policy import MAX_SECONDS, RetentionPolicy
 
-router = APIRouter(prefix="/v1", tags=["retention"])
+router = APIRouter(prefix="/v1", tags=["retention"], route_class=AuthFirstRoute)
 
 Manager = Annotated[Principal, Depends(require_scope(Scope.POLICIES_MANAGE))]
 Seconds = Field(ge=0, le=MAX_SECONDS, strict=True)  # strict: JSON false is no 0
