@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ocrvault.api.limits import Reservation, allow_body
+from ocrvault.api.limits import Reservation, allow_body, declared_length
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError
 from ocrvault.ingest.declared import declared_media_type
 
@@ -40,12 +40,11 @@ class Upload:
 async def receive_upload(request: Request, limit: int, reservation: Reservation) -> Upload:
     """The uploaded file and the media type its sender declared for it; the bytes in memory
     are held in ``reservation`` (against the declared length first, then as they come)."""
-    declared = request.headers.get("content-length", "")
-    # Digits counted before int(), which refuses over 4,300 of them: 20 are over any cap.
-    if declared.isascii() and declared.isdigit():
-        if len(declared) > 19 or int(declared) > limit + MULTIPART_ROOM:
+    declared = declared_length(request.headers.get("content-length", ""))
+    if declared is not None:
+        if declared > limit + MULTIPART_ROOM:
             raise _too_large(limit)
-        await reservation.cover(int(declared))
+        await reservation.cover(declared)
     allow_body(request.scope, limit + MULTIPART_ROOM)
     chunks = _chunks(request, limit, reservation)
     header = request.headers.get("content-type", "")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,15 @@ class BodyLimits:
                    settings.body_timeout_seconds, settings.body_deadline_seconds)
 
 
+def declared_length(value: str) -> int | None:
+    """A Content-Length value as a number, or None if it is none. Digits are counted before
+    int(), which refuses over 4,300 of them: 20 digits exceed any cap, so they count as the
+    largest size."""
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return int(value) if len(value) <= 19 else sys.maxsize
+
+
 class _Body:
     """One request's body as the app receives it, checked message by message."""
 
@@ -63,7 +73,7 @@ class _Body:
         self.limits = limits
         headers = Headers(scope=scope)
         length = headers.get("content-length", "")
-        self.declared = int(length) if length.isdigit() else None
+        self.declared = declared_length(length)
         self.complete = not (self.declared or "transfer-encoding" in headers)
         self.received = 0
         self.started: float | None = None
