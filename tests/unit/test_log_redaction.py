@@ -71,28 +71,14 @@ def test_near_keys_are_redacted_and_bad_format_arguments_dropped(
 
 def test_uvicorns_access_log_still_formats_and_hides_keys_and_passwords() -> None:
     """Its formatter unpacks the record's arguments: redaction must keep them a tuple."""
-    from uvicorn.logging import AccessFormatter
-
     key = generate_key(Environment.LIVE)
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s'))
-    access = logging.getLogger("uvicorn.access.test")
-    access.addHandler(handler)
-    access.propagate = False
-    access.setLevel(logging.INFO)
-    try:
-        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "POST",
-                    f"/v1/read?pdf_password=hunter2&k={key}", "1.1", 202)
-    finally:
-        access.removeHandler(handler)
-    line = stream.getvalue()
+    line = _access_line(f"/v1/read?pdf_password=hunter2&k={key}", method="POST", status=202)
     assert '127.0.0.1:5000 - "POST /v1/read?pdf_password=[REDACTED]&k=' in line
     assert line.rstrip().endswith("202 Accepted")
     assert key not in line and "hunter2" not in line
 
 
-def _access_line(path: str) -> str:
+def _access_line(path: str, method: str = "GET", status: int = 401) -> str:
     """``path`` as uvicorn's access log writes it: arguments in a tuple, formatted late."""
     from uvicorn.logging import AccessFormatter
 
@@ -104,7 +90,7 @@ def _access_line(path: str) -> str:
     access.propagate = False
     access.setLevel(logging.INFO)
     try:
-        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 401)
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", method, path, "1.1", status)
     finally:
         access.removeHandler(handler)
     return stream.getvalue()
