@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from ocrvault.access.ratelimit import TokenBuckets
 from ocrvault.api.app import create_app
+from ocrvault.cli import app
 from ocrvault.client import (
     ApiError,
     AsyncClient,
@@ -286,3 +288,24 @@ def test_read_sync_with_real_ocr(tesseract: tuple[str, str], tmp_path: Path) -> 
     assert document.text.strip() == "Quarterly report ready"
     assert document.engine.name == "tesseract" and document.languages == ["eng"]
     assert [line.text for line in document.pages[0].lines] == ["Quarterly report ready"]
+
+
+def test_cli_submit_waits_and_prints_the_text_or_the_job_ids(live: Live, tmp_path: Path) -> None:
+    page = tmp_path / "page.png"
+    page.write_bytes(PNG)
+    env = {"OCRVAULT_URL": live.url, "OCRVAULT_API_KEY": live.admin_key("cli")}
+    waited = CliRunner().invoke(app, ["submit", str(page), "--wait"], env=env)
+    assert waited.exit_code == 0, waited.output
+    assert waited.stdout.strip() == FIXED_TEXT
+
+    queued = CliRunner().invoke(app, ["submit", str(page), str(page), "--url", live.url],
+                                env=env)
+    assert queued.exit_code == 0, queued.output
+    ids = [line.split("\t")[1] for line in queued.stdout.splitlines()]
+    with live.client(env["OCRVAULT_API_KEY"]) as client:
+        assert all(client.wait(job_id, timeout=60).result for job_id in ids) and len(ids) == 2
+
+    refused = CliRunner().invoke(app, ["submit", str(page), "--key", "ocv_live_wrong"],
+                                 env={"OCRVAULT_URL": live.url})
+    assert refused.exit_code == 1
+    assert "unauthorized" in refused.stderr

@@ -32,6 +32,6 @@ def progress_bar(console: Console | None = None) -> Iterator[ProgressCallback]:
             total = job.pages_total or job.page_count
             done = job.pages_total if job.status.finished and total else job.pages_done
             bar.update(task, description=f"{job.id} {job.status.value}", total=total,
-                       completed=done or 0)
+                       completed=done or 0, refresh=True)
 
         yield show
