@@ -309,3 +309,26 @@ def test_cli_submit_waits_and_prints_the_text_or_the_job_ids(live: Live, tmp_pat
                                  env={"OCRVAULT_URL": live.url})
     assert refused.exit_code == 1
     assert "unauthorized" in refused.stderr
+
+
+def readme_python_blocks(section: str) -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme.split(f"### {section}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return [block.split("\n```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_readme_python_client_examples_run_as_written(
+        live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = readme_python_blocks("Python client")
+    assert len(blocks) == 2
+    (tmp_path / "invoice.pdf").write_bytes(pdf_of([text_page(["Invoice"], size=(400, 200))]))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("URL", live.url)
+    monkeypatch.setenv("KEY", live.admin_key("readme"))
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})
+    printed = capsys.readouterr().out
+    assert printed.count(FIXED_TEXT) == 2  # the result's text and the text output
+    assert "410 job_deleted" in printed
+    assert printed.count(" succeeded\n") == 2  # the async block's two jobs
