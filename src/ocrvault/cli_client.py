@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -47,6 +48,10 @@ def submit(
                           f"{escape(error.detail)}", soft_wrap=True)
                 failed = True
                 continue
+            except httpx.TransportError as error:
+                err.print(f"[red]error[/red] cannot reach {escape(url)}: "
+                          f"{escape(str(error) or type(error).__name__)}", soft_wrap=True)
+                raise typer.Exit(1) from None
             if done.error is not None:
                 err.print(f"[red]failed[/red] {escape(str(path))}: {done.error.code}: "
                           f"{escape(done.error.detail)}", soft_wrap=True)

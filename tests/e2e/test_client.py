@@ -42,7 +42,7 @@ from ocrvault.runtime import Runtime
 from tests.clocks import FakeClock
 from tests.docgen import encode, pdf_of, text_page
 from tests.engine_fakes import FIXED_LINES, SlowEngine
-from tests.servers import serving
+from tests.servers import free_port, serving
 
 MAX_FILE = 2_000_000
 PNG = encode(text_page(["Client test"], size=(600, 200)), "PNG")
@@ -309,6 +309,11 @@ def test_cli_submit_waits_and_prints_the_text_or_the_job_ids(live: Live, tmp_pat
                                  env={"OCRVAULT_URL": live.url})
     assert refused.exit_code == 1
     assert "unauthorized" in refused.stderr
+
+    down = f"http://127.0.0.1:{free_port()}"
+    unreachable = CliRunner().invoke(app, ["submit", str(page), "--url", down], env=env)
+    assert unreachable.exit_code == 1
+    assert f"cannot reach {down}" in unreachable.stderr
 
 
 def readme_python_blocks(section: str) -> list[str]:

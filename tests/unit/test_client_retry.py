@@ -3,11 +3,13 @@ live server gives only rarely (503, a dropped connection, an HTTP-date Retry-Aft
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import email.utils
 import io
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -185,3 +187,18 @@ def test_the_public_names_are_pinned() -> None:
         "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated", "NotFound",
         "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "Unauthorized",
         "Unavailable", "progress_bar"]
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    """It runs where only httpx, pydantic and rich are installed: ocrvault.model is the one
+    shape it shares with the server."""
+    package = Path(client_module.__file__).parent
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for path in package.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    ours = {name for name in imported if name and name.startswith("ocrvault")}
+    assert ours - {"ocrvault.model"} == {name for name in ours if
+                                         name.startswith("ocrvault.client")}

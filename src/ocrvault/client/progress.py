@@ -30,7 +30,7 @@ def progress_bar(console: Console | None = None) -> Iterator[ProgressCallback]:
 
         def show(job: Job) -> None:
             total = job.pages_total or job.page_count
-            done = job.pages_total if job.status.finished and total else job.pages_done
+            done = total if job.status.finished else job.pages_done
             bar.update(task, description=f"{job.id} {job.status.value}", total=total,
                        completed=done or 0, refresh=True)
 
