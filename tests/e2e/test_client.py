@@ -41,7 +41,7 @@ from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
 from tests.clocks import FakeClock
 from tests.docgen import encode, pdf_of, text_page
-from tests.engine_fakes import FIXED_LINES, SlowEngine
+from tests.engine_fakes import FAKE_LANGUAGES, FIXED_LINES, SlowEngine
 from tests.servers import free_port, serving
 
 MAX_FILE = 2_000_000
@@ -266,6 +266,19 @@ def test_jobs_are_listed_by_page_with_filters(live: Live) -> None:
         assert {job.id for job in [*first.jobs, *rest.jobs]} == ids
         assert all(job.result is None for job in first.jobs)  # metadata only
         assert client.list_jobs(since=datetime.now(UTC) + timedelta(hours=1)).jobs == []
+
+
+def test_languages_and_engines_are_listed(live: Live) -> None:
+    with live.client(live.admin_key("capabilities")) as client:
+        try:
+            languages = client.languages()
+        except NotFound as error:  # the routes do not exist on this server yet
+            pytest.skip(f"GET /v1/languages is not served ({error.status} {error.code})")
+        engines = client.engines()
+    assert {language.code for language in languages} == set(FAKE_LANGUAGES)
+    assert all(language.name and language.engines == ["fake-slow"] for language in languages)
+    assert [(e.name, e.default, sorted(e.languages)) for e in engines] == [
+        ("fake-slow", True, sorted(FAKE_LANGUAGES))]
 
 
 @pytest.fixture(scope="module")

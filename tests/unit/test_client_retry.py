@@ -183,8 +183,9 @@ def test_the_progress_bar_shows_pages_done_of_total_and_copes_without_them() -> 
 def test_the_public_names_are_pinned() -> None:
     assert sorted(client_module.__all__) == [
         "ApiError", "AsyncClient", "AuditEntry", "AuditPage", "BadRequest", "BulkDeletion",
-        "Client", "Conflict", "CustomerKey", "DeletionReceipt", "Document", "Forbidden", "Gone",
-        "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated", "NotFound",
+        "Client", "Conflict", "CustomerKey", "DeletionReceipt", "Document", "Engine",
+        "Forbidden", "Gone", "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated",
+        "Language", "NotFound",
         "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "Unauthorized",
         "Unavailable", "progress_bar"]
 

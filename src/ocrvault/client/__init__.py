@@ -34,12 +34,14 @@ from ocrvault.client.models import (
     BulkDeletion,
     DeletionReceipt,
     Document,
+    Engine,
     Job,
     JobCreated,
     JobPage,
     JobStatus,
     Key,
     KeyCreated,
+    Language,
     RetentionPolicy,
 )
 from ocrvault.client.progress import progress_bar
@@ -47,8 +49,9 @@ from ocrvault.client.sync import Client
 
 __all__ = [
     "ApiError", "AsyncClient", "AuditEntry", "AuditPage", "BadRequest", "BulkDeletion",
-    "Client", "Conflict", "CustomerKey", "DeletionReceipt", "Document", "Forbidden", "Gone",
-    "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated", "NotFound",
+    "Client", "Conflict", "CustomerKey", "DeletionReceipt", "Document", "Engine", "Forbidden",
+    "Gone", "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated", "Language",
+    "NotFound",
     "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "Unauthorized",
     "Unavailable", "progress_bar",
 ]

@@ -36,11 +36,13 @@ from ocrvault.client.models import (
     BulkDeletion,
     DeletionReceipt,
     Document,
+    Engine,
     Job,
     JobCreated,
     JobPage,
     Key,
     KeyCreated,
+    Language,
     RetentionPolicy,
 )
 
@@ -91,6 +93,12 @@ class AsyncClient:
 
     async def read_sync(self, file: Upload, **options: Unpack[ReadOptions]) -> Document:
         return await self.run(self.core.read_sync(file, **options))
+
+    async def languages(self) -> list[Language]:
+        return await self.run(self.core.languages())
+
+    async def engines(self) -> list[Engine]:
+        return await self.run(self.core.engines())
 
     async def get_job(self, job_id: str, *, customer_key: CustomerKey | None = None) -> Job:
         return await self.run(self.core.get_job(job_id, customer_key))

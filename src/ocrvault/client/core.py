@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import IO, Any, TypedDict, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from ocrvault.client.errors import ApiError, api_error, retry_after
 from ocrvault.client.models import (
@@ -30,11 +30,13 @@ from ocrvault.client.models import (
     BulkDeletion,
     DeletionReceipt,
     Document,
+    Engine,
     Job,
     JobCreated,
     JobPage,
     Key,
     KeyCreated,
+    Language,
     RetentionPolicy,
 )
 
@@ -214,7 +216,9 @@ def _model(kind: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: kind.model_validate_json(response.content)
 
 
-_KEYS = TypeAdapter(list[Key])
+def _listed(kind: type[M], field: str) -> Callable[[httpx.Response], list[M]]:
+    """The list under ``field`` of a JSON object, each item a ``kind``."""
+    return lambda response: [kind.model_validate(item) for item in response.json()[field]]
 
 
 class Core:
@@ -273,6 +277,12 @@ class Core:
         return self.call(self.request("POST", "v1/read:sync", params=params, content=_body(file),
                                       headers={"Content-Type": "application/octet-stream"}),
                          _model(Document))
+
+    def languages(self) -> Exchange[list[Language]]:
+        return self.call(self.request("GET", "v1/languages"), _listed(Language, "languages"))
+
+    def engines(self) -> Exchange[list[Engine]]:
+        return self.call(self.request("GET", "v1/engines"), _listed(Engine, "engines"))
 
     # Jobs
 
@@ -339,8 +349,7 @@ class Core:
                          _model(KeyCreated))
 
     def list_keys(self) -> Exchange[list[Key]]:
-        return self.call(self.request("GET", "v1/keys"),
-                         lambda response: _KEYS.validate_python(response.json()["keys"]))
+        return self.call(self.request("GET", "v1/keys"), _listed(Key, "keys"))
 
     def get_key(self, key_id: str) -> Exchange[Key]:
         return self.call(self.request("GET", f"v1/keys/{_segment(key_id)}"), _model(Key))

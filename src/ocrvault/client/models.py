@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from ocrvault.model import DeletionReceipt, Document, JobError, JobStatus, PartExpiries
 
 __all__ = [
-    "AuditEntry", "AuditPage", "BulkDeletion", "DeletionReceipt", "Document", "Job",
-    "JobCreated", "JobError", "JobPage", "JobStatus", "Key", "KeyCreated", "PartExpiries",
-    "RetentionPolicy",
+    "AuditEntry", "AuditPage", "BulkDeletion", "DeletionReceipt", "Document", "Engine", "Job",
+    "JobCreated", "JobError", "JobPage", "JobStatus", "Key", "KeyCreated", "Language",
+    "PartExpiries", "RetentionPolicy",
 ]
 
 
@@ -131,3 +131,18 @@ class AuditEntry(_Model):
 class AuditPage(_Model):
     entries: list[AuditEntry]
     next_cursor: str | None = None
+
+
+class Language(_Model):
+    """A language the server reads: pass ``code`` in ``languages``."""
+
+    code: str
+    name: str
+    engines: list[str] = []
+
+
+class Engine(_Model):
+    name: str
+    version: str
+    languages: list[str] = []
+    default: bool = False

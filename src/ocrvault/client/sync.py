@@ -33,11 +33,13 @@ from ocrvault.client.models import (
     BulkDeletion,
     DeletionReceipt,
     Document,
+    Engine,
     Job,
     JobCreated,
     JobPage,
     Key,
     KeyCreated,
+    Language,
     RetentionPolicy,
 )
 
@@ -89,6 +91,12 @@ class Client:
 
     def read_sync(self, file: Upload, **options: Unpack[ReadOptions]) -> Document:
         return self.run(self.core.read_sync(file, **options))
+
+    def languages(self) -> list[Language]:
+        return self.run(self.core.languages())
+
+    def engines(self) -> list[Engine]:
+        return self.run(self.core.engines())
 
     def get_job(self, job_id: str, *, customer_key: CustomerKey | None = None) -> Job:
         return self.run(self.core.get_job(job_id, customer_key))
