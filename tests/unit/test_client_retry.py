@@ -163,7 +163,7 @@ def test_wait_gives_up_after_its_timeout() -> None:
     now = [0.0]
     client = Client("http://ocr.test", "k", transport=httpx.MockTransport(handler),
                     poll_interval=1.0, sleep=lambda s: now.__setitem__(0, now[0] + s))
-    client.core._clock = lambda: now[0]
+    client.core.clock = lambda: now[0]
     with client, pytest.raises(TimeoutError, match="still queued"):
         client.wait("j1", timeout=10)
     assert now[0] <= 10

@@ -230,7 +230,7 @@ class Core:
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self.retry = retry or Retry()
         self.poll_interval = poll_interval
-        self._clock = clock
+        self.clock = clock
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None, content: bytes | None = None,
@@ -295,7 +295,7 @@ class Core:
              customer_key: CustomerKey | None = None) -> Exchange[Job]:
         """Poll until the job has finished (succeeded or failed; check ``job.error``),
         calling ``progress`` with each state seen. TimeoutError past ``timeout`` seconds."""
-        deadline = self._clock() + timeout
+        deadline = self.clock() + timeout
         interval = self.poll_interval
         while True:
             job = yield from self.get_job(job_id, customer_key)
@@ -303,7 +303,7 @@ class Core:
                 progress(job)
             if job.status.finished:
                 return job
-            if self._clock() + interval > deadline:
+            if self.clock() + interval > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
             yield Sleep(interval)
             interval = min(interval * 1.5, 5.0)  # quick for small jobs, gentle for long ones
