@@ -398,3 +398,9 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_RETIRED, version)
     out.print(f"master key v{version} retired.")
+
+
+# Commands that talk to a running server, kept in their own module (ocrvault/cli_client.py).
+from ocrvault.cli_client import submit as _submit  # noqa: E402
+
+app.command("submit")(_submit)
