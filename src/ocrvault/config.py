@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         "default a 0600 keyring file in the data dir",
     )
 
+    default_engine: str = Field(
+        default="auto", description="OCR engine when a request names none: auto, tesseract "
+        "or rapidocr (auto: RapidOCR for English and Chinese, Tesseract for other languages)"
+    )
+    rapidocr_threads: int = Field(
+        default=1, ge=1, description="ONNX Runtime threads per RapidOCR page; each OCR worker "
+        "reads one page at a time, so workers x this is the cores it uses"
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

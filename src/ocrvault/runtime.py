@@ -19,6 +19,7 @@ from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.engines import registry
 from ocrvault.engines.base import OcrEngine
+from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.sandbox import Sandbox
 from ocrvault.ingest.types import Limits
@@ -37,13 +38,15 @@ log = logging.getLogger(__name__)
 
 
 def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
-                   sandbox_size: int = 1) -> OcrPipeline:
+                   sandbox_size: int = 1, engines: EngineCatalog | None = None) -> OcrPipeline:
+    """The pipeline with ``engine`` alone, or ``engines``, else every registered engine."""
     sandbox = Sandbox(
         memory_bytes=settings.decode_memory_bytes, cpu_seconds=settings.decode_cpu_seconds,
         timeout_seconds=settings.decode_timeout_seconds, size=sandbox_size,
     )
-    engine = engine or registry.create("tesseract", settings)
-    return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engine)
+    if engines is None:
+        engines = EngineCatalog.of(engine) if engine else registry.catalog(settings)
+    return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engines)
 
 
 @dataclass
@@ -69,14 +72,16 @@ class Runtime:
     def build(cls, settings: Settings, *, engine: OcrEngine | None = None,
               queue: JobQueue | None = None, clock: Clock = utcnow,
               rate_limiter: RateLimiter | None = None,
-              blobs: BlobStore | None = None) -> Runtime:
+              blobs: BlobStore | None = None,
+              engines: EngineCatalog | None = None) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(settings.resolved_database_url)
         db.migrate()
         keyring = load_keyring(settings)
         documents = SealedDocuments(blobs or LocalBlobStore(settings.blob_dir), keyring)
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
-        pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1)
+        pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1,
+                                  engines=engines)
         queue = queue or LocalQueue(settings.workers)
         audit = AuditLog(db, ChainSigner(keyring), clock,
                          timedelta(days=settings.audit_retention_days))
@@ -88,7 +93,8 @@ class Runtime:
             settings=settings, db=db, keyring=keyring, documents=documents, pipeline=pipeline,
             queue=queue, access=AccessService(db, audit, clock, rate_limiter), audit=audit,
             audit_reader=AuditService(db, audit), jobs=jobs, worker=worker, retention=retention,
-            reaper=Reaper(db, jobs.shredder, clock), clock=clock, owns_engine=engine is None,
+            reaper=Reaper(db, jobs.shredder, clock), clock=clock,
+            owns_engine=engine is None and engines is None,
         )
 
     def start(self) -> None:
@@ -116,5 +122,5 @@ class Runtime:
         self.jobs.close()
         self.pipeline.ingestor.sandbox.close()
         if self.owns_engine:
-            self.pipeline.engine.close()
+            self.pipeline.engines.close()
         self.db.dispose()

@@ -1,0 +1,141 @@
+"""Reading order: a recursive XY-cut over recognised line boxes, for any engine.
+
+An engine that detects text lines one by one (RapidOCR) hands them back top to bottom,
+so on a two-column page the columns' lines interleave. This step cuts the page at its
+widest empty band, across (rows apart) or down (columns apart), and recurses into each
+part; a part with no cut left is read in rows (boxes that share a band of height),
+each row left to right.
+
+A cut down the page is taken only where it separates columns of text, not the cells of
+a table: on a receipt the prices stand apart from the item names by a wide gap, yet
+each price belongs to the row of its name. Columns of text hold several lines that are
+long (many line heights wide); the columns of a receipt hold short numbers or short
+labels. Measured on the shared receipts: cutting at every wide gap raised RapidOCR's
+mean CER from 0.04 to 0.11.
+
+Residual risks: a table with wide, row-aligned columns is read column by column; text
+set around a figure may be cut where a column has a short gap.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ocrvault.model import Page
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+# A column gutter is at least this many median line heights wide (words of a line
+# are closer; a detector splits a line there only where the gap is wide).
+_MIN_GUTTER_LINES = 1.0
+# Each side of a cut down the page must be a column of text: at least this many lines,
+# their median this many line heights wide (about 16 characters; a newspaper column
+# holds 30 or more, a receipt's price or label column far fewer).
+_MIN_COLUMN_LINES = 2
+_MIN_COLUMN_LINE_WIDTH = 8.0
+# Rows are found on the middle of each box, so that the slight overlap of slanted or
+# tightly set lines does not glue them together.
+_CORE = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    gap: float
+    at: float
+    down: bool  # True: columns apart (left | right); False: rows apart (top / bottom)
+
+
+def reading_order(boxes: Sequence[Box]) -> list[int]:
+    """The indices of ``boxes`` in reading order."""
+    if not boxes:
+        return []
+    line_px = statistics.median(bottom - top for _, top, _, bottom in boxes)
+    return _order(list(range(len(boxes))), boxes, max(line_px, 1.0))
+
+
+def order_page(page: Page) -> Page:
+    """``page`` with its lines in reading order (words, polygons and confidences kept)."""
+    order = reading_order([polygon_box(line.polygon) for line in page.lines])
+    if order == list(range(len(page.lines))):
+        return page
+    return page.model_copy(update={"lines": [page.lines[i] for i in order]})
+
+
+def polygon_box(polygon: Sequence[float]) -> Box:
+    xs, ys = polygon[0::2], polygon[1::2]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _order(indices: list[int], boxes: Sequence[Box], line_px: float) -> list[int]:
+    cut = _best_cut(indices, boxes, line_px)
+    if cut is None:
+        return _rows(indices, boxes)
+    first, second = _split(indices, boxes, cut)
+    return _order(first, boxes, line_px) + _order(second, boxes, line_px)
+
+
+def _best_cut(indices: list[int], boxes: Sequence[Box], line_px: float) -> _Cut | None:
+    if len(indices) < 2:
+        return None
+    across = [_core(boxes[i]) for i in indices]
+    rows = [_Cut(gap, at, down=False) for gap, at in _gaps(across)]
+    columns = [_Cut(gap, at, down=True)
+               for gap, at in _gaps([(boxes[i][0], boxes[i][2]) for i in indices])
+               if gap >= _MIN_GUTTER_LINES * line_px]
+    columns = [cut for cut in columns if _separates_columns(indices, boxes, cut, line_px)]
+    return max(rows + columns, key=lambda cut: cut.gap, default=None)
+
+
+def _core(box: Box) -> tuple[float, float]:
+    _, top, _, bottom = box
+    margin = (bottom - top) * _CORE
+    return (top + margin, bottom - margin)
+
+
+def _gaps(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(width, middle) of every empty band between the projected spans."""
+    gaps = []
+    ordered = sorted(spans)
+    reach = ordered[0][1]
+    for start, end in ordered[1:]:
+        if start > reach:
+            gaps.append((start - reach, (start + reach) / 2))
+        reach = max(reach, end)
+    return gaps
+
+
+def _split(indices: list[int], boxes: Sequence[Box], cut: _Cut) -> tuple[list[int], list[int]]:
+    if cut.down:
+        first = [i for i in indices if boxes[i][2] <= cut.at]
+    else:
+        first = [i for i in indices if _core(boxes[i])[1] <= cut.at]
+    chosen = set(first)
+    return first, [i for i in indices if i not in chosen]
+
+
+def _separates_columns(indices: list[int], boxes: Sequence[Box], cut: _Cut,
+                       line_px: float) -> bool:
+    return all(len(side) >= _MIN_COLUMN_LINES and
+               statistics.median(boxes[i][2] - boxes[i][0] for i in side)
+               >= _MIN_COLUMN_LINE_WIDTH * line_px
+               for side in _split(indices, boxes, cut))
+
+
+def _same_row(a: Box, b: Box) -> bool:
+    """Whether the two boxes' centres lie within half the taller box's height."""
+    height = max(a[3] - a[1], b[3] - b[1])
+    return abs((a[1] + a[3]) - (b[1] + b[3])) / 2 < height / 2
+
+
+def _rows(indices: list[int], boxes: Sequence[Box]) -> list[int]:
+    """Boxes grouped into rows (by the centre of the row's first box), each left to right."""
+    rows: list[list[int]] = []
+    for i in sorted(indices, key=lambda i: (boxes[i][1] + boxes[i][3], boxes[i][0])):
+        if rows and _same_row(boxes[rows[-1][0]], boxes[i]):
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    return [i for row in rows for i in sorted(row, key=lambda i: boxes[i][0])]
+

@@ -1,0 +1,94 @@
+"""Reading order over recognised line boxes (engines/layout.py), on synthetic boxes."""
+
+from __future__ import annotations
+
+from ocrvault.engines.layout import Box, order_page, reading_order
+from ocrvault.model import Line, Page, Word
+
+LINE = 20.0  # line height in pixels
+PITCH = 30.0  # from one line's top to the next
+
+
+def column(left: float, right: float, first_top: float, count: int,
+           offset: float = 0.0) -> list[Box]:
+    return [(left, first_top + offset + k * PITCH, right, first_top + offset + k * PITCH + LINE)
+            for k in range(count)]
+
+
+def two_column_page(offset: float) -> tuple[list[Box], list[str]]:
+    """A header across both columns, two columns of 5 lines, a footer across both."""
+    header = [(100.0, 40.0, 1100.0, 40.0 + LINE)]
+    left = column(100, 560, 120, 5)
+    right = column(640, 1100, 120, 5, offset)
+    footer = [(100.0, 400.0, 1100.0, 400.0 + LINE)]
+    names = (["header"] + [f"L{k}" for k in range(5)] + [f"R{k}" for k in range(5)]
+             + ["footer"])
+    return header + left + right + footer, names
+
+
+def read(boxes: list[Box], names: list[str], shuffle: list[int] | None = None) -> list[str]:
+    order = shuffle or list(range(len(boxes)))
+    given = [boxes[i] for i in order]
+    return [names[order[i]] for i in reading_order(given)]
+
+
+def top_down(boxes: list[Box]) -> list[int]:
+    """The order a line detector hands boxes back in: top to bottom, columns interleaved."""
+    return sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
+
+
+def test_two_columns_are_read_one_after_the_other_between_header_and_footer() -> None:
+    boxes, names = two_column_page(offset=12.0)  # baselines of the columns do not line up
+    expected = ["header", *(f"L{k}" for k in range(5)), *(f"R{k}" for k in range(5)), "footer"]
+    assert read(boxes, names, top_down(boxes)) == expected
+
+
+def test_two_columns_with_aligned_lines_are_still_columns_not_rows() -> None:
+    boxes, names = two_column_page(offset=0.0)
+    expected = ["header", *(f"L{k}" for k in range(5)), *(f"R{k}" for k in range(5)), "footer"]
+    assert read(boxes, names, top_down(boxes)) == expected
+
+
+def test_three_columns_are_read_left_to_right() -> None:
+    boxes = column(0, 300, 0, 4) + column(360, 660, 0, 4, 7) + column(720, 1020, 0, 4, 3)
+    names = [f"{c}{k}" for c in "ABC" for k in range(4)]
+    assert read(boxes, names, top_down(boxes)) == names
+
+
+def test_receipt_prices_stay_in_the_row_of_their_item() -> None:
+    """Item names on the left, prices far right on the same rows: a table, not columns."""
+    items = column(50, 420, 100, 6)
+    prices = [(700.0, top + 2, 790.0, bottom + 1) for _, top, _, bottom in items]
+    title = [(150.0, 20.0, 650.0, 20.0 + LINE)]
+    boxes = title + items + prices
+    names = ["title"] + [f"item{k}" for k in range(6)] + [f"price{k}" for k in range(6)]
+    expected = ["title"] + [n for k in range(6) for n in (f"item{k}", f"price{k}")]
+    assert read(boxes, names, list(reversed(range(len(boxes))))) == expected
+
+
+def test_boxes_of_one_row_read_left_to_right() -> None:
+    boxes = [(500.0, 10.0, 600.0, 30.0), (0.0, 12.0, 100.0, 31.0), (200.0, 9.0, 300.0, 29.0)]
+    assert reading_order(boxes) == [1, 2, 0]
+
+
+def test_empty_and_single_box_pages() -> None:
+    assert reading_order([]) == []
+    assert reading_order([(0.0, 0.0, 10.0, 10.0)]) == [0]
+
+
+def polygon(box: Box) -> list[float]:
+    left, top, right, bottom = box
+    return [left, top, right, top, right, bottom, left, bottom]
+
+
+def test_order_page_keeps_each_lines_words_polygons_and_confidences() -> None:
+    boxes, names = two_column_page(offset=12.0)
+    order = top_down(boxes)
+    lines = [Line(text=names[i], polygon=polygon(boxes[i]), confidence=0.5 + i / 100,
+                  words=[Word(text=names[i], polygon=polygon(boxes[i]), confidence=0.9)])
+             for i in order]
+    page = Page(number=1, width=1200, height=500, angle=0.0, lines=lines)
+    ordered = order_page(page)
+    assert [line.text for line in ordered.lines][:3] == ["header", "L0", "L1"]
+    assert sorted(ordered.lines, key=lambda line: line.text) == sorted(
+        lines, key=lambda line: line.text)
