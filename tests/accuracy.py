@@ -31,9 +31,19 @@ def cer(predicted: str, truth: str) -> float:
     return Levenshtein.distance(normalise(predicted), truth) / max(1, len(truth))
 
 
+# A word is a run of letters and digits, joined inside by . , / ' - ("8.20", "7/4",
+# "facebook.com"); any other symbol is a word of its own. So "#:OR1803" and "# : OR1803"
+# (the receipts' transcripts space their punctuation) are the same three words.
+_WORD = re.compile(r"\w+(?:[.,/'-]\w+)*|[^\w\s]")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(normalise(text))
+
+
 def word_f1(predicted: str, truth: str) -> float:
     """F1 of the bags of words (each word counted as often as it occurs)."""
-    got, want = Counter(normalise(predicted).split()), Counter(normalise(truth).split())
+    got, want = Counter(words(predicted)), Counter(words(truth))
     matched = sum((got & want).values())
     if not matched:
         return 0.0

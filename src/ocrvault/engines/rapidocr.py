@@ -41,8 +41,9 @@ from ocrvault.model import EngineInfo, Line, Page, Word
 
 NAME = "rapidocr"
 LANGUAGES = frozenset({"eng", "chi_sim"})
-_DET_SIDE = 1280
-_MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
+DET_SIDE = 960
+REC_MIN_WIDTH = 120
+MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
            "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
 _CUDA = "CUDAExecutionProvider"
 
@@ -53,14 +54,17 @@ def unreadable_languages(languages: tuple[str, ...]) -> str | None:
     if not missing:
         return None
     return (f"engine {NAME} reads: {', '.join(sorted(LANGUAGES))}; "
-            f"use engine=tesseract for {'+'.join(missing)}")
+            f"use engine=tesseract for {'+'.join(missing)}.")
 
 
 class RapidOcrEngine:
     """An :class:`~ocrvault.engines.base.OcrEngine`; safe to share between threads."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, det_side: int = DET_SIDE,
+                 rec_min_width: int = REC_MIN_WIDTH) -> None:
         self._threads = threads
+        self._det_side = det_side
+        self._rec_min_width = rec_min_width
         self._ocr: Any = None
         self._lock = threading.Lock()
         self._closed = False
@@ -110,17 +114,25 @@ class RapidOcrEngine:
     def _create(self) -> Any:
         import rapidocr
 
+        return rapidocr.RapidOCR(params=self.session_params())
+
+    def session_params(self) -> dict[str, Any]:
+        """RapidOCR's settings for the sessions: the wheel's models by path, ``threads``
+        intra-op threads, CUDA where onnxruntime has it; refused if a model is missing."""
+        import rapidocr
+
         models = Path(rapidocr.__file__).parent / "models"
         params: dict[str, Any] = {
             "Global.log_level": "error",
             "Global.use_cls": False,
             "Det.limit_type": "max",
-            "Det.limit_side_len": _DET_SIDE,
+            "Det.limit_side_len": self._det_side,
+            "Rec.rec_img_shape": [3, 48, self._rec_min_width],
             "EngineConfig.onnxruntime.intra_op_num_threads": self._threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             "EngineConfig.onnxruntime.use_cuda": self.uses_gpu,
         }
-        for stage, filename in _MODELS.items():
+        for stage, filename in MODELS.items():
             path = models / filename
             if not path.is_file():
                 raise ProcessingError(
@@ -128,7 +140,7 @@ class RapidOcrEngine:
                     f"the RapidOCR model {path} is missing; reinstall the rapidocr package",
                 )
             params[f"{stage}.model_path"] = str(path)
-        return rapidocr.RapidOCR(params=params)
+        return params
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -156,10 +168,10 @@ def _boxes(output: Any) -> list[list[float]]:
 def _line(text: str, polygon: list[float], score: float) -> Line:
     confidence = min(max(float(score), 0.0), 1.0)
     return Line(text=text.strip(), polygon=polygon, confidence=confidence,
-                words=_words(text, polygon, confidence))
+                words=words_of(text.strip(), polygon, confidence))
 
 
-def _words(text: str, polygon: list[float], confidence: float) -> list[Word]:
+def words_of(text: str, polygon: list[float], confidence: float) -> list[Word]:
     """The recogniser reads whole lines, so each word's box is the slice of the line's
     quadrilateral that its characters take (by character count, spaces included): close
     for the monospaced print of receipts, approximate for proportional type."""
