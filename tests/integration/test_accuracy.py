@@ -8,12 +8,14 @@ order, a kind's mean is the regression check. Run ``bench/engines.py`` for the t
 
 from __future__ import annotations
 
+import io
 import statistics
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from ocrvault.config import Settings
 from ocrvault.engines.catalog import AUTO, RAPIDOCR, TESSERACT, EngineCatalog
@@ -122,3 +124,17 @@ def test_auto_reads_accented_languages_with_tesseract_as_well_as_tesseract(
                        for name in (TESSERACT, AUTO))
     assert [page["engine"] for page in auto["pages"]] == [TESSERACT]
     assert cer(auto["text"], sample.truth) <= cer(tesseract["text"], sample.truth) <= 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_auto_reads_a_turned_page_with_tesseract_which_turns_it_back(
+        every_engine: TestClient, angle: int) -> None:
+    client = every_engine
+    key = runtime_of(client).access.bootstrap_tenant("acme").secret
+    page = next(s for s in corpus() if s.kind == "text-page")
+    with Image.open(io.BytesIO(page.data)) as image:
+        turned = encode(image.rotate(angle, expand=True), "PNG")
+    result = read_all(client, key, [Sample(page.name, page.kind, turned, page.truth)], AUTO)[0]
+    assert [p["engine"] for p in result["pages"]] == [TESSERACT]
+    assert cer(result["text"], page.truth) <= MAX_MEAN_CER[TESSERACT]["text-page"]

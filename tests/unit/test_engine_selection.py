@@ -175,3 +175,39 @@ def test_the_cli_reads_with_the_engine_it_is_told(tmp_path: Path,
                                        "--languages", "deu"])
     assert refused.exit_code != 0
     assert "use engine=tesseract for deu" in " ".join(refused.output.split())
+
+
+class TurnedRapid(FakeRapid):
+    """What RapidOCR makes of a page turned by 90 degrees: tall lines."""
+
+    def recognize(self, image: Image, options: RecognizeOptions) -> Page:
+        page = super().recognize(image, options)
+        turned = [line.model_copy(update={"polygon": [10.0, 10.0, 50.0, 10.0, 50.0, 300.0,
+                                                      10.0, 300.0]}) for line in page.lines]
+        return page.model_copy(update={"lines": turned})
+
+
+class DoubtfulRapid(FakeRapid):
+    """What RapidOCR makes of an upside-down page: wide lines read with low confidence."""
+
+    def recognize(self, image: Image, options: RecognizeOptions) -> Page:
+        page = super().recognize(image, options)
+        return page.model_copy(update={"lines": [line.model_copy(update={"confidence": 0.7})
+                                                 for line in page.lines]})
+
+
+@pytest.mark.parametrize("rapid", [TurnedRapid, DoubtfulRapid])
+def test_auto_reads_a_page_rapidocr_sees_as_not_upright_with_tesseract(
+        rapid: type[FakeRapid]) -> None:
+    auto = AutoEngine(FakeTesseract(), rapid())
+    image = text_page(["x"], size=(400, 100))
+    assert auto.recognize(image, RecognizeOptions()).engine == TESSERACT
+    # Told not to look for orientation, auto keeps RapidOCR's reading.
+    kept = auto.recognize(image, RecognizeOptions(detect_orientation=False))
+    assert kept.engine == RAPIDOCR
+
+
+def test_auto_keeps_rapidocrs_reading_of_an_upright_page() -> None:
+    page = AutoEngine(FakeTesseract(), FakeRapid()).recognize(text_page(["x"]),
+                                                              RecognizeOptions())
+    assert page.engine == RAPIDOCR
