@@ -6,9 +6,9 @@ so the figure is fair on a machine whose cores other work shares; wall time is n
 Memory is the process's resident set before loading, after loading RapidOCR's sessions
 and after reading. Run: ``python -m bench.engines`` (a few minutes; one core is enough).
 
-Also measured: Tesseract's lines put through the same XY-cut reading order as
-RapidOCR's (``tesseract+layout``: no OCR of its own, the same pages reordered), which
-is how it was decided whether the layout step should apply to Tesseract too.
+Each engine's pages are put in reading order as the service does (engines/layout.py);
+the rows ``... (own order)`` are the same readings in the order the engine gave them
+(no OCR of their own), which is how the layout step was judged for each engine.
 """
 
 from __future__ import annotations
@@ -89,18 +89,19 @@ def main() -> None:
             start = cpu_seconds()
             for _ in range(args.repeat):
                 page = engine.recognize(images[sample.name], options)
+                ordered = order_page(page)
             cpu = (cpu_seconds() - start) / args.repeat
-            figures[(name, sample.kind)].add(page, sample, cpu)
-            if name == TESSERACT:
-                figures[("tesseract+layout", sample.kind)].add(order_page(page), sample, None)
+            figures[(name, sample.kind)].add(ordered, sample, cpu)
+            if name != AUTO:
+                figures[(f"{name} (own order)", sample.kind)].add(page, sample, None)
     rss["after reading"] = process.memory_info().rss
     catalog.close()
 
-    print(f"{'engine':17} {'kind':11} {'files':>5} {'CER':>7} {'word F1':>8} "
+    print(f"{'engine':21} {'kind':11} {'files':>5} {'CER':>7} {'word F1':>8} "
           f"{'F1 (spaces)':>11} {'CPU s/page':>10} {'min conf':>8}")
-    for (name, kind), fig in figures.items():
+    for (name, kind), fig in sorted(figures.items()):
         cpu = f"{statistics.fmean(fig.cpu):10.2f}" if fig.cpu else f"{'-':>10}"
-        print(f"{name:17} {kind:11} {len(fig.cer):5} {statistics.fmean(fig.cer):7.3f} "
+        print(f"{name:21} {kind:11} {len(fig.cer):5} {statistics.fmean(fig.cer):7.3f} "
               f"{statistics.fmean(fig.f1):8.3f} {statistics.fmean(fig.f1_spaced):11.3f} {cpu} "
               f"{min(fig.confidence):8.2f}")
     print()

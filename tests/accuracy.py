@@ -86,7 +86,7 @@ _FOOTER = "Page 7 of 12"
 
 
 def two_column_page() -> tuple[Image.Image, str]:
-    """A page with a title over two columns of text and a footer, and its text in
+    """A page with a centred title and footer around two columns of text, and its text in
     reading order. The columns' lines share baselines, the harder case for reading order."""
     font_px, width, margin, gutter = 30, 1700, 90, 80
     font = ImageFont.truetype(str(FONT_PATH), font_px)
@@ -103,6 +103,6 @@ def two_column_page() -> tuple[Image.Image, str]:
     for k, text in enumerate(right):
         draw.text((margin + column_width + gutter, top + k * pitch), text, fill="black",
                   font=font)
-    draw.text((margin, top + (max(len(left), len(right)) + 1) * pitch), _FOOTER,
-              fill="black", font=font)
+    draw.text((width // 2, top + (max(len(left), len(right)) + 1) * pitch), _FOOTER,
+              fill="black", font=font, anchor="mt")
     return page, "\n".join([_HEADER, *left, *right, _FOOTER])

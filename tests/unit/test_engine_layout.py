@@ -92,3 +92,54 @@ def test_order_page_keeps_each_lines_words_polygons_and_confidences() -> None:
     assert [line.text for line in ordered.lines][:3] == ["header", "L0", "L1"]
     assert sorted(ordered.lines, key=lambda line: line.text) == sorted(
         lines, key=lambda line: line.text)
+
+
+def words_line(words: list[tuple[str, Box]]) -> Line:
+    xs = [v for _, box in words for v in (box[0], box[2])]
+    ys = [v for _, box in words for v in (box[1], box[3])]
+    union = (min(xs), min(ys), max(xs), max(ys))
+    return Line(text=" ".join(text for text, _ in words), polygon=polygon(union),
+                confidence=0.8,
+                words=[Word(text=text, polygon=polygon(box), confidence=0.8)
+                       for text, box in words])
+
+
+def test_a_line_that_joins_two_columns_is_split_at_the_gutter_and_read_by_column() -> None:
+    """Tesseract joins the lines of two columns whose baselines meet into one line."""
+    spans = {"a": (100.0, 300.0), "b": (310.0, 500.0), "c": (640.0, 900.0), "d": (910.0, 1100.0)}
+    rows = [[(f"{name}{k}", (left, top, right, top + LINE))
+             for name, (left, right) in spans.items()]
+            for k, top in enumerate((100.0, 130.0, 160.0))]
+    page = Page(number=1, width=1200, height=300, angle=0.0,
+                lines=[words_line(row) for row in rows])
+    ordered = order_page(page)
+    assert [line.text for line in ordered.lines] == [
+        "a0 b0", "a1 b1", "a2 b2", "c0 d0", "c1 d1", "c2 d2"]
+    first = ordered.lines[0]
+    assert first.polygon == [100.0, 100.0, 500.0, 100.0, 500.0, 120.0, 100.0, 120.0]
+    assert [word.polygon for word in first.words] == [
+        word.polygon for word in page.lines[0].words[:2]]
+
+
+def test_words_at_ordinary_spacing_stay_one_line() -> None:
+    line = words_line([("Total", (0.0, 0.0, 100.0, LINE)), ("9.99", (120.0, 0.0, 200.0, LINE))])
+    page = Page(number=1, width=300, height=50, angle=0.0, lines=[line])
+    assert order_page(page) is page
+
+
+def turn(box: Box, height: float) -> list[float]:
+    """The box's corners, clockwise from the text's top-left, on a page turned 90 degrees
+    counter-clockwise (PIL's rotate(90)): a point (x, y) lands at (y, height - x)."""
+    left, top, right, bottom = box
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    return [v for x, y in corners for v in (y, height - x)]
+
+
+def test_a_turned_page_is_ordered_in_its_upright_frame() -> None:
+    boxes, names = two_column_page(offset=12.0)
+    width = 1200.0
+    lines = [Line(text=names[i], polygon=turn(boxes[i], width), confidence=0.9, words=[])
+             for i in top_down(boxes)]
+    page = Page(number=1, width=500, height=1200, angle=-90.0, lines=lines)
+    expected = ["header", *(f"L{k}" for k in range(5)), *(f"R{k}" for k in range(5)), "footer"]
+    assert [line.text for line in order_page(page).lines] == expected

@@ -1,10 +1,13 @@
 """Reading order: a recursive XY-cut over recognised line boxes, for any engine.
 
 An engine that detects text lines one by one (RapidOCR) hands them back top to bottom,
-so on a two-column page the columns' lines interleave. This step cuts the page at its
-widest empty band, across (rows apart) or down (columns apart), and recurses into each
-part; a part with no cut left is read in rows (boxes that share a band of height),
-each row left to right.
+so on a two-column page the columns' lines interleave; Tesseract, when the lines of two
+columns share baselines, joins them into one line. This step first splits a line where
+two of its words lie far apart (a gutter, or the gap before a receipt's price), then
+cuts the page at its widest empty band, across (rows apart) or down (columns apart),
+and recurses into each part; a part with no cut left is read in rows (boxes that share
+a band of height), each row left to right. Boxes are taken in the page's upright frame
+(its ``angle`` undone), so a page that was read turned is ordered as it reads.
 
 A cut down the page is taken only where it separates columns of text, not the cells of
 a table: on a receipt the prices stand apart from the item names by a wide gap, yet
@@ -19,11 +22,12 @@ set around a figure may be cut where a column has a short gap.
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ocrvault.model import Page
+from ocrvault.model import Line, Page, Word
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom
 
@@ -35,6 +39,8 @@ _MIN_GUTTER_LINES = 1.0
 # holds 30 or more, a receipt's price or label column far fewer).
 _MIN_COLUMN_LINES = 2
 _MIN_COLUMN_LINE_WIDTH = 8.0
+# A gap between two words of one line wider than this many line heights splits the line.
+_SPLIT_GAP_LINES = 1.5
 # Rows are found on the middle of each box, so that the slight overlap of slanted or
 # tightly set lines does not glue them together.
 _CORE = 0.25
@@ -56,16 +62,53 @@ def reading_order(boxes: Sequence[Box]) -> list[int]:
 
 
 def order_page(page: Page) -> Page:
-    """``page`` with its lines in reading order (words, polygons and confidences kept)."""
-    order = reading_order([polygon_box(line.polygon) for line in page.lines])
-    if order == list(range(len(page.lines))):
-        return page
-    return page.model_copy(update={"lines": [page.lines[i] for i in order]})
+    """``page`` with its lines split at wide gaps and in reading order (words, polygons
+    and confidences kept)."""
+    upright = _upright_box(page.angle)
+    pieces = [piece for line in page.lines for piece in _split_line(line, upright)]
+    order = reading_order([upright(piece.polygon) for piece in pieces])
+    lines = [pieces[i] for i in order]
+    return page if lines == page.lines else page.model_copy(update={"lines": lines})
 
 
-def polygon_box(polygon: Sequence[float]) -> Box:
-    xs, ys = polygon[0::2], polygon[1::2]
-    return (min(xs), min(ys), max(xs), max(ys))
+def _upright_box(angle: float) -> Callable[[Sequence[float]], Box]:
+    """Maps a polygon to the bounding box of its corners turned back by ``-angle`` (the
+    page's clockwise rotation undone), so that text lines run left to right."""
+    radians = math.radians(-angle)
+    cos, sin = round(math.cos(radians), 12), round(math.sin(radians), 12)
+
+    def box(polygon: Sequence[float]) -> Box:
+        xs = [x * cos - y * sin for x, y in zip(polygon[0::2], polygon[1::2], strict=True)]
+        ys = [x * sin + y * cos for x, y in zip(polygon[0::2], polygon[1::2], strict=True)]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    return box
+
+
+def _split_line(line: Line, upright: Callable[[Sequence[float]], Box]) -> list[Line]:
+    """The line, or its runs of words between gaps wider than _SPLIT_GAP_LINES lines."""
+    if len(line.words) < 2:
+        return [line]
+    _, top, _, bottom = upright(line.polygon)
+    widest = _SPLIT_GAP_LINES * max(bottom - top, 1.0)
+    boxes = [upright(word.polygon) for word in line.words]
+    runs: list[list[int]] = [[0]]
+    for k in range(1, len(boxes)):
+        if boxes[k][0] - boxes[k - 1][2] > widest:
+            runs.append([])
+        runs[-1].append(k)
+    if len(runs) == 1:
+        return [line]
+    return [_line_of([line.words[k] for k in run]) for run in runs]
+
+
+def _line_of(words: list[Word]) -> Line:
+    xs = [x for word in words for x in word.polygon[0::2]]
+    ys = [y for word in words for y in word.polygon[1::2]]
+    left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
+    return Line(text=" ".join(word.text for word in words),
+                polygon=[left, top, right, top, right, bottom, left, bottom],
+                confidence=statistics.fmean(word.confidence for word in words), words=words)
 
 
 def _order(indices: list[int], boxes: Sequence[Box], line_px: float) -> list[int]:

@@ -36,7 +36,6 @@ import onnxruntime
 from PIL import Image
 
 from ocrvault.engines.base import RecognizeOptions
-from ocrvault.engines.layout import order_page
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
@@ -93,9 +92,9 @@ class RapidOcrEngine:
                  for text, box, score in zip(output.txts or (), _boxes(output),
                                              output.scores or (), strict=True)
                  if text.strip()]
-        page = Page(number=options.page_number, width=rgb.width, height=rgb.height, angle=0.0,
+        # In the detector's order (top to bottom): the pipeline puts them in reading order.
+        return Page(number=options.page_number, width=rgb.width, height=rgb.height, angle=0.0,
                     engine=NAME, lines=lines)
-        return order_page(page)
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
 from ocrvault.engines.catalog import EngineCatalog
+from ocrvault.engines.layout import order_page
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.pages import parse_page_selection
 from ocrvault.ingest.types import FileFormat
@@ -64,7 +65,8 @@ class OcrPipeline:
                                              params.pdf_password)
         for index, decoded in enumerate(decoded_pages):
             options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
-            page = engine.recognize(decoded.image, options)
+            # Whatever the engine, its lines are put in reading order (columns, rows).
+            page = order_page(engine.recognize(decoded.image, options))
             # Engines that do not say which engine read the page (fakes, plugins) are it.
             pages.append(page if page.engine else
                          page.model_copy(update={"engine": engine.info.name}))
