@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
         "default a 0600 keyring file in the data dir",
     )
 
-    default_engine: str = Field(
+    default_engine: Literal["auto", "tesseract", "rapidocr"] = Field(
         default="auto", description="OCR engine when a request names none: auto, tesseract "
         "or rapidocr (auto: RapidOCR for English and Chinese, Tesseract for other languages)"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocrvault.engines.layout import Box, order_page, reading_order
+from ocrvault.engines.layout import Box, order_page, reading_order, row_order
 from ocrvault.model import Line, Page, Word
 
 LINE = 20.0  # line height in pixels
@@ -56,24 +56,33 @@ def test_three_columns_are_read_left_to_right() -> None:
 
 
 def test_receipt_prices_stay_in_the_row_of_their_item() -> None:
-    """Item names on the left, prices far right on the same rows: a table, not columns."""
+    """Item names on the left, prices far right on the same rows: a table, not columns;
+    the rows are found, and no column cut parts them again."""
     items = column(50, 420, 100, 6)
     prices = [(700.0, top + 2, 790.0, bottom + 1) for _, top, _, bottom in items]
     title = [(150.0, 20.0, 650.0, 20.0 + LINE)]
     boxes = title + items + prices
     names = ["title"] + [f"item{k}" for k in range(6)] + [f"price{k}" for k in range(6)]
     expected = ["title"] + [n for k in range(6) for n in (f"item{k}", f"price{k}")]
-    assert read(boxes, names, list(reversed(range(len(boxes))))) == expected
+    shuffled = list(reversed(range(len(boxes))))
+    rows = [shuffled[i] for i in row_order([boxes[i] for i in shuffled])]
+    assert [names[i] for i in rows] == expected
+    assert read(boxes, names, rows) == expected
 
 
 def test_boxes_of_one_row_read_left_to_right() -> None:
     boxes = [(500.0, 10.0, 600.0, 30.0), (0.0, 12.0, 100.0, 31.0), (200.0, 9.0, 300.0, 29.0)]
-    assert reading_order(boxes) == [1, 2, 0]
+    assert row_order(boxes) == [1, 2, 0]
+
+
+def test_without_columns_the_engines_order_stands() -> None:
+    boxes = [(0.0, 100.0, 400.0, 120.0), (0.0, 10.0, 400.0, 30.0), (0.0, 50.0, 400.0, 70.0)]
+    assert reading_order(boxes) == [0, 1, 2]
 
 
 def test_empty_and_single_box_pages() -> None:
-    assert reading_order([]) == []
-    assert reading_order([(0.0, 0.0, 10.0, 10.0)]) == [0]
+    assert reading_order([]) == [] == row_order([])
+    assert reading_order([(0.0, 0.0, 10.0, 10.0)]) == [0] == row_order([(0.0, 0.0, 10.0, 10.0)])
 
 
 def polygon(box: Box) -> list[float]:

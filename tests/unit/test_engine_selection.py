@@ -212,3 +212,12 @@ def test_auto_keeps_rapidocrs_reading_of_an_upright_page() -> None:
     page = AutoEngine(FakeTesseract(), FakeRapid()).recognize(text_page(["x"]),
                                                               RecognizeOptions())
     assert page.engine == RAPIDOCR
+
+
+def test_a_default_engine_setting_that_names_no_engine_is_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCRVAULT_DEFAULT_ENGINE", "paddle")
+    with pytest.raises(ValueError, match="default_engine"):
+        Settings()
+    monkeypatch.setenv("OCRVAULT_DEFAULT_ENGINE", "tesseract")
+    assert Settings().default_engine == TESSERACT

@@ -36,6 +36,7 @@ import onnxruntime
 from PIL import Image
 
 from ocrvault.engines.base import RecognizeOptions
+from ocrvault.engines.layout import row_order
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
@@ -88,11 +89,13 @@ class RapidOcrEngine:
             raise InputRejected(ErrorCode.INVALID_PARAMETER, refused)
         rgb = _to_rgb(image)
         output = self._loaded()(np.asarray(rgb))
-        lines = [_line(text, box, score)
+        found = [_line(text, box, score)
                  for text, box, score in zip(output.txts or (), _boxes(output),
                                              output.scores or (), strict=True)
                  if text.strip()]
-        # In the detector's order (top to bottom): the pipeline puts them in reading order.
+        # Detected boxes come roughly top to bottom; in rows (a receipt's price beside its
+        # item), left to right. The pipeline's layout step then finds any columns.
+        lines = [found[i] for i in row_order([_bounds(line.polygon) for line in found])]
         return Page(number=options.page_number, width=rgb.width, height=rgb.height, angle=0.0,
                     engine=NAME, lines=lines)
 
@@ -170,6 +173,11 @@ def _boxes(output: Any) -> list[list[float]]:
     if output.boxes is None:
         return []
     return [[round(float(v), 1) for point in box for v in point] for box in output.boxes]
+
+
+def _bounds(polygon: list[float]) -> tuple[float, float, float, float]:
+    xs, ys = polygon[0::2], polygon[1::2]
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def _line(text: str, polygon: list[float], score: float) -> Line:
