@@ -26,14 +26,16 @@ from tests.conftest import auth, runtime_of, wait_for_job
 from tests.docgen import encode, text_page
 
 # Measured 2026-11 (bench/engines.py; tesseract 5.5, rapidocr 3.10 PP-OCRv6 small at
-# this engine's defaults): see the README's table. The targets are the issue's: receipts
-# CER <= 0.04 and word F1 >= 0.88, two-column pages <= 0.08, clean text <= 0.01.
+# this engine's defaults): receipts 0.108 / F1 0.77 (tesseract), 0.035 / F1 0.92
+# (rapidocr, auto); every other kind 0.000. The targets are the issue's: receipts CER
+# <= 0.04 and word F1 >= 0.88, two-column pages <= 0.08, clean text <= 0.01; Tesseract's
+# receipts keep today's figure with a little headroom.
 MAX_MEAN_CER = {
-    TESSERACT: {"receipt": 0.15, "text-page": 0.01, "text-line": 0.10, TWO_COLUMN: 0.08},
-    RAPIDOCR: {"receipt": 0.04, "text-page": 0.01, "text-line": 0.10, TWO_COLUMN: 0.08},
+    TESSERACT: {"receipt": 0.12, "text-page": 0.01, "text-line": 0.01, TWO_COLUMN: 0.08},
+    RAPIDOCR: {"receipt": 0.04, "text-page": 0.01, "text-line": 0.01, TWO_COLUMN: 0.08},
 }
 MAX_MEAN_CER[AUTO] = MAX_MEAN_CER[RAPIDOCR]
-MIN_RECEIPT_WORD_F1 = {TESSERACT: 0.70, RAPIDOCR: 0.88, AUTO: 0.88}
+MIN_RECEIPT_WORD_F1 = {TESSERACT: 0.75, RAPIDOCR: 0.88, AUTO: 0.88}
 # Which engine ``auto`` must have read each kind with (all of them are English).
 AUTO_READS = {kind: RAPIDOCR for kind in MAX_MEAN_CER[AUTO]}
 
