@@ -97,6 +97,7 @@ def test_rapidocr_sessions_use_the_configured_threads_and_cpu_without_cuda(
     params = RapidOcrEngine(threads=3).session_params()
     assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
     assert params["EngineConfig.onnxruntime.use_cuda"] is False
+    assert params["Rec.rec_batch_num"] == 1  # no padding to the batch's widest line
     for stage in ("Det", "Rec", "Cls"):  # the wheel's files, by path: nothing to download
         assert params[f"{stage}.model_path"].endswith(".onnx")
 
@@ -105,7 +106,9 @@ def test_rapidocr_asks_for_cuda_where_onnxruntime_has_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(module.onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert RapidOcrEngine().session_params()["EngineConfig.onnxruntime.use_cuda"] is True
+    params = RapidOcrEngine().session_params()
+    assert params["EngineConfig.onnxruntime.use_cuda"] is True
+    assert params["Rec.rec_batch_num"] == 6
 
 
 def test_rapidocr_refuses_to_start_without_its_models(monkeypatch: pytest.MonkeyPatch) -> None:
