@@ -220,9 +220,10 @@ def read(
                                                   "instead of printing")] = None,
     languages: Annotated[str, typer.Option(help="Language codes joined by '+'")] = "eng",
     pages: Annotated[str | None, typer.Option(help="Pages, e.g. '1-3,5'")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="auto, tesseract or rapidocr; default OCRVAULT_DEFAULT_ENGINE (auto)")] = None,
 ) -> None:
     """OCR files locally, without a server (nothing is stored)."""
-    from ocrvault.jobs.params import ReadParams
     from ocrvault.runtime import build_pipeline
 
     if fmt not in ("json", "text"):
@@ -232,7 +233,7 @@ def read(
     pipeline = build_pipeline(settings)
     failures = 0
     try:
-        params = ReadParams.parse(languages, pages, None, pipeline.engine.languages())
+        params = pipeline.params(languages, pages, None, engine=engine)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as progress:
             files_task = progress.add_task("files", total=len(files))
@@ -256,6 +257,7 @@ def read(
         raise _fail(error) from None
     finally:
         pipeline.ingestor.sandbox.close()
+        pipeline.engines.close()
     if failures:
         raise typer.Exit(2)
 

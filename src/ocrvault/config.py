@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -95,6 +96,15 @@ class Settings(BaseSettings):
     )
     max_sync_reads_per_tenant: int = Field(
         default=4, gt=0, description="Synchronous reads of one tenant at once (429 beyond)"
+    )
+
+    default_engine: Literal["auto", "tesseract", "rapidocr"] = Field(
+        default="auto", description="OCR engine when a request names none: auto, tesseract "
+        "or rapidocr (auto: RapidOCR for English and Chinese, Tesseract for other languages)"
+    )
+    rapidocr_threads: int = Field(
+        default=1, ge=1, description="ONNX Runtime threads per RapidOCR page; each OCR worker "
+        "reads one page at a time, so workers x this is the cores it uses"
     )
 
     @classmethod

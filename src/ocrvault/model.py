@@ -50,6 +50,9 @@ class Page(_Frozen):
         default=PageSource.OCR,
         description="'ocr', or 'text_layer' when a PDF page's own text was used",
     )
+    engine: str | None = Field(
+        default=None, description="The OCR engine that read this page ('tesseract', 'rapidocr')"
+    )
     lines: list[Line]
 
     @property

@@ -20,6 +20,7 @@ from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.datadir import keyring_beside_data, prepare_data_dir
 from ocrvault.engines import registry
 from ocrvault.engines.base import OcrEngine
+from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.sandbox import Sandbox
 from ocrvault.ingest.types import Limits
@@ -38,13 +39,15 @@ log = logging.getLogger(__name__)
 
 
 def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
-                   sandbox_size: int = 1) -> OcrPipeline:
+                   sandbox_size: int = 1, engines: EngineCatalog | None = None) -> OcrPipeline:
+    """The pipeline with ``engine`` alone, or ``engines``, else every registered engine."""
     sandbox = Sandbox(
         memory_bytes=settings.decode_memory_bytes, cpu_seconds=settings.decode_cpu_seconds,
         timeout_seconds=settings.decode_timeout_seconds, size=sandbox_size,
     )
-    engine = engine or registry.create("tesseract", settings)
-    return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engine)
+    if engines is None:
+        engines = EngineCatalog.of(engine) if engine else registry.catalog(settings)
+    return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engines)
 
 
 @dataclass
@@ -70,7 +73,8 @@ class Runtime:
     def build(cls, settings: Settings, *, engine: OcrEngine | None = None,
               queue: JobQueue | None = None, clock: Clock = utcnow,
               rate_limiter: RateLimiter | None = None,
-              blobs: BlobStore | None = None) -> Runtime:
+              blobs: BlobStore | None = None,
+              engines: EngineCatalog | None = None) -> Runtime:
         """Every service on ``settings``; sets the process umask to 077 (see datadir.py)
         and raises UnsafeDataDir for a data dir that others may read."""
         prepare_data_dir(settings.data_dir)  # first: it sets the umask for all that follows
@@ -85,7 +89,8 @@ class Runtime:
                 settings.keyring_path)
         documents = SealedDocuments(blobs or LocalBlobStore(settings.blob_dir), keyring)
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
-        pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1)
+        pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1,
+                                  engines=engines)
         queue = queue or LocalQueue(settings.workers)
         audit = AuditLog(db, ChainSigner(keyring), clock,
                          timedelta(days=settings.audit_retention_days))
@@ -97,7 +102,8 @@ class Runtime:
             settings=settings, db=db, keyring=keyring, documents=documents, pipeline=pipeline,
             queue=queue, access=AccessService(db, audit, clock, rate_limiter), audit=audit,
             audit_reader=AuditService(db, audit), jobs=jobs, worker=worker, retention=retention,
-            reaper=Reaper(db, jobs.shredder, clock), clock=clock, owns_engine=engine is None,
+            reaper=Reaper(db, jobs.shredder, clock), clock=clock,
+            owns_engine=engine is None and engines is None,
         )
 
     def start(self) -> None:
@@ -126,7 +132,7 @@ class Runtime:
         self.jobs.close()
         self.pipeline.ingestor.sandbox.close()
         if self.owns_engine:
-            self.pipeline.engine.close()
+            self.pipeline.engines.close()
         # Counted refusals of windows still open: recorded, not lost with the process.
         self.access.flush_refusals(everything=True)
         self.db.dispose()

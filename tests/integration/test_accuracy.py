@@ -1,67 +1,142 @@
-"""Accuracy on the shared corpus, through the API: character error rate per file.
+"""Accuracy per engine and for ``auto``, through the API: the mean character error rate
+(and, for receipts, word F1) of each kind of document, against the issue's targets.
 
-Thresholds are per kind of document, set from measured figures with some headroom
-(see the table this test prints); a drop below them is a regression.
+The corpus is the shared one plus a rendered two-column page (tests/accuracy.py). The
+thresholds are per-kind means, not single files: one receipt can swing on its reading
+order, a kind's mean is the regression check. Run ``bench/engines.py`` for the table.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import io
+import statistics
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from rapidfuzz.distance import Levenshtein
+from PIL import Image
 
-from tests.conftest import CORPUS, auth, wait_for_job
+from ocrvault.config import Settings
+from ocrvault.engines.catalog import AUTO, RAPIDOCR, TESSERACT, EngineCatalog
+from ocrvault.engines.rapidocr import RapidOcrEngine
+from ocrvault.engines.tesseract import TesseractEngine
+from tests.accuracy import TWO_COLUMN, Sample, cer, corpus, word_f1
+from tests.conftest import auth, runtime_of, wait_for_job
+from tests.docgen import encode, text_page
 
-# Measured 2026-11 (tesseract 5.5.4, Debian tessdata): receipts 0.04-0.26 (mean 0.11),
-# text-page 0.00, text-line 0.00. Per-file limits are loose (receipt reading order
-# swings single files); the per-kind mean is the tighter regression check.
-MAX_CER = {"receipt": 0.30, "text-page": 0.05, "text-line": 0.10}
-MAX_MEAN_CER = {"receipt": 0.15, "text-page": 0.05, "text-line": 0.10}
+# Measured 2026-11 (bench/engines.py; tesseract 5.5, rapidocr 3.10 PP-OCRv6 small at
+# this engine's defaults): receipts 0.108 / F1 0.77 (tesseract), 0.035 / F1 0.92
+# (rapidocr, auto); every other kind 0.000. The targets are the issue's: receipts CER
+# <= 0.04 and word F1 >= 0.88, two-column pages <= 0.08, clean text <= 0.01; Tesseract's
+# receipts keep today's figure with a little headroom.
+MAX_MEAN_CER = {
+    TESSERACT: {"receipt": 0.12, "text-page": 0.01, "text-line": 0.01, TWO_COLUMN: 0.08},
+    RAPIDOCR: {"receipt": 0.04, "text-page": 0.01, "text-line": 0.01, TWO_COLUMN: 0.08},
+}
+MAX_MEAN_CER[AUTO] = MAX_MEAN_CER[RAPIDOCR]
+MIN_RECEIPT_WORD_F1 = {TESSERACT: 0.75, RAPIDOCR: 0.88, AUTO: 0.88}
+# Which engine ``auto`` must have read each kind with (all of them are English).
+AUTO_READS = {kind: RAPIDOCR for kind in MAX_MEAN_CER[AUTO]}
 
 
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
+@pytest.fixture(scope="module")
+def rapidocr() -> Iterator[RapidOcrEngine]:
+    engine = RapidOcrEngine()
+    yield engine
+    engine.close()
 
 
-def cer(predicted: str, truth: str) -> float:
-    truth = normalise(truth)
-    return Levenshtein.distance(normalise(predicted), truth) / max(1, len(truth))
+@pytest.fixture
+def every_engine(make_client: Callable[..., TestClient], settings: Settings,
+                 engine: TesseractEngine, rapidocr: RapidOcrEngine) -> TestClient:
+    """An app whose catalog holds both engines (shared with the other tests) and auto."""
+    catalog = EngineCatalog({TESSERACT: lambda: engine, RAPIDOCR: lambda: rapidocr}, AUTO)
+    return make_client(settings, engines=catalog)
 
 
-def corpus() -> list[tuple[Path, str]]:
-    manifest = (CORPUS / "ocr" / "manifest.tsv").read_text().splitlines()[1:]
-    rows = [line.split("\t") for line in manifest if line.strip()]
-    return [(CORPUS / "ocr" / row[0], row[3]) for row in rows]
+def read_all(client: TestClient, key: str, samples: list[Sample], engine: str,
+             languages: str = "eng") -> list[dict[str, Any]]:
+    jobs = []
+    for sample in samples:
+        response = client.post("/v1/read", content=sample.data, headers=auth(key),
+                               params={"engine": engine, "languages": languages})
+        assert response.status_code == 202, (sample.name, response.text)
+        jobs.append(response.json()["id"])
+    results = []
+    for sample, job_id in zip(samples, jobs, strict=True):
+        job = wait_for_job(client, job_id, key)
+        assert job["status"] == "succeeded", (sample.name, job["error"])
+        results.append(job["result"])
+    return results
 
 
 @pytest.mark.slow
-def test_character_error_rate_per_kind_is_within_threshold(
-    client: TestClient, admin_key: str
-) -> None:
-    jobs = {}
-    for path, kind in corpus():
-        response = client.post("/v1/read", content=path.read_bytes(), headers=auth(admin_key))
-        assert response.status_code == 202, (path.name, response.text)
-        jobs[path] = (kind, response.json()["id"])
+@pytest.mark.parametrize("engine_name", [TESSERACT, RAPIDOCR, AUTO])
+def test_each_kinds_mean_accuracy_meets_the_engines_target(every_engine: TestClient,
+                                                           engine_name: str) -> None:
+    client = every_engine
+    key = runtime_of(client).access.bootstrap_tenant("acme").secret
+    samples = corpus()
+    results = read_all(client, key, samples, engine_name)
 
-    rates: dict[str, list[float]] = {kind: [] for kind in MAX_CER}
+    rates: dict[str, list[float]] = {}
+    f1s: list[float] = []
     failures = []
     print()
-    for path, (kind, job_id) in jobs.items():
-        job = wait_for_job(client, job_id, admin_key)
-        assert job["status"] == "succeeded", (path.name, job["error"])
-        rate = cer(job["result"]["text"], path.with_suffix(".gt.txt").read_text("utf-8"))
-        rates[kind].append(rate)
-        print(f"{path.name:24} {kind:10} CER {rate:6.3f}  (max {MAX_CER[kind]:.2f})")
-        if rate > MAX_CER[kind]:
-            failures.append(path.name)
+    for sample, result in zip(samples, results, strict=True):
+        rate = cer(result["text"], sample.truth)
+        rates.setdefault(sample.kind, []).append(rate)
+        if sample.kind == "receipt":
+            f1s.append(word_f1(result["text"], sample.truth))
+        print(f"{engine_name:9} {sample.name:20} {sample.kind:10} CER {rate:6.3f}")
+        read_by = {page["engine"] for page in result["pages"]}
+        expected = AUTO_READS[sample.kind] if engine_name == AUTO else engine_name
+        if read_by != {expected}:
+            failures.append(f"{sample.name} read by {read_by}, not {expected}")
     for kind, values in rates.items():
-        mean = sum(values) / len(values)
-        print(f"{kind:10} mean CER {mean:.3f} over {len(values)} files "
-              f"(max {MAX_MEAN_CER[kind]:.2f})")
-        if mean > MAX_MEAN_CER[kind]:
-            failures.append(f"mean of {kind}")
-    assert not failures, f"CER above threshold: {failures}"
+        mean, limit = statistics.fmean(values), MAX_MEAN_CER[engine_name][kind]
+        print(f"{engine_name:9} {kind:10} mean CER {mean:.3f} over {len(values)} (max {limit})")
+        if mean > limit:
+            failures.append(f"{kind} mean CER {mean:.3f} > {limit}")
+    f1, least = statistics.fmean(f1s), MIN_RECEIPT_WORD_F1[engine_name]
+    print(f"{engine_name:9} receipt    mean word F1 {f1:.3f} (min {least})")
+    if f1 < least:
+        failures.append(f"receipt word F1 {f1:.3f} < {least}")
+    assert not failures, failures
+
+
+ACCENTED = {
+    "deu": ["Grüße aus München: Straße, Bäcker", "Öffnungszeiten für Kühe und Löwen"],
+    "fra": ["Où est la bibliothèque ? À côté", "Il était une fois un garçon très âgé"],
+    "spa": ["¿Dónde está el niño? Mañana sí", "La canción del pingüino en el año"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", sorted(ACCENTED))
+def test_auto_reads_accented_languages_with_tesseract_as_well_as_tesseract(
+        every_engine: TestClient, language: str) -> None:
+    client = every_engine
+    key = runtime_of(client).access.bootstrap_tenant("acme").secret
+    lines = ACCENTED[language]
+    sample = Sample(language, "text-page", encode(text_page(lines, size=(1700, 400)), "PNG"),
+                    "\n".join(lines))
+    tesseract, auto = (read_all(client, key, [sample], name, language)[0]
+                       for name in (TESSERACT, AUTO))
+    assert [page["engine"] for page in auto["pages"]] == [TESSERACT]
+    assert cer(auto["text"], sample.truth) <= cer(tesseract["text"], sample.truth) <= 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_auto_reads_a_turned_page_with_tesseract_which_turns_it_back(
+        every_engine: TestClient, angle: int) -> None:
+    client = every_engine
+    key = runtime_of(client).access.bootstrap_tenant("acme").secret
+    page = next(s for s in corpus() if s.kind == "text-page")
+    with Image.open(io.BytesIO(page.data)) as image:
+        turned = encode(image.rotate(angle, expand=True), "PNG")
+    result = read_all(client, key, [Sample(page.name, page.kind, turned, page.truth)], AUTO)[0]
+    assert [p["engine"] for p in result["pages"]] == [TESSERACT]
+    assert cer(result["text"], page.truth) <= MAX_MEAN_CER[TESSERACT]["text-page"]

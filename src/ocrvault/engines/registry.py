@@ -1,8 +1,9 @@
 """OCR engines by name, so that settings choose one and tests add fakes without the
 pipeline knowing which engine runs.
 
-``tesseract`` is registered from the start; its module (and libtesseract) is imported
-only when one is created, so processes that never OCR never load it.
+``tesseract`` and ``rapidocr`` are registered from the start; their modules (and
+libtesseract, ONNX Runtime) are imported only when one is created, so processes that
+never OCR never load them. :func:`catalog` offers them by name, with ``auto``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from ocrvault.config import Settings
 from ocrvault.engines.base import OcrEngine
+from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import ErrorCode, InputRejected
 
 EngineFactory = Callable[[Settings], OcrEngine]
@@ -44,3 +46,19 @@ def _tesseract(settings: Settings) -> OcrEngine:
 
 
 register("tesseract", _tesseract)
+
+
+def _rapidocr(settings: Settings) -> OcrEngine:
+    from ocrvault.engines.rapidocr import RapidOcrEngine
+
+    return RapidOcrEngine(threads=settings.rapidocr_threads)
+
+
+register("rapidocr", _rapidocr)
+
+
+def catalog(settings: Settings) -> EngineCatalog:
+    """Every registered engine (and ``auto``), each created when first asked for."""
+    factories = {name: (lambda name=name: create(name, settings))
+                 for name in _factories}
+    return EngineCatalog(factories, settings.default_engine)

@@ -145,7 +145,7 @@ class TesseractEngine:
             finally:
                 slot.api.Clear()  # drop the page image and text until the next page
         return Page(number=options.page_number, width=gray.width, height=gray.height,
-                    angle=_normalise_angle(view.rotation), lines=lines)
+                    angle=_normalise_angle(view.rotation), engine="tesseract", lines=lines)
 
     def close(self) -> None:
         """End every loaded API (waiting for readings in progress); later calls fail."""

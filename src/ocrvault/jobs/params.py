@@ -18,14 +18,17 @@ class ReadParams:
     languages: tuple[str, ...] = ("eng",)
     pages: str | None = None
     outputs: tuple[OutputFormat, ...] = ()
+    # The engine the request named; None reads with the deployment's default.
+    engine: str | None = None
     # A secret: out of repr (so out of logs and tracebacks), stored only sealed.
     pdf_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, languages: str | None, pages: str | None, outputs: str | None,
               available: frozenset[str], default_languages: str = "eng",
-              pdf_password: str | None = None) -> ReadParams:
+              pdf_password: str | None = None, engine: str | None = None) -> ReadParams:
         return cls(
+            engine=engine,
             languages=_parse_languages(languages or default_languages, available),
             pages=_check_pages(pages),
             outputs=_parse_outputs(outputs),

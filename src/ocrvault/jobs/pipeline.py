@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
+from ocrvault.engines.catalog import EngineCatalog
+from ocrvault.engines.layout import order_page
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.pages import parse_page_selection
 from ocrvault.ingest.types import FileFormat
@@ -29,9 +31,25 @@ class CheckedInput:
 
 
 class OcrPipeline:
-    def __init__(self, ingestor: Ingestor, engine: OcrEngine) -> None:
+    def __init__(self, ingestor: Ingestor, engines: EngineCatalog) -> None:
         self.ingestor = ingestor
-        self.engine = engine
+        self.engines = engines
+
+    @property
+    def engine(self) -> OcrEngine:
+        """The deployment's default engine."""
+        return self.engines.get()
+
+    def params(self, languages: str | None, pages: str | None, outputs: str | None,
+               default_languages: str = "eng", pdf_password: str | None = None,
+               engine: str | None = None) -> ReadParams:
+        """A request's parameters, checked against the engines here: an engine that
+        cannot read a language asked for is refused, never replaced by another."""
+        name = self.engines.resolve(engine)
+        params = ReadParams.parse(languages, pages, outputs, self.engines.all_languages(),
+                                  default_languages, pdf_password, engine=engine and name)
+        self.engines.check(name, params.languages)
+        return params
 
     def check(self, data: bytes, params: ReadParams) -> CheckedInput:
         """Every check that can reject a file before it is stored or decoded in full."""
@@ -42,13 +60,18 @@ class OcrPipeline:
             on_page: PageProgress | None = None) -> Document:
         pages: list[Page] = []
         removed: set[str] = set()
+        engine = self.engines.get(params.engine)
         decoded_pages = self.ingestor.decode(data, checked.format, checked.pages,
                                              params.pdf_password)
         for index, decoded in enumerate(decoded_pages):
             options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
-            pages.append(self.engine.recognize(decoded.image, options))
+            # Whatever the engine, its lines are put in reading order (columns, rows).
+            page = order_page(engine.recognize(decoded.image, options))
+            # Engines that do not say which engine read the page (fakes, plugins) are it.
+            pages.append(page if page.engine else
+                         page.model_copy(update={"engine": engine.info.name}))
             removed |= decoded.metadata_removed
             decoded.image.close()
             if on_page is not None:
                 on_page(index + 1, len(checked.pages))
-        return Document.from_pages(pages, self.engine.info, list(params.languages), sorted(removed))
+        return Document.from_pages(pages, engine.info, list(params.languages), sorted(removed))

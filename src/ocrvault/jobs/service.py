@@ -112,9 +112,9 @@ class JobService:
         self._sync_lock = threading.Lock()
 
     def params(self, languages: str | None, pages: str | None, outputs: str | None,
-               pdf_password: str | None = None) -> ReadParams:
-        return ReadParams.parse(languages, pages, outputs, self.pipeline.engine.languages(),
-                                self.settings.default_languages, pdf_password)
+               pdf_password: str | None = None, engine: str | None = None) -> ReadParams:
+        return self.pipeline.params(languages, pages, outputs, self.settings.default_languages,
+                                    pdf_password, engine)
 
     def record_rejection(self, principal: Principal, code: ErrorCode, size: int | None,
                          media_type: str | None) -> None:
@@ -169,6 +169,8 @@ class JobService:
             submission[ObjectKind.PDF_PASSWORD] = params.pdf_password.encode("utf-8")
         if declared_type is not None and contradicts(declared_type, checked.format):
             submission[ObjectKind.DECLARED_TYPE] = declared_type.encode("ascii")
+        if params.engine is not None:
+            submission[ObjectKind.ENGINE] = params.engine.encode("ascii")
         row.stored_objects = [kind.value for kind in submission]
         # Sealed input first: a crash before the row commits leaves only ciphertext
         # whose key was never stored, which nothing can open.

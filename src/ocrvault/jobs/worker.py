@@ -73,7 +73,8 @@ class JobWorker:
         declared = self._submitted(row, ObjectKind.DECLARED_TYPE)
         outputs = tuple(OutputFormat(o) for o in row.outputs)
         params = ReadParams(languages=tuple(row.languages), outputs=outputs,
-                            pdf_password=password)
+                            pdf_password=password,
+                            engine=self._submitted(row, ObjectKind.ENGINE))
         # Checked at submission: the bytes are those sealed then, so no second inspection.
         assert row.input_format is not None, "every submission records its sniffed format"
         checked = CheckedInput(FileFormat(row.input_format), list(row.page_selection or []))

@@ -28,6 +28,8 @@ class ObjectKind(StrEnum):
     PDF_PASSWORD = "pdf-password"  # noqa: S105 - the name of an object kind
     # The media type the client declared, kept only when it contradicts the bytes.
     DECLARED_TYPE = "declared-type"
+    # The OCR engine the request named (none: the deployment's default at run time).
+    ENGINE = "engine"
     RESULT = "result"
     OUTPUT_TEXT = "output-text"
 
@@ -37,7 +39,8 @@ class ObjectKind(StrEnum):
 
 
 # What a job keeps of its submission until it has finished, successful or not.
-SUBMISSION_KINDS = (ObjectKind.INPUT, ObjectKind.PDF_PASSWORD, ObjectKind.DECLARED_TYPE)
+SUBMISSION_KINDS = (ObjectKind.INPUT, ObjectKind.PDF_PASSWORD, ObjectKind.DECLARED_TYPE,
+                    ObjectKind.ENGINE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,13 @@ _UPLOAD: dict[str, Any] = {
 }
 
 Languages = Annotated[
-    str | None, Query(description="Tesseract language codes joined by '+', e.g. 'eng+deu'")
+    str | None, Query(description="Language codes joined by '+', e.g. 'eng+deu'")
 ]
+Engine = Annotated[str | None, Query(
+    max_length=16,
+    description="OCR engine: 'auto' (RapidOCR for eng/chi_sim, else Tesseract), 'tesseract' or "
+    "'rapidocr'; default the deployment's. A language the engine cannot read is refused.",
+)]
 Pages = Annotated[str | None, Query(max_length=MAX_PAGE_SPEC_CHARS,
                                     description="Pages of a PDF or TIFF, e.g. '1-3,5'")]
 Outputs = Annotated[str | None, Query(description="Outputs to render and keep: 'text'")]
@@ -82,8 +87,9 @@ async def submit_read(request: Request, response: Response, rt: RuntimeDep, call
                       budget: UploadBudgetDep, languages: Languages = None,
                       pages: Pages = None, outputs: Outputs = None,
                       pdf_password: PdfPassword = None, retention: Retention = None,
+                      engine: Engine = None,
                       customer: CustomerKeyDep = None) -> JobCreated:
-    params = rt.jobs.params(languages, pages, outputs, pdf_password)
+    params = rt.jobs.params(languages, pages, outputs, pdf_password, engine)
     keep_for = parse_retention(retention)
     async with budget.hold(caller.tenant_id) as reservation:
         upload = await _upload(request, rt, caller, rt.settings.max_file_bytes, reservation)
@@ -101,8 +107,9 @@ async def submit_read(request: Request, response: Response, rt: RuntimeDep, call
 )
 async def read_sync(request: Request, rt: RuntimeDep, caller: Submitter,
                     budget: UploadBudgetDep, languages: Languages = None,
-                    pages: Pages = None, pdf_password: PdfPassword = None) -> Document:
-    params = rt.jobs.params(languages, pages, None, pdf_password)
+                    pages: Pages = None, pdf_password: PdfPassword = None,
+                    engine: Engine = None) -> Document:
+    params = rt.jobs.params(languages, pages, None, pdf_password, engine)
     with rt.jobs.sync_slot(caller):
         async with budget.hold(caller.tenant_id) as reservation:
             upload = await _upload(request, rt, caller, rt.settings.max_sync_file_bytes,

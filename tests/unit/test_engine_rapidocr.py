@@ -1,0 +1,132 @@
+"""The RapidOCR engine: reads with the wheel's own models, says what it reads, refuses the
+rest, creates its sessions once per process, and asks for CUDA only where it exists."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ocrvault.engines import rapidocr as module
+from ocrvault.engines.base import OcrEngine, RecognizeOptions
+from ocrvault.engines.rapidocr import RapidOcrEngine
+from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
+from tests.docgen import text_page
+
+LINES = ["Invoice 2026-0117", "Total due 58.40 EUR"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[RapidOcrEngine]:
+    rapid = RapidOcrEngine()
+    yield rapid
+    rapid.close()
+
+
+def test_rapidocr_meets_the_engine_protocol(engine: RapidOcrEngine) -> None:
+    assert isinstance(engine, OcrEngine)
+    assert engine.info.name == "rapidocr"
+    assert engine.languages() == {"eng", "chi_sim"}
+
+
+def test_rapidocr_reads_lines_with_words_polygons_and_confidences(
+        engine: RapidOcrEngine) -> None:
+    page = engine.recognize(text_page(LINES, size=(1200, 300)), RecognizeOptions(page_number=2))
+    assert (page.number, page.width, page.height, page.engine) == (2, 1200, 300, "rapidocr")
+    assert [line.text for line in page.lines] == LINES
+    for line in page.lines:
+        assert " ".join(word.text for word in line.words) == line.text
+        assert 0.5 < line.confidence <= 1.0
+        xs, ys = line.polygon[0::2], line.polygon[1::2]
+        for word in line.words:
+            assert word.confidence == line.confidence
+            assert min(xs) <= min(word.polygon[0::2]) <= max(word.polygon[0::2]) <= max(xs)
+            assert min(ys) <= min(word.polygon[1::2]) <= max(word.polygon[1::2]) <= max(ys)
+        lefts = [word.polygon[0] for word in line.words]
+        assert lefts == sorted(lefts)
+
+
+def test_rapidocr_reads_transparent_and_grey_pages(engine: RapidOcrEngine) -> None:
+    for mode in ("LA", "L", "RGBA"):
+        page = engine.recognize(text_page(LINES[:1], size=(900, 150), mode=mode),
+                                RecognizeOptions())
+        assert [line.text for line in page.lines] == LINES[:1], mode
+
+
+def test_rapidocr_refuses_a_language_it_cannot_read_and_names_the_engine_that_can(
+        engine: RapidOcrEngine) -> None:
+    with pytest.raises(InputRejected) as caught:
+        engine.recognize(text_page(LINES), RecognizeOptions(languages=("eng", "deu")))
+    assert caught.value.code is ErrorCode.INVALID_PARAMETER
+    assert caught.value.detail == ("engine rapidocr reads: chi_sim, eng; "
+                                   "use engine=tesseract for deu.")
+
+
+def test_rapidocr_creates_its_sessions_once_for_every_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import rapidocr
+
+    created: list[Any] = []
+    real = rapidocr.RapidOCR
+
+    def counting(**kwargs: Any) -> Any:
+        created.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(rapidocr, "RapidOCR", counting)
+    engine = RapidOcrEngine()
+    image = text_page(LINES[:1], size=(900, 150))
+    texts: list[str] = []
+    threads = [threading.Thread(target=lambda: texts.append(
+        engine.recognize(image, RecognizeOptions()).text)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.close()
+    assert texts == [LINES[0]] * 3
+    assert len(created) == 1
+
+
+def test_rapidocr_sessions_use_the_configured_threads_and_cpu_without_cuda(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module.onnxruntime, "get_available_providers",
+                        lambda: ["CPUExecutionProvider"])
+    params = RapidOcrEngine(threads=3).session_params()
+    assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
+    assert params["EngineConfig.onnxruntime.use_cuda"] is False
+    assert params["Rec.rec_batch_num"] == 1  # no padding to the batch's widest line
+    for stage in ("Det", "Rec", "Cls"):  # the wheel's files, by path: nothing to download
+        assert params[f"{stage}.model_path"].endswith(".onnx")
+
+
+def test_rapidocr_asks_for_cuda_where_onnxruntime_has_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module.onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    params = RapidOcrEngine().session_params()
+    assert params["EngineConfig.onnxruntime.use_cuda"] is True
+    assert params["Rec.rec_batch_num"] == 6
+
+
+def test_rapidocr_refuses_to_start_without_its_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(module.MODELS, "Det", "missing.onnx")
+    with pytest.raises(ProcessingError, match=r"missing\.onnx is missing; reinstall"):
+        RapidOcrEngine().recognize(text_page(LINES), RecognizeOptions())
+
+
+def test_a_closed_rapidocr_engine_refuses_to_read() -> None:
+    engine = RapidOcrEngine()
+    engine.close()
+    with pytest.raises(ProcessingError, match="closed"):
+        engine.recognize(text_page(LINES), RecognizeOptions())
+
+
+def test_word_boxes_split_the_line_box_by_characters() -> None:
+    words = module.words_of("ab cdef", [0, 0, 70, 0, 70, 10, 0, 10], 0.9)
+    assert [(w.text, w.polygon) for w in words] == [
+        ("ab", [0, 0, 20, 0, 20, 10, 0, 10]),
+        ("cdef", [30, 0, 70, 0, 70, 10, 30, 10]),
+    ]
