@@ -24,6 +24,7 @@ from ocrvault.cli import app
 from ocrvault.client import (
     ApiError,
     AsyncClient,
+    BadRequest,
     Client,
     CustomerKey,
     Forbidden,
@@ -301,6 +302,17 @@ def test_read_sync_with_real_ocr(tesseract: tuple[str, str], tmp_path: Path) -> 
     assert document.text.strip() == "Quarterly report ready"
     assert document.engine.name == "tesseract" and document.languages == ["eng"]
     assert [line.text for line in document.pages[0].lines] == ["Quarterly report ready"]
+
+
+def test_the_engine_choice_reaches_the_server(tesseract: tuple[str, str], tmp_path: Path) -> None:
+    url, key = tesseract
+    page = tmp_path / "note.png"
+    page.write_bytes(encode(text_page(["Engine choice"], size=(900, 200)), "PNG"))
+    with Client(url, key) as client:
+        assert client.read_sync(page, engine="tesseract").text.strip() == "Engine choice"
+        with pytest.raises(BadRequest) as refused:
+            client.submit(page, engine="no-such-engine")
+    assert refused.value.code == "invalid_parameter" and "engine" in refused.value.detail
 
 
 def test_cli_submit_waits_and_prints_the_text_or_the_job_ids(live: Live, tmp_path: Path) -> None:

@@ -135,6 +135,7 @@ class SubmitOptions(TypedDict, total=False):
     outputs: Iterable[str] | None
     retention: Duration | str | None
     pdf_password: str | None
+    engine: str | None
     customer_key: CustomerKey | None
 
 
@@ -142,6 +143,7 @@ class ReadOptions(TypedDict, total=False):
     languages: str | Iterable[str] | None
     pages: str | None
     pdf_password: str | None
+    engine: str | None
 
 
 class JobFilters(TypedDict, total=False):
@@ -260,10 +262,11 @@ class Core:
     def submit(self, file: Upload, *, languages: str | Iterable[str] | None = None,
                pages: str | None = None, outputs: Iterable[str] | None = None,
                retention: Duration | str | None = None, pdf_password: str | None = None,
+               engine: str | None = None,
                customer_key: CustomerKey | None = None) -> Exchange[JobCreated]:
         params = {"languages": _languages(languages), "pages": pages,
                   "outputs": ",".join(outputs) if outputs else None,
-                  "retention": retention, "pdf_password": pdf_password}
+                  "retention": retention, "pdf_password": pdf_password, "engine": engine}
         headers = {"Content-Type": "application/octet-stream",
                    **(customer_key.headers() if customer_key else {})}
         return self.call(self.request("POST", "v1/read", params=params, content=_body(file),
@@ -271,9 +274,9 @@ class Core:
 
     def read_sync(self, file: Upload, *, languages: str | Iterable[str] | None = None,
                   pages: str | None = None, pdf_password: str | None = None,
-                  ) -> Exchange[Document]:
+                  engine: str | None = None) -> Exchange[Document]:
         params = {"languages": _languages(languages), "pages": pages,
-                  "pdf_password": pdf_password}
+                  "pdf_password": pdf_password, "engine": engine}
         return self.call(self.request("POST", "v1/read:sync", params=params, content=_body(file),
                                       headers={"Content-Type": "application/octet-stream"}),
                          _model(Document))
