@@ -191,14 +191,18 @@ def _podman() -> str:
     return podman
 
 
+# "URIs: http://mirror/debian" (deb822) or "deb [options] http://mirror/debian bookworm main"
+_DEBIAN_URI = re.compile(r"^(?:URIs:|deb(?:\s+\[[^]]*\])?)\s+(\S+/debian)/?(?:\s|$)", re.MULTILINE)
+
+
 def _debian_mirror() -> str:
     """The Debian mirror apt uses here (deb822 or one-line sources), else deb.debian.org."""
     sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
     for source in sources:
         with contextlib.suppress(OSError):
-            for match in re.finditer(r"(?:URIs:|^deb)\s+(\S+/debian)\s*$",
-                                     source.read_text(), re.MULTILINE):
-                return match.group(1)
+            found = _DEBIAN_URI.search(source.read_text())
+            if found:
+                return found.group(1)
     return DEFAULT_MIRROR
 
 
@@ -219,12 +223,13 @@ def _base_image(podman: str, tmp_path: Path) -> str:
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     changes = []
     if HOST_CA_BUNDLE.exists():  # a TLS-inspecting proxy's CA, so that pip reaches PyPI
+        (rootfs / "etc/ssl/certs").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")
         changes = ["--change", f"ENV=PIP_CERT={HOST_CA_BUNDLE}"]
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    imported = subprocess.run([podman, "import", "-q", *changes, "-", BASE_IMAGE],
-                              stdin=tar.stdout, capture_output=True, text=True, check=False)
-    tar.wait()
+    with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+        imported = subprocess.run([podman, "import", "-q", *changes, "-", BASE_IMAGE],
+                                  stdin=tar.stdout, capture_output=True, text=True, check=False)
+    shutil.rmtree(rootfs)  # 250 MB, now in podman's store
     assert imported.returncode == 0, imported.stderr
     return BASE_IMAGE
 
