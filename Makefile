@@ -1,10 +1,13 @@
 # `make run` and `make test` set everything up on a fresh Debian machine the first time.
+# (systemd: its systemd-analyze checks deploy/systemd. The image test in tests/e2e/test_packaging.py
+# also builds and runs the container where podman, runc and debootstrap are installed.)
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
-                tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core
+                tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core \
+                systemd
 
 .PHONY: run test setup system-deps lint bench clean
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import errno
+import io
 import os
+import pickle
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,6 +23,8 @@ from ocrvault.errors import (
     ProcessingError,
 )
 from ocrvault.ingest import Sandbox
+from ocrvault.ingest.sandbox import _ReplyUnpickler
+from ocrvault.ingest.types import FileFormat
 
 MEMORY = 256 * 2**20
 
@@ -189,3 +194,42 @@ def test_close_stops_the_children_and_refuses_new_calls() -> None:
     assert not Path(f"/proc/{pid}").exists()
     with pytest.raises(RuntimeError):
         box.call(targets.child_pid)
+
+
+class _EarlyPython311Pickler(pickle.Pickler):
+    """Pickles an enum member as Python 3.11.0-3.11.4 do (Debian bookworm's 3.11.2 among
+    them): ``getattr(cls, name)``, not ``cls(value)``."""
+
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, enum.Enum):
+            return getattr, (type(obj), obj.name)
+        return NotImplemented
+
+
+def _as_early_python_311(value: object) -> bytes:
+    buffer = io.BytesIO()
+    _EarlyPython311Pickler(buffer, protocol=5).dump(value)
+    return buffer.getvalue()
+
+
+def test_an_enum_member_pickled_by_name_is_accepted_in_a_reply() -> None:
+    reply = _as_early_python_311(("value", FileFormat.PDF))
+    assert b"getattr" in reply
+    assert _ReplyUnpickler(io.BytesIO(reply)).load() == ("value", FileFormat.PDF)
+
+
+@pytest.mark.parametrize("name", ["__class__", "__init_subclass__", "_missing_", "pdf"])
+def test_getattr_in_a_reply_reaches_enum_members_only(name: str) -> None:
+    reply = pickle.dumps(_Call(FileFormat, name), protocol=5)
+    with pytest.raises(pickle.UnpicklingError):
+        _ReplyUnpickler(io.BytesIO(reply)).load()
+
+
+class _Call:
+    """Pickles as the call ``getattr(cls, name)``, to check what the parent resolves."""
+
+    def __init__(self, cls: type, name: str) -> None:
+        self.cls, self.name = cls, name
+
+    def __reduce__(self) -> tuple[object, tuple[type, str]]:
+        return getattr, (self.cls, self.name)

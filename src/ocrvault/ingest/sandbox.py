@@ -282,9 +282,12 @@ class _Child:
 
 
 class _ReplyUnpickler(pickle.Unpickler):
-    """Resolves only ocrvault's own dataclasses and enums, never a function or a builtin."""
+    """Resolves only ocrvault's own dataclasses and enums, never a function or a builtin
+    (``getattr`` stands for a lookup of an enum's member by name, nothing more)."""
 
     def find_class(self, module_name: str, name: str) -> Any:
+        if (module_name, name) == ("builtins", "getattr"):
+            return _enum_member  # how Python 3.11.0-3.11.4 (Debian 12's 3.11.2) pickle members
         found = (
             getattr(sys.modules.get(module_name), name, None)
             if module_name.startswith("ocrvault.")
@@ -295,6 +298,14 @@ class _ReplyUnpickler(pickle.Unpickler):
         ):
             return found
         raise pickle.UnpicklingError(f"refused {module_name}.{name}")
+
+
+def _enum_member(cls: object, name: object) -> enum.Enum:
+    """``getattr(cls, name)`` for a member of an allowed enum, and for nothing else."""
+    if (isinstance(cls, type) and issubclass(cls, enum.Enum) and isinstance(name, str)
+            and name in cls.__members__):
+        return cls[name]
+    raise pickle.UnpicklingError(f"refused getattr({cls!r}, {name!r})")
 
 
 _ERROR_CODES = frozenset(code.value for code in ErrorCode)
