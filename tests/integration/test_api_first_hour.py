@@ -187,6 +187,12 @@ def test_jobs_are_listed_newest_first_by_cursor_with_metadata_only(
     assert len(audited) == 5
 
 
+def test_jobs_created_in_the_same_instant_are_each_listed_once(app: TestClient,
+                                                               key: str) -> None:
+    ids = {submit(app, key) for _ in range(3)}  # the fake clock stands still
+    assert sorted(job["id"] for job in listed(app, key, limit=1)) == sorted(ids)
+
+
 @pytest.mark.parametrize("cursor", ["not-base64!", "MjAyNi0wMS0wMXxub3QtYW4taWQ",
                                     "eA", "A" * 300])
 def test_a_cursor_that_is_not_one_given_is_an_invalid_parameter(app: TestClient, key: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from ocrvault.errors import ErrorCode, InputRejected
@@ -64,11 +64,13 @@ class JobQuery:
     until: datetime | None = None  # created before
     cursor: str | None = None
     limit: int = DEFAULT_PAGE
-    after: Position | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE:
-            raise InputRejected(ErrorCode.INVALID_PARAMETER,
-                                f"limit must be 1 to {MAX_PAGE}.")
+            raise InputRejected(ErrorCode.INVALID_PARAMETER, f"limit must be 1 to {MAX_PAGE}.")
         if self.cursor is not None:
-            object.__setattr__(self, "after", Position.decode(self.cursor))
+            Position.decode(self.cursor)  # a cursor that does not parse: refused before a query
+
+    @property
+    def after(self) -> Position | None:
+        return None if self.cursor is None else Position.decode(self.cursor)
