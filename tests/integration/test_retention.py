@@ -362,7 +362,8 @@ def test_a_policy_change_is_partial_and_takes_iso_8601_durations(app: TestClient
     assert app.get("/v1/retention", headers=auth(key)).json() == patched.json()
 
     for bad in ({"result": "P1Y"}, {"result": "one hour"}, {"result": True}, {"result": ""},
-                {"result": "P99999D"}, {"resutl": 60}, {"job_metadata": "PT1M"}):
+                {"result": "P99999D"}, {"resutl": 60}, {"job_metadata": "PT1M"},
+                {"result": None}):
         assert_problem(app.patch("/v1/retention", json=bad, headers=auth(key)), 400,
                        "invalid_parameter")
     assert app.get("/v1/retention", headers=auth(key)).json() == patched.json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ocrvault.access.keys import Environment
 from ocrvault.access.principal import Principal, Scope
@@ -50,6 +50,15 @@ class RetentionBody(BaseModel):
     outputs: Duration = None
     job_metadata: Duration = None
     failed_inputs: Duration = None
+
+    @model_validator(mode="after")
+    def _no_null(self) -> RetentionBody:
+        """A kind left out is unchanged; an explicit null is no duration (nor 'unlimited')."""
+        for name in sorted(self.model_fields_set):
+            if getattr(self, name) is None:
+                raise ValueError(f"'{name}' is null: give seconds or an ISO 8601 duration, "
+                                 "or leave it out to keep its value")
+        return self
 
     def changes(self) -> dict[str, int]:
         return self.model_dump(exclude_none=True)
