@@ -4,8 +4,10 @@ page ranges past the end, job listings, the engines and languages on offer, prog
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -193,8 +195,12 @@ def test_jobs_created_in_the_same_instant_are_each_listed_once(app: TestClient,
     assert sorted(job["id"] for job in listed(app, key, limit=1)) == sorted(ids)
 
 
+OUT_OF_RANGE = base64.urlsafe_b64encode(
+    f"0001-01-01T00:00:00+14:00|{uuid.uuid4()}".encode()).decode()
+
+
 @pytest.mark.parametrize("cursor", ["not-base64!", "MjAyNi0wMS0wMXxub3QtYW4taWQ",
-                                    "eA", "A" * 300])
+                                    "eA", "A" * 300, OUT_OF_RANGE])
 def test_a_cursor_that_is_not_one_given_is_an_invalid_parameter(app: TestClient, key: str,
                                                                 cursor: str) -> None:
     assert_problem(app.get("/v1/jobs", params={"cursor": cursor}, headers=auth(key)), 400,

@@ -121,9 +121,7 @@ def _render(pdf: pdfium.PdfDocument, number: int,
     try:
         page = pdf[number - 1]
         try:
-            bitmap = page.render(
-                scale=scale, may_draw_forms=False, rev_byteorder=True
-            )
+            bitmap = page.render(scale=scale, may_draw_forms=False, rev_byteorder=True)
             image: Image.Image = bitmap.to_pil()
             return image, _annotation_metadata(page)
         finally:

@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.model import JobStatus
@@ -48,7 +48,8 @@ class Position:
             created_at = datetime.fromisoformat(at)
             if created_at.tzinfo is None or not _JOB_ID.fullmatch(job_id):
                 raise ValueError("not a position")
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+            created_at = created_at.astimezone(UTC)  # as stored; year 1 at +14:00 has none
+        except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
             raise InputRejected(
                 ErrorCode.INVALID_PARAMETER,
                 "The cursor is not one this listing gave; pass next_cursor unchanged, or "

@@ -44,11 +44,9 @@ _UPLOAD: dict[str, Any] = {
     }
 }
 
-Languages = Annotated[
-    str | None, Query(
+Languages = Annotated[str | None, Query(
     description="Language codes joined by ',' or '+' (a '+' that arrives as a space works "
-    "too), e.g. 'eng,deu'; GET /v1/languages lists them")
-]
+    "too), e.g. 'eng,deu'; GET /v1/languages lists them")]
 Pages = Annotated[str | None, Query(max_length=MAX_PAGE_SPEC_CHARS,
                                     description="Pages of a PDF or TIFF, e.g. '1-3,5'")]
 Outputs = Annotated[str | None, Query(description="Outputs to render and keep: 'text'")]
