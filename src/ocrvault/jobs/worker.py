@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from ocrvault.access.keys import Environment
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
@@ -95,14 +96,15 @@ class JobWorker:
             stored.append(ObjectKind.output(fmt))
         return stored
 
-    def _progress(self, job_id: str) -> PageProgress:
+    def _progress(self, job_id: str,
+                  monotonic: Callable[[], float] = time.monotonic) -> PageProgress:
         """Record pages done on the job row, at most every PROGRESS_INTERVAL seconds; the
         last page is recorded by :meth:`_finish`."""
         last_write = -math.inf
 
         def advance(done: int, total: int) -> None:
             nonlocal last_write
-            now = time.monotonic()
+            now = monotonic()
             if done >= total or now - last_write < PROGRESS_INTERVAL:
                 return
             last_write = now
