@@ -218,7 +218,7 @@ def read(
     fmt: Annotated[str, typer.Option("--format", help="json or text")] = "text",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write <name>.<fmt> here "
                                                   "instead of printing")] = None,
-    languages: Annotated[str, typer.Option(help="Language codes joined by '+'")] = "eng",
+    languages: Annotated[str, typer.Option(help="Language codes joined by '+' or ','")] = "eng",
     pages: Annotated[str | None, typer.Option(help="Pages, e.g. '1-3,5'")] = None,
     engine: Annotated[str | None, typer.Option(
         help="auto, tesseract or rapidocr; default OCRVAULT_DEFAULT_ENGINE (auto)")] = None,

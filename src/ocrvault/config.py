@@ -48,7 +48,6 @@ class Settings(BaseSettings):
     max_page_pixels: int = Field(default=100_000_000, gt=0)
     max_side_px: int = Field(default=10_000, gt=0)
     pdf_dpi: int = Field(default=300, ge=72, le=600)
-    max_pdf_page_inches: float = Field(default=17.0, gt=0, description="Longest PDF page side")
 
     # The decode sandbox: a child process per worker with these limits.
     decode_timeout_seconds: float = Field(default=120.0, gt=0)

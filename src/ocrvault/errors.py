@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     IMAGE_TOO_LARGE = "image_too_large"
     ENCRYPTED_PDF = "encrypted_pdf"
     INVALID_PARAMETER = "invalid_parameter"
+    PAGES_OUT_OF_RANGE = "pages_out_of_range"
     BODY_TOO_LARGE = "body_too_large"
     HEADERS_TOO_LARGE = "headers_too_large"
     REQUEST_TIMEOUT = "request_timeout"
@@ -82,6 +83,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 422,
     ErrorCode.ENCRYPTED_PDF: 422,
     ErrorCode.INVALID_PARAMETER: 400,
+    ErrorCode.PAGES_OUT_OF_RANGE: 422,
     ErrorCode.BODY_TOO_LARGE: 413,
     ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.REQUEST_TIMEOUT: 408,

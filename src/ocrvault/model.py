@@ -87,6 +87,13 @@ class Document(_Frozen):
         default=None,
         description="Set when the declared Content-Type contradicts the file's content",
     )
+    pages_requested: str | None = Field(
+        default=None, description="The 'pages' selection as the request gave it, if any")
+    pages_missing: str | None = Field(
+        default=None,
+        description="Pages of the selection beyond the document's last page, as ranges "
+        "('2-3'); they were skipped. Null when every selected page exists",
+    )
 
     @classmethod
     def from_pages(
@@ -154,6 +161,7 @@ class Job(_Frozen):
     languages: list[str]
     outputs: list[OutputFormat]
     page_count: int | None
+    pages_done: int = 0
     error: JobError | None
     expires: PartExpiries
     expired: list[str] = Field(description="Parts already deleted by retention")

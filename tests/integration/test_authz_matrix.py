@@ -89,6 +89,7 @@ POLICY = {"json": RetentionPolicy().as_dict()}
 ROUTES = [
     Route("read", "POST", "/v1/read", Scope.READ_SUBMIT, 202, request={"content": PNG}),
     Route("read-sync", "POST", "/v1/read:sync", Scope.READ_SUBMIT, 200, request={"content": PNG}),
+    Route("list-jobs", "GET", "/v1/jobs", Scope.JOBS_READ, 200),
     Route("get-job", "GET", "/v1/jobs/{id}", Scope.JOBS_READ, 200, Kind.JOB),
     Route("get-output", "GET", "/v1/jobs/{id}/outputs/text", Scope.JOBS_READ, 200, Kind.JOB),
     Route("delete-job", "DELETE", "/v1/jobs/{id}", Scope.JOBS_DELETE, 200, Kind.JOB, True),
@@ -108,10 +109,17 @@ ROUTES = [
           live_sees_test=True),
     Route("get-retention", "GET", "/v1/retention", Scope.POLICIES_MANAGE, 200),
     Route("put-retention", "PUT", "/v1/retention", Scope.POLICIES_MANAGE, 200, request=POLICY),
+    Route("patch-retention", "PATCH", "/v1/retention", Scope.POLICIES_MANAGE, 200,
+          request={"json": {"result": "PT1H"}}),
     Route("get-key-retention", "GET", "/v1/keys/{id}/retention", Scope.POLICIES_MANAGE, 200,
           Kind.KEY),
     Route("put-key-retention", "PUT", "/v1/keys/{id}/retention", Scope.POLICIES_MANAGE, 200,
           Kind.KEY, request=POLICY),
+    Route("patch-key-retention", "PATCH", "/v1/keys/{id}/retention", Scope.POLICIES_MANAGE,
+          200, Kind.KEY, request={"json": {"outputs": 60}}),
+    # What the deployment reads: for choosing a submission's languages (and engine).
+    Route("list-engines", "GET", "/v1/engines", Scope.READ_SUBMIT, 200),
+    Route("list-languages", "GET", "/v1/languages", Scope.READ_SUBMIT, 200),
 ]
 
 
@@ -239,6 +247,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def foreign_ids(world: World, case: Case, listing: dict[str, Any]) -> set[str]:
     """Ids in a listing that the caller must not see."""
+    if case.route.name == "list-jobs":
+        others = {job for (kind, tenant, env), job in world.shared.items()
+                  if kind is Kind.JOB and (tenant == "other" or env is not case.environment)}
+        return others & {job["id"] for job in listing["jobs"]}
     if case.route.name == "list-keys":
         keys = listing["keys"]
         hidden = {k["id"] for k in keys if case.environment is Environment.TEST
@@ -262,7 +274,7 @@ def test_authorization_matrix(world: World, case: Case) -> None:
         assert_problem(response, status, code)
         return
     assert response.status_code == status, response.text
-    if case.route.name in ("list-keys", "list-audit"):
+    if case.route.name in ("list-keys", "list-audit", "list-jobs"):
         assert not foreign_ids(world, case, response.json())
 
 

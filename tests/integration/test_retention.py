@@ -345,3 +345,41 @@ def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
     assert canary.encode() not in everything
     assert wrapped not in everything
     assert not any(tail in everything for tail in sealed)
+
+
+def test_a_policy_change_is_partial_and_takes_iso_8601_durations(app: TestClient,
+                                                                 key: str) -> None:
+    """PUT and PATCH change the kinds given; the others keep their value (issue 12)."""
+    before = app.get("/v1/retention", headers=auth(key)).json()
+
+    put = app.put("/v1/retention", json={"result": "PT1H"}, headers=auth(key))
+    assert put.status_code == 200, put.text
+    assert put.json() == {**before, "result": 3600}
+    patched = app.patch("/v1/retention", json={"outputs": "P1DT30M", "input": 60},
+                        headers=auth(key))
+    assert patched.status_code == 200, patched.text
+    assert patched.json() == {**before, "result": 3600, "outputs": 86400 + 1800, "input": 60}
+    assert app.get("/v1/retention", headers=auth(key)).json() == patched.json()
+
+    for bad in ({"result": "P1Y"}, {"result": "one hour"}, {"result": True}, {"result": ""},
+                {"result": "P99999D"}, {"resutl": 60}, {"job_metadata": "PT1M"},
+                {"result": None}):
+        assert_problem(app.patch("/v1/retention", json=bad, headers=auth(key)), 400,
+                       "invalid_parameter")
+    assert app.get("/v1/retention", headers=auth(key)).json() == patched.json()
+
+
+def test_a_key_override_is_partial_over_the_policy_its_jobs_get_now(app: TestClient,
+                                                                   key: str) -> None:
+    runtime = runtime_of(app)
+    tenant = runtime.access.bootstrap_tenant("acme").tenant_id
+    onboarding = runtime.access.issue_key(tenant, "onboarding", Role.DEVELOPER)
+    assert app.put("/v1/retention", json=POLICY, headers=auth(key)).status_code == 200
+
+    response = app.patch(f"/v1/keys/{onboarding.key_id}/retention", json={"result": "PT10M"},
+                         headers=auth(key))
+    assert response.status_code == 200, response.text
+    assert response.json() == {**POLICY, "result": 600, "environment": "live"}
+    response = app.put(f"/v1/keys/{onboarding.key_id}/retention", json={"outputs": 0},
+                       headers=auth(key))
+    assert response.json() == {**POLICY, "result": 600, "outputs": 0, "environment": "live"}

@@ -187,7 +187,12 @@ def manifest() -> list[CorpusFile]:
         ]
 
 
-CORPUS_FILES = manifest()
+# Since issue 12 a PDF page is judged by the pixels it renders to, not its inches: the
+# manifest's own behaviour column allows OCRmyPDF's 30-inch page ("or render safely within
+# limits"), a 300-dpi 9000 px image that renders within the 10,000 px and 100 Mpx limits.
+RENDERS_WITHIN_LIMITS = {"omp_enormous.pdf"}
+CORPUS_FILES = [CorpusFile(f.name, f.allowed | {OK}) if f.name in RENDERS_WITHIN_LIMITS else f
+                for f in manifest()]
 
 # What a processed file's result must show: the text that proves the page was rendered
 # (and its actions not followed instead), and the metadata that was found and dropped.

@@ -37,6 +37,9 @@ QUERY_CASES: list[tuple[str, str, str, str]] = [
     *(("GET", "/v1/audit", "limit", value) for value in [*TEXT_NUMBERS, "0", "1001"]),
     *(("GET", "/v1/audit", name, value) for name in ("since", "until") for value in DATES),
     ("GET", "/v1/audit", "cursor", HUGE),
+    *(("GET", "/v1/jobs", "limit", value) for value in [*TEXT_NUMBERS, "0", "201"]),
+    *(("GET", "/v1/jobs", name, value) for name in ("since", "until") for value in DATES),
+    ("GET", "/v1/jobs", "cursor", HUGE),
     *(("DELETE", "/v1/jobs", "before", value) for value in DATES),
 ]
 

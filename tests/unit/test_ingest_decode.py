@@ -63,14 +63,30 @@ def test_every_image_format_decodes_to_its_pixels(
     assert grey_at(page, (35, 10)) > 200
 
 
-def test_a_pdf_page_renders_at_the_configured_dpi() -> None:
-    data = pdf_of([left_half_black(size=(200, 100))], dpi=72)
+def test_a_pdf_page_without_a_covering_image_renders_at_the_configured_dpi() -> None:
+    data = hostilegen.text_pdf(media_box=(200, 100))
     [at_72] = decode(data, FileFormat.PDF)
     [at_144] = decode(data, FileFormat.PDF, limits=replace(LIMITS, pdf_dpi=144))
     assert at_72.image.mode == "RGB"
     assert (at_72.image.size, at_144.image.size) == ((200, 100), (400, 200))
-    assert grey_at(at_144, (20, 100)) < 60
-    assert grey_at(at_144, (380, 100)) > 200
+
+
+def test_a_scanned_pdf_page_renders_at_its_image_resolution_never_above_the_dpi() -> None:
+    """An image covering the page keeps its own pixels: upscaling it adds only blur."""
+    data = pdf_of([left_half_black(size=(200, 100))], dpi=72)
+    [at_144] = decode(data, FileFormat.PDF, limits=replace(LIMITS, pdf_dpi=144))
+    assert at_144.image.size == (200, 100)
+    assert grey_at(at_144, (10, 50)) < 60
+    assert grey_at(at_144, (190, 50)) > 200
+    fine = pdf_of([left_half_black(size=(600, 300))], dpi=216)  # 216 dpi, pages at 72
+    [capped] = decode(fine, FileFormat.PDF)
+    assert capped.image.size == (200, 100)
+
+
+def test_a_receipt_of_72_dpi_on_a_15_inch_page_renders_to_its_own_1080_px() -> None:
+    receipt = pdf_of([left_half_black(size=(1080, 1527))], dpi=72)
+    [page] = decode(receipt, FileFormat.PDF, limits=replace(LIMITS, pdf_dpi=300))
+    assert page.image.size == (1080, 1527)
 
 
 def test_only_the_selected_tiff_pages_are_decoded_in_order() -> None:

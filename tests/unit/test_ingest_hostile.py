@@ -65,7 +65,12 @@ def outcome(ingestor: Ingestor, data: bytes) -> str:
     return OK
 
 
-CASES = manifest()
+# Since issue 12 a PDF page is judged by the pixels it renders to, not its inches: the
+# manifest's own behaviour column allows OCRmyPDF's 30-inch page ("or render safely within
+# limits"), a 300-dpi 9000 px image that renders within the 10,000 px and 100 Mpx limits.
+RENDERS_WITHIN_LIMITS = {"omp_enormous.pdf"}
+CASES = [(name, codes | {OK} if name in RENDERS_WITHIN_LIMITS else codes)
+         for name, codes in manifest()]
 
 
 @pytest.mark.parametrize(("name", "expected"), CASES, ids=[name for name, _ in CASES])

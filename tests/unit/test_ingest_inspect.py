@@ -105,20 +105,40 @@ def test_a_pdf_with_more_pages_than_the_limit_is_refused() -> None:
     assert error.code is ErrorCode.TOO_MANY_PAGES
 
 
-def test_a_200_inch_pdf_page_is_refused_from_its_page_box() -> None:
-    page_of_200_inches = pdf_of([Image.new("L", (200, 200), "white")], dpi=1)
-    error = rejection(page_of_200_inches, FileFormat.PDF)
+def test_a_200_inch_pdf_page_is_refused_by_the_pixels_it_renders_to() -> None:
+    error = rejection(hostilegen.pdf_page_inches(200), FileFormat.PDF)
     assert error.code is ErrorCode.IMAGE_TOO_LARGE
-    assert "200.0 x 200.0 in" in error.detail
+    assert "at 150 dpi is 30001 x 30001 px" in error.detail
 
 
 def test_a_pdf_page_is_measured_at_the_render_dpi() -> None:
-    ten_inches = pdf_of([Image.new("L", (100, 100), "white")], dpi=10)
+    ten_inches = hostilegen.pdf_page_inches(10)
     at_150_dpi = inspect_header(ten_inches, FileFormat.PDF, LIMITS)
     assert at_150_dpi.page_count == 1
     error = rejection(ten_inches, FileFormat.PDF, replace(LIMITS, pdf_dpi=400))
     assert error.code is ErrorCode.IMAGE_TOO_LARGE
     assert "4000 x 4000 px" in error.detail
+
+
+def test_a_200_dpi_scan_is_measured_at_its_image_resolution() -> None:
+    """1500 x 2100 px on 7.5 x 10.5 in: 3150 px a side at 300 dpi, 2100 at its own 200."""
+    scan = pdf_of([Image.new("L", (1500, 2100), "white")], dpi=200)
+    assert inspect_header(scan, FileFormat.PDF, replace(LIMITS, pdf_dpi=300)).page_count == 1
+
+
+def test_a_72_dpi_receipt_on_a_15_inch_page_is_measured_at_its_image_resolution() -> None:
+    """At 150 dpi the page would be 2250 x 3182 px, past the 3000 px side limit; its image
+    is 1080 x 1527 px, which is what it renders to."""
+    receipt = pdf_of([Image.new("L", (1080, 1527), "white")], dpi=72)
+    assert inspect_header(receipt, FileFormat.PDF, LIMITS).page_count == 1
+
+
+def test_a_low_resolution_scan_is_measured_at_72_dpi_at_least() -> None:
+    """A 10-dpi image on a 300-inch page is no page: at 72 dpi it is 21600 px a side."""
+    huge = pdf_of([Image.new("L", (3000, 3000), "white")], dpi=10)
+    error = rejection(huge, FileFormat.PDF)
+    assert error.code is ErrorCode.IMAGE_TOO_LARGE
+    assert "at 72 dpi" in error.detail
 
 
 def test_an_encrypted_pdf_needs_its_password() -> None:

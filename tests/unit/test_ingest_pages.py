@@ -6,7 +6,7 @@ import pytest
 
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.ingest import parse_page_selection
-from ocrvault.ingest.pages import parse_page_ranges
+from ocrvault.ingest.pages import missing_pages, parse_page_ranges
 
 
 @pytest.mark.parametrize(
@@ -26,13 +26,39 @@ def test_selection_is_sorted_unique_and_one_based(spec: str | None, expected: li
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "1,,2", "a", "1-", "-2", "1-2-3", "3-1", "0", "0-2", "7", "2-7", "1;2", "\u0663"],
+    ["", "1,,2", "a", "1-", "-2", "1-2-3", "3-1", "0", "0-2", "1;2", "\u0663"],
 )
-def test_bad_syntax_or_a_page_beyond_the_count_is_an_invalid_parameter(spec: str) -> None:
+def test_bad_syntax_is_an_invalid_parameter(spec: str) -> None:
     with pytest.raises(InputRejected) as rejected:
         parse_page_selection(spec, page_count=6)
     assert rejected.value.code is ErrorCode.INVALID_PARAMETER
     assert "'1-3,5'" in rejected.value.detail
+
+
+@pytest.mark.parametrize(
+    ("spec", "pages", "missing"),
+    [
+        ("1-3", [1], "2-3"),
+        ("2-7", [2, 3, 4, 5, 6], "7"),
+        ("1,3,9-12,10-20,30", [1, 3], "9-20,30"),
+        ("1-6", [1, 2, 3, 4, 5, 6], None),
+        (None, [1, 2, 3, 4, 5, 6], None),
+    ],
+)
+def test_a_range_past_the_last_page_selects_the_pages_that_exist(
+    spec: str | None, pages: list[int], missing: str | None
+) -> None:
+    count = 1 if spec == "1-3" else 6
+    assert parse_page_selection(spec, page_count=count) == pages[:count]
+    assert missing_pages(spec, page_count=count) == missing
+
+
+@pytest.mark.parametrize("spec", ["7", "7-9,12", "100000"])
+def test_a_selection_of_no_existing_page_is_pages_out_of_range(spec: str) -> None:
+    with pytest.raises(InputRejected) as rejected:
+        parse_page_selection(spec, page_count=6)
+    assert rejected.value.code is ErrorCode.PAGES_OUT_OF_RANGE
+    assert "has 6 pages" in rejected.value.detail and "1 to 6" in rejected.value.detail
 
 
 def test_a_huge_range_is_refused_before_it_is_expanded() -> None:

@@ -22,7 +22,7 @@ from ocrvault.access.names import MAX_NAME_CHARS, name_problem
 from ocrvault.access.principal import JobVisibility, Role, Scope
 from ocrvault.access.service import MAX_GRACE, IssuedKey, KeyInfo
 from ocrvault.api.problems import PROBLEM_JSON, Problem
-from ocrvault.model import Document, JobError, JobStatus, OutputFormat, PartExpiries
+from ocrvault.model import Document, Job, JobError, JobStatus, OutputFormat, PartExpiries
 
 
 class JobCreated(BaseModel):
@@ -32,7 +32,9 @@ class JobCreated(BaseModel):
     expires_at: datetime | None
 
 
-class JobPublic(BaseModel):
+class JobSummary(BaseModel):
+    """A job's metadata: what GET /v1/jobs lists (never its result or text)."""
+
     id: str
     status: JobStatus
     created_at: datetime
@@ -40,11 +42,33 @@ class JobPublic(BaseModel):
     expires_at: datetime | None = Field(description="When the result and outputs are deleted")
     languages: list[str]
     outputs: list[OutputFormat]
-    page_count: int | None
+    page_count: int | None = Field(description="How many pages the job reads")
+    pages_done: int = Field(description="Pages read so far (updated while the job runs, at "
+                            "most every half second)")
+    pages_total: int | None = Field(description="Pages to read: the same as page_count")
     error: JobError | None
-    result: Document | None = Field(description="Null until succeeded, and once it expired")
     expires: PartExpiries = Field(description="When each part is deleted under retention")
     expired: list[str] = Field(description="Parts already deleted under retention")
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        return cls(
+            id=job.id, status=job.status, created_at=job.created_at,
+            completed_at=job.completed_at, expires_at=job.expires_at, languages=job.languages,
+            outputs=job.outputs, page_count=job.page_count, pages_done=job.pages_done,
+            pages_total=job.page_count, error=job.error, expires=job.expires,
+            expired=job.expired,
+        )
+
+
+class JobPublic(JobSummary):
+    result: Document | None = Field(description="Null until succeeded, and once it expired")
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null at "
+                                    "the end")
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

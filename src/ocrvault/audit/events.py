@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     # and reason codes (access/refusals.py). None is dropped.
     AUTH_REFUSALS_AGGREGATED = "auth:refusals:aggregated"
     JOB_SUBMITTED = "job:document:submitted"
+    # A listing of jobs' metadata (GET /v1/jobs), once when it starts: no content is read.
+    JOB_LISTED = "job:metadata:listed"
     JOB_READ_SYNC = "job:document:read_sync"
     # An upload refused as input; the entry holds its size, sniffed type and error code only.
     JOB_REJECTED = "job:document:rejected"

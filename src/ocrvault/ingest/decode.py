@@ -22,11 +22,10 @@ from PIL import ExifTags, Image, ImageOps
 
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.ingest.inspect import (
-    POINTS_PER_INCH,
     check_page_size,
     open_image,
     open_pdf,
-    pdf_page_size,
+    pdf_page_rendering,
 )
 from ocrvault.ingest.types import DecodedPage, FileFormat, Limits
 
@@ -109,21 +108,20 @@ def _pdf_pages(
         for number in pages:
             if not 1 <= number <= len(pdf):
                 raise _no_such_page(number)
-            pdf_page_size(pdf, number, limits)
-            image, attached = _render(pdf, number, limits.pdf_dpi)
+            rendering = pdf_page_rendering(pdf, number, limits)
+            image, attached = _render(pdf, number, rendering.scale)
             yield PagePixels(number, image.mode, image.size, image.tobytes(),
                              removed | attached)
 
 
-def _render(pdf: pdfium.PdfDocument, number: int, dpi: int) -> tuple[Image.Image, frozenset[str]]:
+def _render(pdf: pdfium.PdfDocument, number: int,
+            scale: float) -> tuple[Image.Image, frozenset[str]]:
     """Rasterise one page, and name the metadata its annotations carry; forms are never
     drawn (they were never initialised)."""
     try:
         page = pdf[number - 1]
         try:
-            bitmap = page.render(
-                scale=dpi / POINTS_PER_INCH, may_draw_forms=False, rev_byteorder=True
-            )
+            bitmap = page.render(scale=scale, may_draw_forms=False, rev_byteorder=True)
             image: Image.Image = bitmap.to_pil()
             return image, _annotation_metadata(page)
         finally:

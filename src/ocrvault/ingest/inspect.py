@@ -7,8 +7,14 @@ is an error, so "a bit over the limit" is refused rather than logged.
 
 PDFs are opened with pypdfium2, and forms are never initialised: pdfium then has no
 form environment, so no JavaScript, ``/OpenAction``, ``/Launch`` or XFA is ever
-executed, and pdfium itself fetches nothing. Page sizes come from the page boxes, so a
-200-inch page is refused before a bitmap is allocated for it.
+executed, and pdfium itself fetches nothing.
+
+A PDF page is judged by the pixels it renders to, before a bitmap is allocated for it.
+Each page is rendered at ``pdf_dpi``, except a page that one image covers for the most
+part (a scan, a photo, an "images to PDF" file): that page is rendered at the image's
+own resolution (at least 72 dpi, at most ``pdf_dpi``), so its pixels map 1:1 instead
+of being upscaled to blur. A receipt of 1080 x 1527 px placed on a 15 x 21 in page at
+72 dpi renders to 1080 x 1527 px, where 300 dpi would make 4500 x 6363 px of it.
 
 These functions parse hostile bytes with native code: production runs them in the
 decode sandbox (``ingest.sandbox``), one call at a time, which is also why setting
@@ -22,6 +28,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 from PIL import Image
@@ -31,6 +38,12 @@ from ocrvault.ingest.structure import bmp_size, tiff_page_count
 from ocrvault.ingest.types import FileFormat, InputInfo, Limits
 
 POINTS_PER_INCH = 72
+MIN_PDF_DPI = 72
+# An image covering at least this share of its page sets the page's render resolution.
+_COVERING_SHARE = 0.5
+# Images looked at per page (with one level of form XObjects): a page of many tiny images
+# is no scan, and looking must stay cheap whatever the page holds.
+_IMAGES_LOOKED_AT = 64
 
 
 def inspect_header(
@@ -130,8 +143,38 @@ def open_pdf(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
         pdf.close()
 
 
-def pdf_page_size(pdf: pdfium.PdfDocument, number: int, limits: Limits) -> tuple[int, int]:
-    """The pixel size of page ``number`` (1-based) at ``limits.pdf_dpi``, checked."""
+@dataclass(frozen=True, slots=True)
+class PdfRendering:
+    """How a PDF page is rasterised: ``scale`` pixels per point, to ``size`` pixels."""
+
+    scale: float
+    size: tuple[int, int]
+
+    @property
+    def dpi(self) -> float:
+        return self.scale * POINTS_PER_INCH
+
+
+def pdf_page_rendering(pdf: pdfium.PdfDocument, number: int, limits: Limits, *,
+                       exact: bool = True) -> PdfRendering:
+    """The rendering of page ``number`` (1-based), its size checked against the limits.
+
+    Without ``exact``, a page that fits at ``pdf_dpi`` is not loaded to find its images:
+    it fits at any lower resolution too, which is all that inspection needs to know.
+    """
+    width_pt, height_pt = _page_box(pdf, number)
+    full = limits.pdf_dpi / POINTS_PER_INCH
+    scale = full
+    if exact or not _fits(_pixels(width_pt, height_pt, full), limits):
+        scale = _image_scale(pdf, number, width_pt * height_pt) or full
+        scale = min(max(scale, MIN_PDF_DPI / POINTS_PER_INCH), full)
+    rendering = PdfRendering(scale, _pixels(width_pt, height_pt, scale))
+    check_page_size(rendering.size, limits,
+                    f"Page {number} of the PDF at {rendering.dpi:.0f} dpi")
+    return rendering
+
+
+def _page_box(pdf: pdfium.PdfDocument, number: int) -> tuple[float, float]:
     try:
         width_pt, height_pt = pdf.get_page_size(number - 1)
     except pdfium.PdfiumError:
@@ -140,25 +183,51 @@ def pdf_page_size(pdf: pdfium.PdfDocument, number: int, limits: Limits) -> tuple
             f"Page {number} of the PDF cannot be read (its page tree is damaged). "
             "Re-save the PDF and send it again.",
         ) from None
-    width_in, height_in = width_pt / POINTS_PER_INCH, height_pt / POINTS_PER_INCH
-    if max(width_in, height_in) > limits.max_pdf_page_inches:
-        raise InputRejected(
-            ErrorCode.IMAGE_TOO_LARGE,
-            f"Page {number} of the PDF is {width_in:.1f} x {height_in:.1f} in; the largest "
-            f"page accepted is {limits.max_pdf_page_inches:g} in per side. Scale it down.",
-        )
+    return width_pt, height_pt
+
+
+def _pixels(width_pt: float, height_pt: float, scale: float) -> tuple[int, int]:
     # The same rounding pdfium's renderer uses, so the check sees the bitmap it would make.
-    scale = limits.pdf_dpi / POINTS_PER_INCH
-    size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
-    check_page_size(size, limits, f"Page {number} of the PDF at {limits.pdf_dpi} dpi")
-    return size
+    return math.ceil(width_pt * scale), math.ceil(height_pt * scale)
+
+
+def _fits(size: tuple[int, int], limits: Limits) -> bool:
+    width, height = size
+    return max(width, height) <= limits.max_side_px and width * height <= limits.max_page_pixels
+
+
+def _image_scale(pdf: pdfium.PdfDocument, number: int, page_area: float) -> float | None:
+    """Pixels per point of the largest image on the page, if it covers most of the page."""
+    try:
+        page = pdf[number - 1]
+    except pdfium.PdfiumError:
+        raise InputRejected(
+            ErrorCode.CORRUPT_FILE,
+            f"Page {number} of the PDF cannot be read. Re-save the PDF and send it again.",
+        ) from None
+    try:
+        largest, scale = 0.0, None
+        images = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=2)
+        for _, image in zip(range(_IMAGES_LOOKED_AT), images, strict=False):
+            left, bottom, right, top = image.get_bounds()
+            width_pt, height_pt = right - left, top - bottom
+            width_px, height_px = image.get_px_size()
+            if width_pt * height_pt > largest and min(width_px, height_px) > 0:
+                largest = width_pt * height_pt
+                # A hair under the image's own: rounding up then gives its pixels, not one more.
+                scale = (max(width_px, height_px) - 0.001) / max(width_pt, height_pt)
+        return scale if largest >= _COVERING_SHARE * page_area else None
+    except pdfium.PdfiumError:
+        return None  # an image that cannot be measured sets nothing: the page's dpi stays
+    finally:
+        page.close()
 
 
 def _pdf_page_count(pdf: pdfium.PdfDocument, limits: Limits) -> int:
     page_count = len(pdf)
     _check_page_count(page_count, limits)
     for number in range(1, page_count + 1):
-        pdf_page_size(pdf, number, limits)
+        pdf_page_rendering(pdf, number, limits, exact=False)
     return page_count
 
 

@@ -31,10 +31,9 @@ class Limits:
     max_pages: int
     max_page_pixels: int
     max_side_px: int
+    # PDF pages render at this resolution, or at their covering image's (ingest/inspect.py);
+    # a poster is refused by the pixels it renders to, whatever its inches.
     pdf_dpi: int = 300
-    # A PDF page's physical size, as Azure AI Vision Read caps it (17 x 17 in): a poster or
-    # drawing renders to a bitmap that costs far more to OCR than any page it looks like.
-    max_pdf_page_inches: float = 17.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -44,7 +43,6 @@ class Limits:
             max_page_pixels=settings.max_page_pixels,
             max_side_px=settings.max_side_px,
             pdf_dpi=settings.pdf_dpi,
-            max_pdf_page_inches=settings.max_pdf_page_inches,
         )
 
 

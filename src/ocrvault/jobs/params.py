@@ -10,6 +10,9 @@ from ocrvault.ingest.pages import parse_page_ranges
 from ocrvault.model import OutputFormat
 
 _LANGUAGE = re.compile(r"^[a-z]{3}(_[a-z]+)?$")
+# '+' is Tesseract's separator, but in a query string it arrives as a space; ',' needs no
+# escaping anywhere. All three (and runs of them) separate codes alike.
+_LANGUAGE_SEPARATORS = re.compile(r"[+,\s]+")
 MAX_PDF_PASSWORD_CHARS = 256  # PDF passwords are at most 127 bytes (AES-256) or 32 (RC4/AES-128)
 
 
@@ -57,15 +60,29 @@ def _check_pdf_password(password: str | None) -> str | None:
     return password
 
 
+def split_languages(spec: str) -> tuple[str, ...]:
+    """The codes of ``'eng+deu'``, ``'eng deu'`` or ``'eng,deu'``, in order, each once."""
+    return tuple(dict.fromkeys(code for code in _LANGUAGE_SEPARATORS.split(spec) if code))
+
+
 def _parse_languages(spec: str, available: frozenset[str]) -> tuple[str, ...]:
-    codes = tuple(dict.fromkeys(code.strip() for code in spec.split("+")))
+    codes = split_languages(spec)
+    if not codes:
+        raise InputRejected(ErrorCode.INVALID_PARAMETER,
+                            f"languages is empty; give codes like {_example(available)}.")
     for code in codes:
         if not _LANGUAGE.fullmatch(code) or code not in available:
             raise InputRejected(
                 ErrorCode.INVALID_PARAMETER,
-                f"Unknown language {code[:16]!r}; installed: {'+'.join(sorted(available))}.",
+                f"Unknown language {code[:16]!r}; installed: {', '.join(sorted(available))}. "
+                f"Join several with ',' or '+', e.g. languages={_example(available)}.",
             )
     return codes
+
+
+def _example(available: frozenset[str]) -> str:
+    """A value that works in a URL as written: ',' needs no escaping, '+' would."""
+    return ",".join(sorted(available - {"osd"})[:2]) or "eng"
 
 
 def _parse_outputs(spec: str | None) -> tuple[OutputFormat, ...]:

@@ -13,7 +13,7 @@ from ocrvault.engines.base import OcrEngine, RecognizeOptions
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.engines.layout import order_page
 from ocrvault.ingest import Ingestor
-from ocrvault.ingest.pages import parse_page_selection
+from ocrvault.ingest.pages import missing_pages, parse_page_selection
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
 from ocrvault.model import Document, Page
@@ -28,6 +28,8 @@ class CheckedInput:
 
     format: FileFormat
     pages: list[int]
+    requested: str | None = None  # the selection as asked
+    missing: str | None = None  # what it asked for beyond the last page (ingest/pages.py)
 
 
 class OcrPipeline:
@@ -54,7 +56,8 @@ class OcrPipeline:
     def check(self, data: bytes, params: ReadParams) -> CheckedInput:
         """Every check that can reject a file before it is stored or decoded in full."""
         info = self.ingestor.inspect(data, params.pdf_password)
-        return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count))
+        return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count),
+                            params.pages, missing_pages(params.pages, info.page_count))
 
     def run(self, data: bytes, checked: CheckedInput, params: ReadParams,
             on_page: PageProgress | None = None) -> Document:
@@ -74,4 +77,7 @@ class OcrPipeline:
             decoded.image.close()
             if on_page is not None:
                 on_page(index + 1, len(checked.pages))
-        return Document.from_pages(pages, engine.info, list(params.languages), sorted(removed))
+        document = Document.from_pages(pages, engine.info, list(params.languages),
+                                       sorted(removed))
+        return document.model_copy(update={"pages_requested": checked.requested,
+                                           "pages_missing": checked.missing})

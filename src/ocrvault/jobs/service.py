@@ -28,6 +28,7 @@ from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.deletion import Shredder, gone_parts, policy_of
+from ocrvault.jobs.listing import JobQuery, Position
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue
@@ -56,13 +57,19 @@ class JobView:
     result: Document | None
 
 
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
 def job_of(row: JobRow, now: datetime) -> Job:
     error = JobError(code=row.error_code, detail=row.error_detail or "") if row.error_code else None
     return Job(
         id=row.id, tenant_id=row.tenant_id, status=JobStatus(row.status),
         created_at=row.created_at, completed_at=row.completed_at, expires_at=row.expires_at,
         languages=list(row.languages), outputs=[OutputFormat(o) for o in row.outputs],
-        page_count=row.page_count, error=error,
+        page_count=row.page_count, pages_done=row.pages_done or 0, error=error,
         expires=PartExpiries(input=row.input_expires_at, result=row.expires_at,
                              outputs=row.outputs_expires_at,
                              job_metadata=row.metadata_expires_at),
@@ -157,7 +164,8 @@ class JobService:
             retention=policy.as_dict(), metadata_expires_at=ceiling, next_expiry_at=ceiling,
             languages=list(params.languages), page_selection=checked.pages,
             outputs=[o.value for o in params.outputs], input_format=checked.format.value,
-            input_bytes=len(data), page_count=len(checked.pages), attempts=0,
+            input_bytes=len(data), page_count=len(checked.pages), attempts=0, pages_done=0,
+            pages_requested=checked.requested, pages_missing=checked.missing,
             wrapped_dek=keys.wrapped_dek, master_key_version=keys.master_key_version,
             customer_wrapped_dek=keys.customer_wrapped_dek,
             customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
@@ -205,6 +213,27 @@ class JobService:
             result = Document.model_validate_json(raw)
             self._revealed(principal, AuditAction.JOB_RESULT_READ, row.id)
         return JobView(job, result)
+
+    def list_jobs(self, principal: Principal, query: JobQuery) -> JobPage:
+        """The caller's jobs (its tenant and environment; its own only, for a key that
+        sees its own jobs), newest first: metadata only, nothing is opened. Audited once
+        per listing, when it starts (as the audit log's own listing is)."""
+        after = query.after
+        with self.db.transaction() as session:
+            rows = JobRepository(session).newest_first(
+                principal.tenant_id, principal.environment.value,
+                [s.value for s in query.statuses], submitted_by=principal.job_submitter,
+                since=query.since, until=query.until,
+                after=(after.created_at, after.job_id) if after else None,
+                limit=query.limit + 1,
+            )
+        now = self.clock()
+        jobs = [job_of(row, now) for row in rows[: query.limit]]
+        if query.cursor is None:
+            self.audit.record(AuditEvent(AuditAction.JOB_LISTED, Actor.of(principal)))
+        more = len(rows) > query.limit
+        cursor = Position(jobs[-1].created_at, jobs[-1].id).encode() if more else None
+        return JobPage(jobs, cursor)
 
     def _revealed(self, principal: Principal, action: AuditAction, job_id: str | None) -> None:
         """Audit a read of document content; called before the content is returned."""

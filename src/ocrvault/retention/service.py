@@ -9,6 +9,9 @@ reach (access/reach.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 from ocrvault.access.keys import Environment
 from ocrvault.access.principal import Principal
 from ocrvault.access.reach import managed_key, refusals_audited
@@ -50,24 +53,28 @@ class RetentionService:
                       environment: Environment | None = None) -> RetentionPolicy:
         return self.effective(caller.tenant_id, None, self._administered(caller, environment))
 
-    def set_tenant_policy(self, caller: Principal, policy: RetentionPolicy,
+    def set_tenant_policy(self, caller: Principal, changes: Mapping[str, int],
                           environment: Environment | None = None) -> RetentionPolicy:
-        return self._put(caller, TENANT, self._administered(caller, environment), policy)
+        """Change the kinds in ``changes`` (seconds by kind); the others keep their value."""
+        return self._put(caller, TENANT, self._administered(caller, environment), changes)
 
     def key_policy(self, caller: Principal, key_id: str) -> RetentionPolicy:
         return self.effective(caller.tenant_id, key_id, self._key_environment(caller, key_id))
 
     def set_key_policy(self, caller: Principal, key_id: str,
-                       policy: RetentionPolicy) -> RetentionPolicy:
-        return self._put(caller, key_id, self._key_environment(caller, key_id), policy)
+                       changes: Mapping[str, int]) -> RetentionPolicy:
+        """Override the key's policy: ``changes`` over the policy its jobs get now."""
+        return self._put(caller, key_id, self._key_environment(caller, key_id), changes)
 
     def _put(self, caller: Principal, scope: str, environment: Environment,
-             policy: RetentionPolicy) -> RetentionPolicy:
-        """Store the policy and audit the change, old and new values, in one transaction."""
+             changes: Mapping[str, int]) -> RetentionPolicy:
+        """Store the current policy with ``changes`` applied, and audit the change, old and
+        new values, in one transaction (so two partial changes never lose one another)."""
         with self.db.transaction() as session:
             policies = RetentionRepository(session)
             old = self._effective(policies, caller.tenant_id,
                                   None if scope == TENANT else scope, environment)
+            policy = replace(old, **changes)
             policies.put(caller.tenant_id, scope, environment.value, policy.as_dict(),
                          self.clock(), caller.key_id)
             target = "retention:tenant" if scope == TENANT else f"retention:key:{scope}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    and_,
     bindparam,
     delete,
     func,
@@ -169,9 +170,16 @@ class JobRepository:
         result = self.session.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.status == "queued")
-            .values(status="running", started_at=now, attempts=JobRow.attempts + 1)
+            .values(status="running", started_at=now, attempts=JobRow.attempts + 1, pages_done=0)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    def record_progress(self, job_id: str, pages_done: int) -> None:
+        """A running job's pages done so far (nothing once it stopped running)."""
+        self.session.execute(
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
+            .values(pages_done=pages_done)
+        )
 
     def requeue_running(self) -> int:
         """At start-up of the embedded deployment, running jobs were interrupted."""
@@ -209,6 +217,28 @@ class JobRepository:
                 JobRow.created_at < before, JobRow.status.in_(list(statuses)),
                 *_submitted_by(submitted_by),
             )
+        ).all()
+
+    def newest_first(self, tenant_id: str, environment: str, statuses: Collection[str], *,
+                     submitted_by: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, after: tuple[datetime, str] | None = None,
+                     limit: int) -> Sequence[JobRow]:
+        """A caller's jobs in ``statuses``, newest first, created in [since, until) and
+        after the position ``after`` = (created_at, id) of the previous page's last job."""
+        query = select(JobRow).where(
+            JobRow.tenant_id == tenant_id, JobRow.environment == environment,
+            JobRow.status.in_(list(statuses)), *_submitted_by(submitted_by),
+        )
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        if until is not None:
+            query = query.where(JobRow.created_at < until)
+        if after is not None:
+            at, job_id = after
+            query = query.where(or_(JobRow.created_at < at,
+                                    and_(JobRow.created_at == at, JobRow.id < job_id)))
+        return self.session.scalars(
+            query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         ).all()
 
     def finish_running(self, job_id: str, **values: Any) -> bool:

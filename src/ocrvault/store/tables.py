@@ -147,6 +147,7 @@ class JobRow(Base):
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_expires_at", "expires_at"),
         Index("ix_jobs_api_key_status", "api_key_id", "status"),
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -164,7 +165,11 @@ class JobRow(Base):
     outputs: Mapped[list[str]] = mapped_column(JSON)
     input_format: Mapped[str | None] = mapped_column(String(16))
     input_bytes: Mapped[int | None] = mapped_column(Integer)
-    page_count: Mapped[int | None] = mapped_column(Integer)
+    page_count: Mapped[int | None] = mapped_column(Integer)  # the pages selected (to read)
+    pages_done: Mapped[int | None] = mapped_column(Integer)  # progress while running
+    # The 'pages' selection as asked, and what it asked for beyond the document's last page.
+    pages_requested: Mapped[str | None] = mapped_column(String(1000))
+    pages_missing: Mapped[str | None] = mapped_column(String(2000))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_detail: Mapped[str | None] = mapped_column(Text)

@@ -9,7 +9,14 @@ from pydantic import BaseModel, Field
 
 from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import AuthFirstRoute, CustomerKeyDep, RuntimeDep, require_scope
-from ocrvault.api.schemas import JobPublic, Timestamp, problems
+from ocrvault.api.schemas import JobList, JobPublic, JobSummary, Timestamp, problems
+from ocrvault.jobs.listing import (
+    DEFAULT_PAGE,
+    LISTED_BY_DEFAULT,
+    MAX_CURSOR_CHARS,
+    MAX_PAGE,
+    JobQuery,
+)
 from ocrvault.model import DeletionReceipt, JobStatus, OutputFormat
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthFirstRoute)
@@ -18,19 +25,32 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.JOBS_READ))]
 Deleter = Annotated[Principal, Depends(require_scope(Scope.JOBS_DELETE))]
 
 
+@router.get("", response_model=JobList, responses=problems(400, 401, 403, 429),
+            summary="The caller's jobs, newest first: metadata only, never results")
+def list_jobs(
+    rt: RuntimeDep, caller: Reader,
+    status: Annotated[list[JobStatus] | None, Query(
+        description="Only jobs in these statuses (repeat the parameter); default every "
+        "status but 'deleted'")] = None,
+    since: Annotated[Timestamp | None, Query(description="Jobs created at or after")] = None,
+    until: Annotated[Timestamp | None, Query(description="Jobs created before")] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS,
+                                        description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> JobList:
+    page = rt.jobs.list_jobs(caller, JobQuery(
+        statuses=tuple(status or LISTED_BY_DEFAULT), since=since, until=until, cursor=cursor,
+        limit=limit))
+    return JobList(jobs=[JobSummary.of(job) for job in page.jobs], next_cursor=page.next_cursor)
+
+
 @router.get("/{job_id}", response_model=JobPublic,
             responses=problems(400, 401, 403, 404, 410, 429),
             summary="A job's status and, once it has succeeded, its result")
 def get_job(job_id: str, rt: RuntimeDep, caller: Reader,
             customer: CustomerKeyDep = None) -> JobPublic:
     view = rt.jobs.get(caller, job_id, customer)
-    job = view.job
-    return JobPublic(
-        id=job.id, status=job.status, created_at=job.created_at, completed_at=job.completed_at,
-        expires_at=job.expires_at, languages=job.languages, outputs=job.outputs,
-        page_count=job.page_count, error=job.error, result=view.result,
-        expires=job.expires, expired=job.expired,
-    )
+    return JobPublic(**JobSummary.of(view.job).model_dump(), result=view.result)
 
 
 @router.get(

@@ -44,9 +44,9 @@ _UPLOAD: dict[str, Any] = {
     }
 }
 
-Languages = Annotated[
-    str | None, Query(description="Language codes joined by '+', e.g. 'eng+deu'")
-]
+Languages = Annotated[str | None, Query(
+    description="Language codes joined by ',' or '+' (a '+' that arrives as a space works "
+    "too), e.g. 'eng,deu'; GET /v1/languages lists them")]
 Engine = Annotated[str | None, Query(
     max_length=16,
     description="OCR engine: 'auto' (RapidOCR for eng/chi_sim, else Tesseract), 'tesseract' or "

@@ -1,0 +1,55 @@
+"""What the deployment reads: its engines and their languages.
+
+Scope ``read:submit``: these lists serve choosing ``languages=`` (and an engine) for a
+submission, and they name software versions, which a key that cannot submit (an
+auditor's, a deleter's) has no use for.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from ocrvault.access.principal import Principal, Scope
+from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
+from ocrvault.api.schemas import problems
+from ocrvault.engines.base import OcrEngine
+from ocrvault.jobs.capabilities import (
+    EngineDescription,
+    LanguageDescription,
+    describe_engines,
+    describe_languages,
+)
+from ocrvault.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["capabilities"], route_class=AuthFirstRoute)
+
+Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
+
+
+class EngineList(BaseModel):
+    engines: list[EngineDescription]
+
+
+class LanguageList(BaseModel):
+    languages: list[LanguageDescription] = Field(
+        description="Codes to pass as 'languages' (join several with ',' or '+')")
+
+
+def _engines(rt: Runtime) -> list[OcrEngine]:
+    """Every engine a request may name (``auto`` included); describing one loads it."""
+    return [rt.pipeline.engines.get(name) for name in rt.pipeline.engines.names]
+
+
+@router.get("/engines", response_model=EngineList, responses=problems(401, 403, 429),
+            summary="The OCR engines this server runs, with their versions and languages")
+def list_engines(rt: RuntimeDep, caller: Submitter) -> EngineList:
+    return EngineList(engines=describe_engines(_engines(rt), rt.pipeline.engines.default))
+
+
+@router.get("/languages", response_model=LanguageList, responses=problems(401, 403, 429),
+            summary="The languages this server reads, with their names")
+def list_languages(rt: RuntimeDep, caller: Submitter) -> LanguageList:
+    return LanguageList(languages=describe_languages(_engines(rt)))
