@@ -4,7 +4,8 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
-                tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core
+                tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core \
+                curl openssl
 
 .PHONY: run test setup system-deps lint bench clean
 
