@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -49,22 +51,38 @@ from ocrvault.store.db import Database
 from ocrvault.store.rekey import count_wrapped_under, rewrap_all
 from ocrvault.store.repository import TenantRepository
 
+if TYPE_CHECKING:
+    from ocrvault.runtime import Runtime
+
 app = typer.Typer(help="ocrvault: self-hosted OCR that passes a security review.",
                   no_args_is_help=True, add_completion=False)
-admin = typer.Typer(help="Tenants and keys on the data dir named by OCRVAULT_DATA_DIR.",
+admin = typer.Typer(help="Tenants and keys on the data dir (--data-dir or OCRVAULT_DATA_DIR).",
                     no_args_is_help=True)
 app.add_typer(admin, name="admin")
 keys = typer.Typer(help="Master keys: rotate, rewrap data keys, retire old versions.",
                    no_args_is_help=True)
 app.add_typer(keys, name="keys")
-audit_app = typer.Typer(help="The audit log on the data dir named by OCRVAULT_DATA_DIR.",
+audit_app = typer.Typer(help="The audit log on the data dir (--data-dir or OCRVAULT_DATA_DIR).",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
 
-SAMPLE_HINT = "../shared/corpus/ocr/tess_phototest.tif"
+_overrides: dict[str, Any] = {}  # from the global options, for every command's Settings
+
+
+def _settings() -> Settings:
+    return Settings(**_overrides)
+
+
+def command_hint(settings: Settings, command: str) -> str:
+    """``command`` as a line that works from any folder: this install's ``ocrvault`` and the
+    data dir, both absolute (a relative data dir would be another one elsewhere)."""
+    installed = Path(sys.executable).parent / "ocrvault"
+    program = str(installed) if installed.exists() else "ocrvault"
+    return (f"{shlex.quote(program)} --data-dir {shlex.quote(str(settings.data_dir.resolve()))} "
+            f"{command}")
 
 
 def _fail(error: OcrVaultError) -> typer.Exit:
@@ -81,9 +99,27 @@ def bind_refusal(host: str, *, tls: bool, behind_proxy: bool) -> str | None:
 
 
 @app.callback()
-def _everywhere() -> None:
+def _everywhere(data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="The data dir (database, blobs, keyring); default "
+        "OCRVAULT_DATA_DIR, else ./ocrvault-data of the current folder")] = None) -> None:
     restrict_umask()  # before any command creates a file: the data dir's, or --out's
     install_key_redaction()
+    _overrides.clear()
+    if data_dir is not None:
+        _overrides["data_dir"] = data_dir
+
+
+def _require_data_dir(settings: Settings, create: bool) -> None:
+    """Refuse to make a key in a data dir that does not exist yet, unless asked: a key made in
+    a new one by mistake (run from another folder) is one the server rejects."""
+    if create or settings.data_dir.exists():
+        return
+    err.print(f"[red]error[/red] there is no data dir at {settings.data_dir.resolve()}, so a "
+              "key made there would not work on a server that uses another one. Name the "
+              "server's data dir with --data-dir (or OCRVAULT_DATA_DIR; `serve` prints it), or "
+              "give --create to make a new one there.", soft_wrap=True, highlight=False,
+              markup=False)
+    raise typer.Exit(2)
 
 
 @contextmanager
@@ -148,20 +184,29 @@ def _show_key(settings: Settings, issued: IssuedKey, tenant: str, base_url: str 
     if to_stdout or sys.stdout.isatty():
         out.print(f"\nAdmin API key for tenant [bold]{shown}[/bold] (shown once; store it now):")
         out.print(f"  [bold green]{issued.secret}[/bold green]\n", soft_wrap=True)
-        bearer = issued.secret
+        key = issued.secret
     else:
         path = _write_key_file(settings.data_dir, issued)
         out.print(f"\nAdmin API key for tenant [bold]{shown}[/bold] written to {path} (mode 0600; "
                   "not printed, since stdout is not a terminal). Read it, store it in your "
                   "secret manager, then delete the file.\n", soft_wrap=True, highlight=False)
-        bearer = f"$(cat {path})"
+        key = f"$(cat {shlex.quote(str(path))})"
+    out.print(f"It works on the server whose data dir is {settings.data_dir.resolve()}.",
+              soft_wrap=True, highlight=False, markup=False)
     if base_url:
-        out.print("Try it:", soft_wrap=True)
-        out.print(
-            f"  curl -s -X POST '{base_url}/v1/read:sync' -H \"Authorization: Bearer {bearer}\" "
-            f"--data-binary @{SAMPLE_HINT}\n",
-            soft_wrap=True, highlight=False, markup=False,
-        )
+        out.print("Try it (any folder; the server draws the sample page):", soft_wrap=True)
+        out.print("\n".join(f"  {line}" for line in try_it_lines(base_url, key)) + "\n",
+                  soft_wrap=True, highlight=False, markup=False)
+
+
+def try_it_lines(base_url: str, key: str) -> list[str]:
+    """Shell lines that fetch the server's sample page and read it."""
+    auth = '-H "Authorization: Bearer $KEY"'
+    return [
+        f"KEY={key}", f"URL={base_url}",
+        f'curl -s "$URL/v1/sample.png" {auth} -o sample.png && '
+        f'curl -s -X POST "$URL/v1/read:sync" {auth} -F file=@sample.png',
+    ]
 
 
 @app.command()
@@ -172,15 +217,16 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS")] = None,
     behind_proxy: Annotated[bool, typer.Option(help="Allow plain HTTP on a non-loopback "
                                                "address because a TLS proxy fronts it")] = False,
+    shutdown_timeout: Annotated[float | None, typer.Option(
+        min=0, help="On stop, wait at most this many seconds for running jobs (default: until "
+        "they end, or a second Ctrl-C); jobs left stay queued for the next start")] = None,
 ) -> None:
     """Serve the API (and its workers and reaper) on the embedded default."""
-    import uvicorn
-
     from ocrvault.api.app import create_app
     from ocrvault.api.server import fit_open_files
     from ocrvault.runtime import Runtime
 
-    settings = Settings()
+    settings = _settings()
     connections = fit_open_files(settings.max_connections)
     if connections < settings.max_connections:
         err.print(f"[yellow]warning[/yellow] the open-files limit allows {connections} "
@@ -205,10 +251,46 @@ def serve(
     if not runtime.access.has_tenants():
         _show_key(settings, runtime.access.bootstrap_tenant("default"), "default", base_url)
     docs = f"docs: {base_url}/docs, " if settings.docs_enabled else ""
-    out.print(f"ocrvault serving on {base_url}  ({docs}data: {settings.data_dir.resolve()})",
-              soft_wrap=True)
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info",
-                **transport_options(settings, tls_cert, tls_key, behind_proxy))
+    out.print(f"ocrvault serving on {base_url}  ({docs}data: {settings.data_dir.resolve()})\n"
+              f"  another admin key: {command_hint(settings, 'admin bootstrap')}",
+              soft_wrap=True, highlight=False, markup=False)
+    runtime.shutdown.timeout = shutdown_timeout
+    runtime.shutdown.announce = _announce_wait
+    _serve_until_stopped(create_app(runtime), runtime, host=host, port=port, log_level="info",
+                         **transport_options(settings, tls_cert, tls_key, behind_proxy))
+
+
+def _announce_wait(running: int) -> None:
+    err.print(f"waiting for {running} running job{'s' if running > 1 else ''} (Ctrl-C again to "
+              "stop now; they stay queued for the next start)", soft_wrap=True, highlight=False)
+
+
+def _serve_until_stopped(api: Any, runtime: Runtime, **options: Any) -> None:
+    """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs.
+
+    Jobs left running end with the process at once (os._exit): an orderly exit would close
+    the decode sandbox under them and record them as failed, where they must stay running
+    in the database for the next start to resume.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if self.force_exit:
+                runtime.shutdown.now.set()
+
+    try:
+        Server(uvicorn.Config(api, **options)).run()
+    finally:
+        left = runtime.queue.running()
+        if left:
+            err.print(f"stopped with {left} job{'s' if left > 1 else ''} unfinished; the next "
+                      "start resumes them.", highlight=False)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
 
 
 @app.command()
@@ -275,13 +357,17 @@ def _emit(path: Path, document: Document, fmt: str, out_dir: Path | None) -> Non
 PrintKey = Annotated[bool, typer.Option(
     "--print", help="Print the key even when stdout is not a terminal (e.g. piped into a secret "
     "store); by default it then goes to a 0600 file in the data dir")]
+Create = Annotated[bool, typer.Option(
+    "--create", help="Make the data dir if it does not exist (by default that is refused: "
+    "the key would not work on a server using another data dir)")]
 
 
 @admin.command("bootstrap")
 def bootstrap(tenant: Annotated[str, typer.Option(help="Tenant name")] = "default",
-              print_key: PrintKey = False) -> None:
+              print_key: PrintKey = False, create: Create = False) -> None:
     """Create the tenant if needed and hand over a new admin key for it, once."""
-    settings = Settings()
+    settings = _settings()
+    _require_data_dir(settings, create)
     try:
         issued = _issue_admin_key(settings, tenant)
     except OcrVaultError as error:
@@ -291,9 +377,10 @@ def bootstrap(tenant: Annotated[str, typer.Option(help="Tenant name")] = "defaul
 
 @admin.command("create-tenant")
 def create_tenant(name: Annotated[str, typer.Argument(help="Tenant name")],
-                  print_key: PrintKey = False) -> None:
+                  print_key: PrintKey = False, create: Create = False) -> None:
     """Create a tenant and hand over its first admin key, once."""
-    settings = Settings()
+    settings = _settings()
+    _require_data_dir(settings, create)
     try:
         issued = _issue_admin_key(settings, name, new_tenant=True)
     except OcrVaultError as error:
@@ -304,7 +391,7 @@ def create_tenant(name: Annotated[str, typer.Argument(help="Tenant name")],
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the hash chain and its signatures; exit 1 naming the first bad entry."""
-    with _audited_db(Settings()) as (db, audit):
+    with _audited_db(_settings()) as (db, audit):
         report = verify_chain(db, audit.signer)
     if report.tamper is not None:
         err.print(f"[red]audit log TAMPERED[/red]: {report.tamper} "
@@ -323,7 +410,7 @@ def audit_export(
     if fmt != "jsonl":
         err.print("[red]error[/red] --format is 'jsonl'.")
         raise typer.Exit(2)
-    with _audited_db(Settings()) as (db, audit):
+    with _audited_db(_settings()) as (db, audit):
         tenant_id = None
         if tenant is not None:
             with db.transaction() as session:
@@ -339,7 +426,7 @@ def audit_export(
 @keys.command("status")
 def keys_status() -> None:
     """List master key versions, the primary, and how many data keys each still wraps."""
-    with _data_dir(Settings()) as (db, keyring):
+    with _data_dir(_settings()) as (db, keyring):
         for version in keyring.versions:
             mark = " (primary)" if version == keyring.primary else ""
             out.print(f"v{version}{mark}: {count_wrapped_under(db, version)} data keys")
@@ -355,13 +442,16 @@ def _record_master_key(audit: AuditLog, action: AuditAction, version: int,
 @keys.command("rotate-master")
 def keys_rotate_master() -> None:
     """Add a new master key version and make it the primary for new jobs."""
-    with _audited_db(Settings()) as (_db, audit):
+    settings = _settings()
+    with _audited_db(settings) as (_db, audit):
         try:
             version = audit.signer.keyring.rotate()
         except OcrVaultError as error:
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_ROTATED, version)
-    out.print(f"master key v{version} is now primary. Run 'ocrvault keys rewrap' next.")
+    out.print(f"master key v{version} is now primary. Next: "
+              f"{command_hint(settings, 'keys rewrap')}", soft_wrap=True, highlight=False,
+              markup=False)
 
 
 @keys.command("rewrap")
@@ -369,7 +459,7 @@ def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
                                                    help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
-    with _audited_db(Settings()) as (db, audit), \
+    with _audited_db(_settings()) as (db, audit), \
             Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      console=err) as progress:
         keyring = audit.signer.keyring
@@ -386,14 +476,16 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
                 ) -> None:
     """Remove an old master key version; refused while any data key still needs it. Audit
     signatures made under it still verify: only its audit MAC key is kept."""
-    with _audited_db(Settings()) as (db, audit):
+    settings = _settings()
+    with _audited_db(settings) as (db, audit):
         keyring = audit.signer.keyring
         try:
             keyring.check_retirable(version)  # before counting: the primary always has keys
             remaining = count_wrapped_under(db, version)
             if remaining:
+                hint = escape(command_hint(settings, "keys rewrap"))
                 err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "
-                          f"v{version}; run 'ocrvault keys rewrap' first.", soft_wrap=True)
+                          f"v{version}; run {hint} first.", soft_wrap=True, highlight=False)
                 raise typer.Exit(1)
             keyring.retire(version)
         except OcrVaultError as error:

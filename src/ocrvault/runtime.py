@@ -7,6 +7,8 @@ swapped (a fake engine, a fixed clock) by passing it in, not by monkeypatching.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -50,6 +52,22 @@ def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
     return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engines)
 
 
+def _log_waiting(running: int) -> None:
+    log.info("waiting for %d running jobs to finish", running)
+
+
+@dataclass
+class Shutdown:
+    """How a stop treats the jobs in progress: it waits for them, unless ``now`` is set (a
+    second Ctrl-C) or ``timeout`` seconds pass. Jobs it leaves stay in the database as
+    running, and the next start re-queues them; ``left`` says how many there were."""
+
+    timeout: float | None = None
+    now: threading.Event = field(default_factory=threading.Event)
+    announce: Callable[[int], None] = _log_waiting
+    left: int = 0
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -67,6 +85,7 @@ class Runtime:
     reaper: Reaper
     clock: Clock
     owns_engine: bool
+    shutdown: Shutdown = field(default_factory=Shutdown)
     _periodic: list[PeriodicThread] = field(default_factory=list)
 
     @classmethod
@@ -125,14 +144,23 @@ class Runtime:
             self._periodic.append(thread)
 
     def stop(self) -> None:
+        """Stop everything, after the jobs in progress end or as ``shutdown`` says."""
         for thread in self._periodic:
             thread.stop()
         self._periodic.clear()
-        self.queue.stop()
-        self.jobs.close()
-        self.pipeline.ingestor.sandbox.close()
-        if self.owns_engine:
-            self.pipeline.engines.close()
+        if running := self.queue.running():
+            self.shutdown.announce(running)
+        self.shutdown.left = self.queue.stop(self.shutdown.now, self.shutdown.timeout)
+        if self.shutdown.left:
+            # Their workers still use the pipeline: closing it would fail their jobs, which
+            # must stay running in the database for the next start to resume.
+            log.warning("stopping with %d jobs unfinished; the next start resumes them",
+                        self.shutdown.left)
+        else:
+            self.jobs.close()
+            self.pipeline.ingestor.sandbox.close()
+            if self.owns_engine:
+                self.pipeline.engines.close()
         # Counted refusals of windows still open: recorded, not lost with the process.
         self.access.flush_refusals(everything=True)
         self.db.dispose()

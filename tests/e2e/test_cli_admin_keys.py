@@ -34,8 +34,8 @@ def assert_handed_over_in_a_file(output: str, data_dir: Path) -> None:
     assert parse_key(path.read_text().strip()) is not None
 
 
-@pytest.mark.parametrize("command", [["admin", "bootstrap", "--tenant", "acme"],
-                                     ["admin", "create-tenant", "acme"]])
+@pytest.mark.parametrize("command", [["admin", "bootstrap", "--tenant", "acme", "--create"],
+                                     ["admin", "create-tenant", "acme", "--create"]])
 def test_admin_key_goes_to_a_0600_file_when_stdout_is_not_a_terminal(
     tmp_path: Path, command: list[str],
 ) -> None:
@@ -47,7 +47,7 @@ def test_admin_key_goes_to_a_0600_file_when_stdout_is_not_a_terminal(
 
 def test_print_forces_the_key_to_stdout(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    result = CliRunner().invoke(app, ["admin", "bootstrap", "--print"],
+    result = CliRunner().invoke(app, ["admin", "bootstrap", "--print", "--create"],
                                 env={"OCRVAULT_DATA_DIR": str(data_dir)})
     assert result.exit_code == 0, result.output
     match = KEY_PATTERN.search(result.output)
@@ -60,16 +60,50 @@ def test_first_start_of_serve_does_not_print_the_key_to_a_log(
 ) -> None:
     import uvicorn
 
-    def run_nothing(app_: Any, **_options: Any) -> None:
-        app_.state.runtime.stop()  # built, never started: release what it holds
+    def run_nothing(server: uvicorn.Server, sockets: Any = None) -> None:
+        server.config.app.state.runtime.stop()  # built, never started: release what it holds
 
-    monkeypatch.setattr(uvicorn, "run", run_nothing)
+    monkeypatch.setattr(uvicorn.Server, "run", run_nothing)
     data_dir = tmp_path / "data"
     result = CliRunner().invoke(app, ["serve"], env={"OCRVAULT_DATA_DIR": str(data_dir),
                                                     "OCRVAULT_WORKERS": "0"})
     assert result.exit_code == 0, result.output
     assert_handed_over_in_a_file(result.output, data_dir)
-    assert "Bearer $(cat " in result.output
+    output = " ".join(result.output.split())
+    [key_file] = key_files(data_dir)
+    assert f"KEY=$(cat {key_file})" in output
+    # The try-it line needs no file of the user's and names what it sends.
+    assert '"$URL/v1/sample.png" -H "Authorization: Bearer $KEY" -o sample.png' in output
+    assert "-F file=@sample.png" in output and "--data-binary" not in output
+    # Every hint names the data dir absolutely, so it works from any folder.
+    assert f"data: {data_dir}" in output
+    assert f"--data-dir {data_dir} admin bootstrap" in output
+
+
+@pytest.mark.parametrize("command", [["admin", "bootstrap"], ["admin", "create-tenant", "acme"]])
+def test_a_key_is_made_in_a_missing_data_dir_only_with_create(
+    tmp_path: Path, command: list[str],
+) -> None:
+    data_dir = tmp_path / "elsewhere" / "ocrvault-data"
+    refused = CliRunner().invoke(app, ["--data-dir", str(data_dir), *command])
+    assert refused.exit_code == 2, refused.output
+    message = " ".join(refused.output.split())
+    assert f"no data dir at {data_dir}" in message and "--create" in message
+    assert not data_dir.exists()
+
+    made = CliRunner().invoke(app, ["--data-dir", str(data_dir), *command, "--create"])
+    assert made.exit_code == 0, made.output
+    assert_handed_over_in_a_file(made.output, data_dir)
+    assert f"data dir is {data_dir}" in " ".join(made.output.split())
+
+
+def test_data_dir_option_wins_over_the_environment(tmp_path: Path) -> None:
+    chosen, ignored = tmp_path / "chosen", tmp_path / "ignored"
+    result = CliRunner().invoke(app, ["--data-dir", str(chosen), "admin", "bootstrap",
+                                      "--create"], env={"OCRVAULT_DATA_DIR": str(ignored)})
+    assert result.exit_code == 0, result.output
+    assert_handed_over_in_a_file(result.output, chosen)
+    assert not ignored.exists()
 
 
 def read_terminal(process: subprocess.Popen[bytes], leader: int, timeout: float = 60) -> str:
@@ -94,7 +128,8 @@ def test_admin_key_is_printed_on_a_terminal_and_written_nowhere(tmp_path: Path) 
     env = {**os.environ, "PYTHONPATH": str(SRC), "OCRVAULT_DATA_DIR": str(data_dir),
            "COLUMNS": "200"}
     try:
-        process = subprocess.Popen([sys.executable, "-m", "ocrvault", "admin", "bootstrap"],
+        process = subprocess.Popen([sys.executable, "-m", "ocrvault", "admin", "bootstrap",
+                                    "--create"],
                                    stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
                                    env=env)
         output = read_terminal(process, leader)

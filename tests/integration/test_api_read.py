@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from ocrvault.access.principal import Role
 from ocrvault.config import Settings
+from ocrvault.sample import SAMPLE_LINES
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
 from tests.docgen import encode, pdf_of, text_page
 
@@ -170,3 +171,19 @@ def test_missing_scope_is_forbidden_with_insufficient_scope(client: TestClient) 
     assert_problem(response, 403, "insufficient_scope")
     response = client.delete(f"/v1/jobs/{uuid.uuid4()}", headers=auth(reviewer))
     assert_problem(response, 403, "insufficient_scope")
+
+
+def test_the_sample_page_is_a_png_that_reads_back_as_its_lines(
+    client: TestClient, admin_key: str
+) -> None:
+    sample = client.get("/v1/sample.png", headers=auth(admin_key))
+    assert sample.status_code == 200, sample.text
+    assert sample.headers["content-type"] == "image/png"
+    assert client.get("/v1/sample.png", headers=auth(admin_key)).content == sample.content
+
+    read = client.post("/v1/read:sync", headers=auth(admin_key),
+                       files={"file": ("sample.png", sample.content, "image/png")})
+
+    assert read.status_code == 200, read.text
+    assert read.json()["text"] == "\n".join(SAMPLE_LINES)
+    assert read.json()["declared_type_mismatch"] is None

@@ -90,6 +90,7 @@ ROUTES = [
     Route("read", "POST", "/v1/read", Scope.READ_SUBMIT, 202, request={"content": PNG}),
     Route("read-sync", "POST", "/v1/read:sync", Scope.READ_SUBMIT, 200, request={"content": PNG}),
     Route("list-jobs", "GET", "/v1/jobs", Scope.JOBS_READ, 200),
+    Route("sample-page", "GET", "/v1/sample.png", Scope.READ_SUBMIT, 200),
     Route("get-job", "GET", "/v1/jobs/{id}", Scope.JOBS_READ, 200, Kind.JOB),
     Route("get-output", "GET", "/v1/jobs/{id}/outputs/text", Scope.JOBS_READ, 200, Kind.JOB),
     Route("delete-job", "DELETE", "/v1/jobs/{id}", Scope.JOBS_DELETE, 200, Kind.JOB, True),

@@ -133,11 +133,13 @@ def pdf_page() -> bytes:
         (png_page, False, "image/png", None),
         (pdf_page, True, "application/pdf", None),
         (png_page, True, "application/octet-stream", None),
+        (png_page, True, "application/x-www-form-urlencoded", None),
         (png_page, True, None, None),
         (png_page, True, "not a media type <script>", None),
     ],
     ids=["pdf-sent-as-png", "png-sent-as-jpeg-with-a-name", "png-as-png", "pdf-as-pdf",
-         "octet-stream", "no-content-type", "garbage-content-type"],
+         "octet-stream",
+         "curl-default-form-urlencoded", "no-content-type", "garbage-content-type"],
 )
 def test_a_declared_type_that_contradicts_the_bytes_is_noted_never_trusted(
     client: TestClient, admin_key: str, settings: Settings, data: Callable[[], bytes], raw: bool,

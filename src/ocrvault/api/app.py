@@ -13,7 +13,7 @@ from ocrvault.api import problems
 from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
-from ocrvault.api.routes import audit, capabilities, health, jobs, keys, read, retention
+from ocrvault.api.routes import audit, capabilities, health, jobs, keys, read, retention, sample
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
 from ocrvault.logs import install_key_redaction
@@ -61,6 +61,6 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, read, jobs, keys, audit, retention, capabilities):
+    for module in (health, read, sample, jobs, keys, audit, retention, capabilities):
         app.include_router(module.router)
     return app

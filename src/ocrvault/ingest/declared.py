@@ -16,10 +16,12 @@ from ocrvault.ingest.types import FileFormat
 _MAX_LENGTH = 100
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
-# Types that say "some bytes" rather than naming a format: nothing to contradict.
-_GENERIC = frozenset(
-    {"application/octet-stream", "binary/octet-stream", "application/binary", "application/unknown"}
-)
+# Types that say "some bytes" rather than naming a format: nothing to contradict. curl
+# sends form-urlencoded for any --data-binary without -H Content-Type, so it names nothing.
+_GENERIC = frozenset({
+    "application/octet-stream", "binary/octet-stream", "application/binary",
+    "application/unknown", "application/x-www-form-urlencoded",
+})
 
 # Names in common use for the accepted formats, mapped to the one ocrvault reports.
 _ALIASES = {

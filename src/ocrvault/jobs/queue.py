@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -19,11 +20,23 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[[str], None]
 
+# How often a stop that waits for running jobs looks whether it was told to give up: a
+# signal handler sets that flag and cannot safely notify the condition the stop waits on.
+_GIVE_UP_POLL_SECONDS = 0.2
+
 
 class JobQueue(Protocol):
     def start(self, handler: JobHandler) -> None: ...
     def enqueue(self, job_id: str, tenant_id: str) -> None: ...
-    def stop(self) -> None: ...
+    def running(self) -> int:
+        """How many jobs this process is working on now."""
+        ...
+
+    def stop(self, give_up: threading.Event | None = None,
+             timeout: float | None = None) -> int:
+        """Stop taking jobs and wait for those in progress, unless ``give_up`` is set or
+        ``timeout`` seconds pass first; return how many were left running."""
+        ...
 
 
 class FairLine:
@@ -61,6 +74,7 @@ class LocalQueue:
         self._waiting = FairLine()
         self._changed = threading.Condition()
         self._stopping = False
+        self._busy = 0  # jobs being handled now
         self._threads: list[threading.Thread] = []
 
     def start(self, handler: JobHandler) -> None:
@@ -81,7 +95,10 @@ class LocalQueue:
         """The next job, or None once stopping."""
         with self._changed:
             self._changed.wait_for(lambda: self._stopping or len(self._waiting) > 0)
-            return None if self._stopping else self._waiting.pop()
+            if self._stopping:
+                return None
+            self._busy += 1
+            return self._waiting.pop()
 
     def _loop(self, handler: JobHandler) -> None:
         while (job_id := self._next()) is not None:
@@ -91,15 +108,38 @@ class LocalQueue:
                 # The handler records failures on the job; this is the last guard
                 # that keeps one bad job from ending the worker thread.
                 log.exception("worker crashed on job %s", job_id)
+            finally:
+                with self._changed:
+                    self._busy -= 1
+                    self._changed.notify_all()
 
-    def stop(self) -> None:
+    def running(self) -> int:
+        with self._changed:
+            return self._busy
+
+    def stop(self, give_up: threading.Event | None = None,
+             timeout: float | None = None) -> int:
         """Stop once the jobs in progress end. Jobs still waiting are dropped from memory,
         not lost: they stay queued in the database and the next start enqueues them, so a
-        stop with a long queue takes one job's time, not the whole queue's."""
+        stop with a long queue takes one job's time, not the whole queue's.
+
+        When ``give_up`` is set or ``timeout`` seconds pass first, the jobs in progress are
+        left to their (daemon) threads and returned as a count: the process is about to end,
+        and in the database they are still running, which the next start re-queues."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             self._stopping = True
             self._waiting.clear()
             self._changed.notify_all()
-        for thread in self._threads:
-            thread.join()
+            while self._busy and not (give_up is not None and give_up.is_set()):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._changed.wait(_GIVE_UP_POLL_SECONDS if remaining is None
+                                   else min(_GIVE_UP_POLL_SECONDS, remaining))
+            left = self._busy
+        if not left:
+            for thread in self._threads:
+                thread.join()
         self._threads.clear()
+        return left
