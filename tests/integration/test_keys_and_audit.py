@@ -265,7 +265,8 @@ def test_audit_listing_filters_and_pages_by_cursor(app: TestClient, root: str) -
 def test_cli_creates_tenants_verifies_and_exports_the_log(tmp_path: Path) -> None:
     env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
     cli = CliRunner()
-    created = cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--print", "--create"], env=env)
+    created = cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--print", "--create"],
+                         env=env)
     assert created.exit_code == 0, created.output
     assert len(KEY_PATTERN.findall(created.output)) == 1
     again = cli.invoke(cli_app, ["admin", "create-tenant", "initech"], env=env)

@@ -60,7 +60,8 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: P
     and tampering with one of them is still caught."""
     env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
     cli = CliRunner()
-    assert cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--create"], env=env).exit_code == 0
+    made = cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--create"], env=env)
+    assert made.exit_code == 0, made.output
     for step in (["keys", "rotate-master"], ["keys", "rewrap"], ["keys", "retire", "1"]):
         done = cli.invoke(cli_app, step, env=env)
         assert done.exit_code == 0, done.output
