@@ -159,7 +159,10 @@ def services(stack: ExitStack, pages: list[bytes], data_dir: Path) -> dict[int, 
     """One warmed-up server per worker count, kept for every round (idle ones cost nothing)."""
     running = {}
     for workers in WORKERS:
-        url, key, pid = stack.enter_context(ocrvault_server(data_dir / f"w{workers}", workers))
+        # Tesseract, the engine the raw columns call: this measures what the service adds
+        # around an engine; bench/engines.py compares the engines (and auto) themselves.
+        url, key, pid = stack.enter_context(ocrvault_server(
+            data_dir / f"w{workers}", workers, OCRVAULT_DEFAULT_ENGINE="tesseract"))
         client = stack.enter_context(httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300))
         running[workers] = Service(client, pid)
