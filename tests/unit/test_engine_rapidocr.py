@@ -99,6 +99,7 @@ def test_rapidocr_sessions_use_the_configured_threads_and_cpu_without_cuda(
     assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
     assert params["EngineConfig.onnxruntime.use_cuda"] is False
     assert params["Rec.rec_batch_num"] == 1  # no padding to the batch's widest line
+    assert params["Global.max_side_len"] == module.MAX_SIDE  # lines cut at full resolution
     for stage in ("Det", "Rec", "Cls"):  # the wheel's files, by path: nothing to download
         assert params[f"{stage}.model_path"].endswith(".onnx")
 

@@ -68,6 +68,10 @@ ALPHABETS: dict[str, frozenset[str] | None] = {
 }
 LANGUAGES = frozenset(ALPHABETS)
 DET_SIDE = 960
+# Lines are cut from the page as given up to this side (RapidOCR's default shrinks pages
+# over 2000 px first, and with them the lines the recogniser reads): receipts
+# photographed 2100-2250 px tall keep their detail. Word F1 0.879 -> 0.880, same cost.
+MAX_SIDE = 4096
 REC_MIN_WIDTH = 120
 MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
            "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
@@ -167,6 +171,7 @@ class RapidOcrEngine:
         params: dict[str, Any] = {
             "Global.log_level": "error",
             "Global.use_cls": False,
+            "Global.max_side_len": MAX_SIDE,
             "Det.limit_type": "max",
             "Det.limit_side_len": self._det_side,
             "Rec.rec_img_shape": [3, 48, self._rec_min_width],
