@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ocrvault.engines import rapidocr as module
@@ -98,6 +99,7 @@ def test_rapidocr_sessions_use_the_configured_threads_and_cpu_without_cuda(
     assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
     assert params["EngineConfig.onnxruntime.use_cuda"] is False
     assert params["Rec.rec_batch_num"] == 1  # no padding to the batch's widest line
+    assert params["Global.max_side_len"] == module.MAX_SIDE  # lines cut at full resolution
     for stage in ("Det", "Rec", "Cls"):  # the wheel's files, by path: nothing to download
         assert params[f"{stage}.model_path"].endswith(".onnx")
 
@@ -130,3 +132,42 @@ def test_word_boxes_split_the_line_box_by_characters() -> None:
         ("ab", [0, 0, 20, 0, 20, 10, 0, 10]),
         ("cdef", [30, 0, 70, 0, 70, 10, 30, 10]),
     ]
+
+
+def test_an_english_reading_writes_the_likeliest_english_character_not_a_look_alike() -> None:
+    from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
+
+    decoder = module.AlphabetDecoder(CTCLabelDecode(character=["a", "中", "à", "l"]))
+    # Per step: blank, a, 中, à, l, space. Step 1 likeliest 中 (then a), step 3 à (then l).
+    preds = np.array([[[0.0, 0.3, 0.6, 0.0, 0.1, 0.0],
+                       [0.9, 0.0, 0.0, 0.1, 0.0, 0.0],
+                       [0.0, 0.0, 0.0, 0.6, 0.4, 0.0]]], dtype=np.float32)
+
+    def read(languages: tuple[str, ...]) -> str:
+        with decoder.writing(languages):
+            return str(decoder(preds)[0][0][0])
+
+    assert read(("eng",)) == "al"
+    assert read(("eng", "chi_sim")) == "中à"  # Chinese's alphabet is the whole dictionary
+    assert decoder(preds)[0][0][0] == "中à"  # outside a reading: unrestricted
+    seen: list[str] = []
+    with decoder.writing(("eng",)):  # another thread's reading has its own alphabets
+        thread = threading.Thread(target=lambda: seen.append(read(("chi_sim",))))
+        thread.start()
+        thread.join()
+        assert decoder(preds)[0][0][0] == "al"
+    assert seen == ["中à"]
+
+
+def test_rapidocr_decodes_each_reading_in_its_languages_alphabets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    english = module.ALPHABETS["eng"]
+    assert english is not None
+    monkeypatch.setitem(module.ALPHABETS, "eng", english - set("oO"))
+    engine = RapidOcrEngine()
+    image = text_page(LINES[:1], size=(900, 150))
+    without_o = engine.recognize(image, RecognizeOptions()).text
+    everything = engine.recognize(image, RecognizeOptions(languages=("eng", "chi_sim"))).text
+    engine.close()
+    assert "o" not in without_o.lower() and without_o.startswith("Inv")
+    assert everything == LINES[0]

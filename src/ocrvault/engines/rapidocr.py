@@ -26,7 +26,12 @@ by 90 or 180 degrees reads badly (``auto`` hands those to Tesseract).
 
 The recogniser reads Latin letters, digits and Chinese (its dictionary is PaddleOCR's
 Chinese and English one), so the engine offers ``eng`` and ``chi_sim`` only; a page in
-German, French or Spanish needs Tesseract's models for its accents.
+German, French or Spanish needs Tesseract's models for its accents. Its dictionary holds
+18,700 characters, so on an English page it sometimes writes a look-alike from another
+script (``jàlan``, ``selāngor``, a fullwidth parenthesis, a Chinese character for a smudge): a
+reading without ``chi_sim`` picks, at each step, the likeliest character of English's own
+set (:data:`ALPHABETS`), as Tesseract's ``eng`` model can write only its own. Measured on
+the shared receipts: mean CER 0.033 to 0.032, word F1 0.876 to 0.879; no cost.
 
 Residual risks: a page's recognition has no deadline inside ONNX Runtime, so
 ``timeout_seconds`` is not enforced by this engine; a word's box is apportioned from its
@@ -37,7 +42,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import string
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +59,19 @@ from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
 NAME = "rapidocr"
-LANGUAGES = frozenset({"eng", "chi_sim"})
+# The characters a reading in each language may write; None: all of the recogniser's.
+ALPHABETS: dict[str, frozenset[str] | None] = {
+    # ASCII and the signs of English print: £ € ¥ ¢ ° ± ÷ § © ® ™, times, dashes, curly quotes.
+    "eng": frozenset(string.printable.strip() + " £€¥¢°±\u00d7÷§©®™\u2013\u2014"
+                     "\u2018\u2019\u201c\u201d…•"),
+    "chi_sim": None,
+}
+LANGUAGES = frozenset(ALPHABETS)
 DET_SIDE = 960
+# Lines are cut from the page as given up to this side (RapidOCR's default shrinks pages
+# over 2000 px first, and with them the lines the recogniser reads): receipts
+# photographed 2100-2250 px tall keep their detail. Word F1 0.879 -> 0.880, same cost.
+MAX_SIDE = 4096
 REC_MIN_WIDTH = 120
 MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
            "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
@@ -77,6 +96,7 @@ class RapidOcrEngine:
         self._det_side = det_side
         self._rec_min_width = rec_min_width
         self._ocr: Any = None
+        self._decoder: AlphabetDecoder | None = None
         self._lock = threading.Lock()
         self._closed = False
         version = importlib.metadata.version("rapidocr")
@@ -98,7 +118,9 @@ class RapidOcrEngine:
         if refused:
             raise InputRejected(ErrorCode.INVALID_PARAMETER, refused)
         rgb = _to_rgb(image)
-        output = self._loaded()(np.asarray(rgb))
+        ocr, decoder = self._loaded()
+        with decoder.writing(options.languages):
+            output = ocr(np.asarray(rgb))
         found = [_line(text, box, score)
                  for text, box, score in zip(output.txts or (), _boxes(output),
                                              output.scores or (), strict=True)
@@ -112,19 +134,20 @@ class RapidOcrEngine:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._ocr = None
+            self._ocr = self._decoder = None
 
-    def _loaded(self) -> Any:
-        """The RapidOCR pipeline, its sessions created on first use (once per process)."""
+    def _loaded(self) -> tuple[Any, AlphabetDecoder]:
+        """The RapidOCR pipeline and its recogniser's decoder, the sessions created on
+        first use (once per process)."""
         with self._lock:
             if self._closed:
                 raise ProcessingError(ErrorCode.INTERNAL_ERROR,
                                       "the RapidOCR engine was closed; build a new one")
-            if self._ocr is None:
-                self._ocr = self._create()
-            return self._ocr
+            if self._ocr is None or self._decoder is None:
+                self._ocr, self._decoder = self._create()
+            return self._ocr, self._decoder
 
-    def _create(self) -> Any:
+    def _create(self) -> tuple[Any, AlphabetDecoder]:
         import rapidocr
 
         # RapidOCR logs to its own stderr handler, past the service's logging and its
@@ -132,7 +155,12 @@ class RapidOcrEngine:
         library_log = logging.getLogger("RapidOCR")
         library_log.handlers.clear()
         library_log.propagate = True
-        return rapidocr.RapidOCR(params=self.session_params())
+        ocr: Any = rapidocr.RapidOCR(params=self.session_params())
+        # The recogniser is loaded now rather than on the first line (rapidocr 3.x), so
+        # that its CTC decoder can be wrapped once, before any thread reads.
+        recogniser = ocr._load_rec_model()
+        decoder = recogniser.postprocess_op = AlphabetDecoder(recogniser.postprocess_op)
+        return ocr, decoder
 
     def session_params(self) -> dict[str, Any]:
         """RapidOCR's settings for the sessions: the wheel's models by path, ``threads``
@@ -143,6 +171,7 @@ class RapidOcrEngine:
         params: dict[str, Any] = {
             "Global.log_level": "error",
             "Global.use_cls": False,
+            "Global.max_side_len": MAX_SIDE,
             "Det.limit_type": "max",
             "Det.limit_side_len": self._det_side,
             "Rec.rec_img_shape": [3, 48, self._rec_min_width],
@@ -161,6 +190,47 @@ class RapidOcrEngine:
                 )
             params[f"{stage}.model_path"] = str(path)
         return params
+
+
+class AlphabetDecoder:
+    """RapidOCR's CTC decoder, restricted to the alphabets of the reading in progress on
+    the calling thread (RapidOCR decodes on the thread that called it). At each step the
+    likeliest character of those alphabets wins, not a look-alike from another script."""
+
+    def __init__(self, decoder: Any) -> None:
+        self._decoder = decoder
+        self._characters: list[str] = list(decoder.character)
+        self._masks: dict[tuple[str, ...], Any] = {}
+        self._local = threading.local()
+
+    @contextmanager
+    def writing(self, languages: tuple[str, ...]) -> Iterator[None]:
+        """Decode in ``languages``' alphabets inside the block, on this thread."""
+        self._local.mask = self._mask(languages)
+        try:
+            yield
+        finally:
+            self._local.mask = None
+
+    def __call__(self, preds: Any, *args: Any, **kwargs: Any) -> Any:
+        mask = getattr(self._local, "mask", None)
+        if mask is not None:
+            preds = np.where(mask, preds, 0.0)
+        return self._decoder(preds, *args, **kwargs)
+
+    def _mask(self, languages: tuple[str, ...]) -> Any:
+        """Which of the recogniser's characters the languages write; None: all."""
+        key = tuple(sorted(set(languages)))
+        if key not in self._masks:  # a race computes the same mask twice, harmlessly
+            alphabets = [ALPHABETS[code] for code in key]
+            if not key or any(alphabet is None for alphabet in alphabets):
+                self._masks[key] = None
+            else:
+                allowed = frozenset().union(*(a for a in alphabets if a is not None))
+                # Index 0 is CTC's blank (it separates characters): always allowed.
+                self._masks[key] = np.array([index == 0 or char in allowed for index, char
+                                             in enumerate(self._characters)])
+        return self._masks[key]
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
