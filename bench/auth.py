@@ -27,11 +27,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ocrvault.access.principal import Principal, RequestContext, Scope
 from ocrvault.api.app import create_app
 from ocrvault.api.deps import require_scope
 from ocrvault.audit import AuditEvent
 from ocrvault.config import Settings
+from ocrvault.principal import Principal, RequestContext, Scope
 from ocrvault.runtime import Runtime
 from ocrvault.store.db import Transaction
 

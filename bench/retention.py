@@ -20,8 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ocrvault.access.keys import Environment
 from ocrvault.config import Settings
+from ocrvault.environments import Environment
 from ocrvault.runtime import Runtime
 from ocrvault.store.documents import JobKey, ObjectKind
 from ocrvault.store.repository import JobRepository

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ocrvault.access.principal import Role
 from ocrvault.api.app import create_app
 from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
+from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

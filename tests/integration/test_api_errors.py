@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ocrvault.access.keys import Environment, generate_key
+from ocrvault.access.keys import generate_key
 from ocrvault.config import Settings
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode
 from tests.conftest import assert_problem, auth, issue, wait_for_job
 from tests.docgen import encode, pdf_of, text_page

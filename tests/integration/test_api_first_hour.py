@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from ocrvault.access.principal import Role
 from ocrvault.audit import AuditAction
 from ocrvault.config import Settings
 from ocrvault.engines.base import RecognizeOptions
 from ocrvault.model import EngineInfo, Page
+from ocrvault.principal import Role
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
 from tests.docgen import encode, pdf_of, text_page

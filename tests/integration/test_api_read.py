@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from ocrvault.access.principal import Role
 from ocrvault.config import Settings
+from ocrvault.principal import Role
 from ocrvault.sample import SAMPLE_LINES
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
 from tests.docgen import encode, pdf_of, text_page

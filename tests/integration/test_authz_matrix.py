@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.access.service import KeySpec
 from ocrvault.api.app import create_app
 from ocrvault.audit import AuditAction, AuditQuery
 from ocrvault.config import Settings
+from ocrvault.environments import Environment
+from ocrvault.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.retention.policy import RetentionPolicy
 from ocrvault.runtime import Runtime
 from tests.clocks import FakeClock

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ocrvault.access.keys import KEY_PATTERN
-from ocrvault.access.principal import RequestContext, Scope
 from ocrvault.api.app import create_app
 from ocrvault.audit import AuditAction
 from ocrvault.cli import app as cli_app
 from ocrvault.config import Settings
+from ocrvault.principal import RequestContext, Scope
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
 from tests.docgen import encode, text_page

@@ -14,12 +14,12 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from ocrvault.access.principal import RequestContext, Scope
 from ocrvault.api.deps import AuthFirstRoute
 from ocrvault.api.limits import UploadBudget
 from ocrvault.api.routes import audit, health, jobs, keys, read, retention
 from ocrvault.config import Settings
 from ocrvault.errors import Throttled
+from ocrvault.principal import RequestContext, Scope
 from tests.conftest import assert_problem, auth, issue, runtime_of
 from tests.engine_fakes import BlockingEngine, FixedEngine
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Role
 from ocrvault.audit import Actor
 from ocrvault.config import Settings
+from ocrvault.environments import Environment
 from ocrvault.jobs.deletion import Shredder
+from ocrvault.principal import Role
 from ocrvault.store.blobs import LocalBlobStore
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.access.ratelimit import TokenBuckets
 from ocrvault.access.restrictions import RESTRICTIONS, Attempt, Refusal, evaluate
 from ocrvault.access.service import AccessService, KeySpec
 from ocrvault.audit import AuditAction, AuditLog, ChainSigner
 from ocrvault.crypto import FileKeyringProvider, Keyring
+from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode, InputRejected, OcrVaultError, ResourceError
+from ocrvault.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.store.db import Database
 from ocrvault.store.tables import ApiKeyRow, AuditEntryRow
 from tests.clocks import EPOCH, FakeClock

@@ -7,7 +7,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocrvault.access.keys import BASE62, Environment, digest_of, generate_key, hint_of, parse_key
+from ocrvault.access.keys import BASE62, digest_of, generate_key, hint_of, parse_key
+from ocrvault.environments import Environment
 
 
 def test_generated_keys_have_prefix_environment_and_enough_entropy() -> None:

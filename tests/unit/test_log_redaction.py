@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ocrvault.access.keys import Environment, generate_key
+from ocrvault.access.keys import generate_key
 from ocrvault.api.app import create_app
 from ocrvault.config import Settings
+from ocrvault.environments import Environment
 from ocrvault.logs import REDACTED, install_key_redaction
 from ocrvault.runtime import Runtime
 from tests.engine_fakes import FixedEngine

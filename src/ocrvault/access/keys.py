@@ -15,7 +15,8 @@ import secrets
 import string
 import zlib
 from dataclasses import dataclass
-from enum import StrEnum
+
+from ocrvault.environments import Environment
 
 BASE62 = string.digits + string.ascii_letters
 SECRET_CHARS = 30
@@ -23,11 +24,6 @@ CHECK_CHARS = 6
 PREFIX = "ocv"
 # Anything that looks like a key, well-formed or not: what log redaction removes.
 KEY_PATTERN = re.compile(r"ocv_(?:live|test)_[0-9A-Za-z]+")
-
-
-class Environment(StrEnum):
-    LIVE = "live"
-    TEST = "test"
 
 
 def _base62(number: int, width: int) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from ocrvault.access.principal import Principal
 from ocrvault.clock import Clock, utcnow
 from ocrvault.errors import ErrorCode, Throttled
+from ocrvault.principal import Principal
 from ocrvault.store.db import Database
 from ocrvault.store.repository import JobRepository, UsageRepository
 

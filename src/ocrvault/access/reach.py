@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import JobVisibility, Principal, administered_by
 from ocrvault.audit.events import Actor, AuditAction, AuditEvent, Outcome
 from ocrvault.audit.log import AuditSink
+from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode, ResourceError
+from ocrvault.principal import JobVisibility, Principal, administered_by
 from ocrvault.store.db import Transaction
 from ocrvault.store.repository import KeyRepository
 from ocrvault.store.tables import ApiKeyRow

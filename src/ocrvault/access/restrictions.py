@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Scope
 from ocrvault.audit.events import AuditAction
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode
+from ocrvault.principal import Scope
 from ocrvault.store.tables import ApiKeyRow
 
 log = logging.getLogger(__name__)

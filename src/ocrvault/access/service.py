@@ -16,16 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ocrvault.access.keys import Environment, digest_of, generate_key, hint_of, parse_key
+from ocrvault.access.keys import digest_of, generate_key, hint_of, parse_key
 from ocrvault.access.names import name_problem
-from ocrvault.access.principal import (
-    JobVisibility,
-    KeyLimits,
-    Principal,
-    RequestContext,
-    Role,
-    Scope,
-)
 from ocrvault.access.ratelimit import RateLimiter, TokenBuckets
 from ocrvault.access.reach import (
     Network,
@@ -40,6 +32,7 @@ from ocrvault.access.restrictions import INVALID, Attempt, Refusal, evaluate
 from ocrvault.audit.events import Actor, AuditAction, AuditEvent, Outcome
 from ocrvault.audit.log import AuditSink
 from ocrvault.clock import Clock, utcnow
+from ocrvault.environments import Environment
 from ocrvault.errors import (
     AuthError,
     ErrorCode,
@@ -47,6 +40,14 @@ from ocrvault.errors import (
     OcrVaultError,
     ResourceError,
     Throttled,
+)
+from ocrvault.principal import (
+    JobVisibility,
+    KeyLimits,
+    Principal,
+    RequestContext,
+    Role,
+    Scope,
 )
 from ocrvault.store.db import Database, Transaction
 from ocrvault.store.repository import KeyRepository, TenantRepository

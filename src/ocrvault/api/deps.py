@@ -12,11 +12,11 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ocrvault.access.principal import Principal, RequestContext, Scope
 from ocrvault.addresses import is_loopback
 from ocrvault.api.limits import UploadBudget
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
+from ocrvault.principal import Principal, RequestContext, Scope
 from ocrvault.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False,

@@ -17,12 +17,12 @@ from pydantic import (
     model_validator,
 )
 
-from ocrvault.access.keys import Environment
 from ocrvault.access.names import MAX_NAME_CHARS, name_problem
-from ocrvault.access.principal import JobVisibility, Role, Scope
 from ocrvault.access.service import MAX_GRACE, IssuedKey, KeyInfo
 from ocrvault.api.problems import PROBLEM_JSON, Problem
+from ocrvault.environments import Environment
 from ocrvault.model import Document, Job, JobError, JobStatus, OutputFormat, PartExpiries
+from ocrvault.principal import JobVisibility, Role, Scope
 
 
 class JobCreated(BaseModel):

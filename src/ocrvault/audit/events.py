@@ -14,9 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Principal, RequestContext
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode
+from ocrvault.principal import Principal, RequestContext
 
 
 class AuditAction(StrEnum):

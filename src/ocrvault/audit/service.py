@@ -11,12 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Principal
 from ocrvault.audit.chain import Canonical, entry_hash, fields_of
 from ocrvault.audit.events import Actor, AuditAction, AuditEntry, AuditEvent
 from ocrvault.audit.log import AuditSink
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, InputRejected, ResourceError
+from ocrvault.principal import Principal
 from ocrvault.store.db import Database
 from ocrvault.store.repository import AuditRepository
 from ocrvault.store.tables import AuditEntryRow

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from ocrvault.access.keys import Environment
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink
 from ocrvault.clock import Clock
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, ResourceError
 from ocrvault.model import DeletionReceipt, JobStatus
 from ocrvault.retention.policy import RetentionPolicy

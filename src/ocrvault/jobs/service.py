@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ocrvault.access.principal import Principal
 from ocrvault.access.quotas import QuotaGuard
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock, utcnow
@@ -42,6 +41,7 @@ from ocrvault.model import (
     OutputFormat,
     PartExpiries,
 )
+from ocrvault.principal import Principal
 from ocrvault.render import render
 from ocrvault.retention.policy import ceiling_for
 from ocrvault.retention.service import RetentionService

@@ -17,10 +17,10 @@ import math
 import time
 from collections.abc import Callable
 
-from ocrvault.access.keys import Environment
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
 from ocrvault.config import Settings
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.deletion import next_due, policy_of

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
-from ocrvault.access.keys import Environment
+from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, InputRejected
 
 HOUR = 3600

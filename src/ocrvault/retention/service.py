@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Principal
 from ocrvault.access.reach import managed_key, refusals_audited
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink
 from ocrvault.clock import Clock
+from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode
+from ocrvault.principal import Principal
 from ocrvault.retention.policy import RetentionPolicy
 from ocrvault.store.db import Database
 from ocrvault.store.repository import RetentionRepository

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import Timestamp, problems
 from ocrvault.audit import AuditAction, AuditEntry, AuditPage, AuditQuery
 from ocrvault.audit.service import MAX_PAGE
+from ocrvault.principal import Principal, Scope
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=AuthFirstRoute)
 

@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import problems
 from ocrvault.engines.base import OcrEngine
@@ -22,6 +21,7 @@ from ocrvault.jobs.capabilities import (
     describe_engines,
     describe_languages,
 )
+from ocrvault.principal import Principal, Scope
 from ocrvault.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["capabilities"], route_class=AuthFirstRoute)

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import AuthFirstRoute, CustomerKeyDep, RuntimeDep, require_scope
 from ocrvault.api.schemas import JobList, JobPublic, JobSummary, Timestamp, problems
 from ocrvault.jobs.listing import (
@@ -18,6 +17,7 @@ from ocrvault.jobs.listing import (
     JobQuery,
 )
 from ocrvault.model import DeletionReceipt, JobStatus, OutputFormat
+from ocrvault.principal import Principal, Scope
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthFirstRoute)
 

@@ -11,10 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
-from ocrvault.access.principal import KeyLimits, Principal, Scope
 from ocrvault.access.service import KeyInfo, KeySpec
 from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import KeyCreate, KeyCreated, KeyList, KeyRotate, problems
+from ocrvault.principal import KeyLimits, Principal, Scope
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=AuthFirstRoute)
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.body import Upload, receive_upload
 from ocrvault.api.deps import (
     AuthFirstRoute,
@@ -22,6 +21,7 @@ from ocrvault.errors import InputRejected
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
 from ocrvault.jobs.params import MAX_PDF_PASSWORD_CHARS
 from ocrvault.model import Document
+from ocrvault.principal import Principal, Scope
 from ocrvault.retention.policy import MAX_RETENTION_CHARS, parse_retention
 from ocrvault.runtime import Runtime
 

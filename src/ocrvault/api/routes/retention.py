@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ocrvault.access.keys import Environment
-from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
 from ocrvault.api.schemas import problems
+from ocrvault.environments import Environment
 from ocrvault.errors import InputRejected
+from ocrvault.principal import Principal, Scope
 from ocrvault.retention.policy import MAX_SECONDS, RetentionPolicy, parse_retention
 
 router = APIRouter(prefix="/v1", tags=["retention"], route_class=AuthFirstRoute)

@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from ocrvault.access.principal import Principal, Scope
 from ocrvault.api.deps import AuthFirstRoute, require_scope
 from ocrvault.api.schemas import problems
+from ocrvault.principal import Principal, Scope
 from ocrvault.sample import sample_png
 
 router = APIRouter(prefix="/v1", tags=["read"], route_class=AuthFirstRoute)

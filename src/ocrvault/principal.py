@@ -1,11 +1,15 @@
-"""Who is calling: what an API key resolves to. Routes see this, never a key or a row."""
+"""Who is calling: what an API key resolves to. Routes see this, never a key or a row.
+
+It lies below access/ (which makes principals) and audit/ (which records and authorizes
+them), so that neither has to import the other for it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ocrvault.access.keys import Environment
+from ocrvault.environments import Environment
 
 
 class Scope(StrEnum):
