@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from ocrvault.audit import Actor
 from ocrvault.config import Settings
 from ocrvault.environments import Environment
-from ocrvault.jobs.deletion import Shredder
 from ocrvault.principal import Role
+from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import LocalBlobStore
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock

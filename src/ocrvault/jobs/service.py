@@ -26,7 +26,6 @@ from ocrvault.errors import AuthError, ErrorCode, InputRejected, ResourceError, 
 from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import FileFormat
-from ocrvault.jobs.deletion import Shredder, gone_parts, policy_of
 from ocrvault.jobs.listing import JobQuery, Position
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
@@ -45,6 +44,7 @@ from ocrvault.principal import Principal
 from ocrvault.render import render
 from ocrvault.retention.policy import ceiling_for
 from ocrvault.retention.service import RetentionService
+from ocrvault.retention.shredder import Shredder, gone_parts, policy_of
 from ocrvault.store.db import Database
 from ocrvault.store.documents import JobKey, ObjectKind, SealedDocuments
 from ocrvault.store.repository import JobRepository

@@ -23,13 +23,13 @@ from ocrvault.config import Settings
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
-from ocrvault.jobs.deletion import next_due, policy_of
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline, PageProgress
 from ocrvault.jobs.service import key_of, with_declared_type
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.render import render
 from ocrvault.retention.policy import Expiries, ceiling_for
+from ocrvault.retention.shredder import next_due, policy_of
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
 from ocrvault.store.repository import JobRepository

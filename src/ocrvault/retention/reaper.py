@@ -2,7 +2,7 @@
 
 It runs every ``reaper_interval_seconds`` (default 10 s), so expired data is gone
 well within a minute of its expiry, and it finishes purges a crash interrupted
-(see jobs/deletion.py). Every step is idempotent, so several reapers (several API
+(see retention/shredder.py). Every step is idempotent, so several reapers (several API
 nodes) may run at once. Its lag is exported on /metrics.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ocrvault.clock import Clock
-from ocrvault.jobs.deletion import Shredder
+from ocrvault.retention.shredder import Shredder
 from ocrvault.store.db import Database
 from ocrvault.store.repository import JobRepository
 

@@ -1,5 +1,8 @@
 """Destroying a job's data, whole (delete, metadata expiry) or part by part (retention).
 
+Retention owns it: the reaper calls it at expiry, and jobs/ calls it for a caller's
+delete; it knows nothing of jobs/.
+
 Whole purge, in an order that is safe against a crash at any point:
 
 1. one transaction turns the row into a tombstone, drops its wrapped data key and
