@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,38 @@ def test_engines_and_ingest_never_touch_storage_or_keys() -> None:
             banned = {n for n in imports_of(path)
                       if n.startswith(("ocrvault.store", "ocrvault.crypto", "ocrvault.jobs"))}
             assert not banned, f"{path.relative_to(SRC)} imports {banned}"
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Which packages of ocrvault each package imports (a local import counts too)."""
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        here = package_of(path)
+        graph.setdefault(here, set()).update(
+            name.split(".")[1] for name in imports_of(path)
+            if name.startswith("ocrvault.") and name.split(".")[1] != here)
+    return graph
+
+
+def shortest_loop(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """The shortest chain of imports from ``start`` back to itself, if there is one."""
+    queue, seen = deque([[start]]), {start}
+    while queue:
+        path = queue.popleft()
+        for target in sorted(graph.get(path[-1], set())):
+            if target == start:
+                return [*path, start]
+            if target not in seen:
+                seen.add(target)
+                queue.append([*path, target])
+    return None
+
+
+def test_no_import_cycle_between_packages() -> None:
+    """Each package stands on those it imports: a loop means one of them holds code that
+    belongs to the other, or vocabulary that belongs below both."""
+    graph = package_imports()
+    loops = sorted({frozenset(loop): " -> ".join(loop)
+                    for package in sorted(graph) if (loop := shortest_loop(graph, package))
+                    }.values())
+    assert not loops, f"import cycles between packages: {loops}"
