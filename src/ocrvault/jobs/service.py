@@ -65,16 +65,16 @@ class JobPage:
 
 def job_of(row: JobRow, now: datetime) -> Job:
     error = JobError(code=row.error_code, detail=row.error_detail or "") if row.error_code else None
+    status = JobStatus(row.status)
     return Job(
-        id=row.id, tenant_id=row.tenant_id, status=JobStatus(row.status),
+        id=row.id, tenant_id=row.tenant_id, status=status,
         created_at=row.created_at, completed_at=row.completed_at, expires_at=row.expires_at,
         languages=list(row.languages), outputs=[OutputFormat(o) for o in row.outputs],
         page_count=row.page_count, pages_done=row.pages_done or 0, error=error,
         expires=PartExpiries(input=row.input_expires_at, result=row.expires_at,
                              outputs=row.outputs_expires_at,
                              job_metadata=row.metadata_expires_at),
-        expired=gone_parts(row, now) if row.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-        else [],
+        expired=gone_parts(row, now) if status.finished else [],
     )
 
 

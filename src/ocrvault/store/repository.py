@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from ocrvault.model import JobStatus
 from ocrvault.store.tables import (
     ApiKeyRow,
     AuditChainRow,
@@ -161,7 +162,7 @@ class JobRepository:
         return int(self.session.scalar(
             select(func.count()).select_from(JobRow).where(
                 JobRow.tenant_id == tenant_id, JobRow.api_key_id == key_id,
-                JobRow.status.in_(("queued", "running")),
+                JobRow.status.in_((JobStatus.QUEUED.value, JobStatus.RUNNING.value)),
             )
         ) or 0)
 
@@ -169,29 +170,31 @@ class JobRepository:
         """Atomically move a queued job to running; False if someone else has it."""
         result = self.session.execute(
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status == "queued")
-            .values(status="running", started_at=now, attempts=JobRow.attempts + 1, pages_done=0)
+            .where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
+            .values(status=JobStatus.RUNNING.value, started_at=now,
+                    attempts=JobRow.attempts + 1, pages_done=0)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
     def record_progress(self, job_id: str, pages_done: int) -> None:
         """A running job's pages done so far (nothing once it stopped running)."""
         self.session.execute(
-            update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
             .values(pages_done=pages_done)
         )
 
     def requeue_running(self) -> int:
         """At start-up of the embedded deployment, running jobs were interrupted."""
         result = self.session.execute(
-            update(JobRow).where(JobRow.status == "running").values(status="queued")
+            update(JobRow).where(JobRow.status == JobStatus.RUNNING.value)
+            .values(status=JobStatus.QUEUED.value)
         )
         return int(getattr(result, "rowcount", 0))
 
     def queued(self) -> list[tuple[str, str]]:
         """(job id, tenant id) of every queued job, oldest first."""
         rows = self.session.execute(
-            select(JobRow.id, JobRow.tenant_id).where(JobRow.status == "queued")
+            select(JobRow.id, JobRow.tenant_id).where(JobRow.status == JobStatus.QUEUED.value)
             .order_by(JobRow.created_at)
         ).all()
         return [(job_id, tenant_id) for job_id, tenant_id in rows]
@@ -244,7 +247,8 @@ class JobRepository:
     def finish_running(self, job_id: str, **values: Any) -> bool:
         """Record a running job's outcome; False if it stopped running meanwhile (deleted)."""
         result = self.session.execute(
-            update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values)
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
+            .values(**values)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
