@@ -55,6 +55,7 @@ from PIL import Image
 
 from ocrvault.engines.base import RecognizeOptions
 from ocrvault.engines.layout import row_order
+from ocrvault.engines.pixels import eight_bit
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
@@ -234,18 +235,9 @@ class AlphabetDecoder:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB, transparency laid on white (as Tesseract's grey image is)."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        flat = Image.new("RGBA", image.size, "white")
-        flat.alpha_composite(image.convert("RGBA"))
-        return flat.convert("RGB")
-    if image.mode.startswith(("I", "F")):
-        wide = image.convert("F")
-        high = float(wide.getextrema()[1])  # type: ignore[arg-type]
-        if high > 255:
-            wide = wide.point(lambda v: v * (255 / high))
-        return wide.convert("L").convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    """8-bit RGB, as the detector and recogniser take it."""
+    flat = eight_bit(image)
+    return flat if flat.mode == "RGB" else flat.convert("RGB")
 
 
 def _boxes(output: Any) -> list[list[float]]:

@@ -50,6 +50,7 @@ import tesserocr
 from PIL import Image
 
 from ocrvault.engines.base import RecognizeOptions
+from ocrvault.engines.pixels import eight_bit
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
@@ -224,21 +225,9 @@ def _closed_error() -> ProcessingError:
 
 
 def _to_gray(image: Image.Image) -> Image.Image:
-    """8-bit grey, which Tesseract reads anyway: transparency laid on white (text drawn only
-    in alpha stays visible), 16-bit or float samples stretched rather than clipped to white."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        flat = Image.new("RGBA", image.size, "white")
-        flat.alpha_composite(image.convert("RGBA"))
-        return flat.convert("L")
-    if image.mode.startswith(("I", "F")):
-        wide = image.convert("F")
-        high = float(wide.getextrema()[1])  # type: ignore[arg-type]
-        if high > 255:
-            wide = wide.point(lambda v: v * (255 / high))
-        return wide.convert("L")
-    if image.mode == "LAB":  # its first band is the lightness; Pillow cannot convert it
-        return image.getchannel(0)
-    return image if image.mode == "L" else image.convert("L")
+    """8-bit grey, which Tesseract reads anyway."""
+    flat = eight_bit(image)
+    return flat if flat.mode == "L" else flat.convert("L")
 
 
 def _read_page(api: Any, gray: Image.Image, options: RecognizeOptions,
