@@ -10,6 +10,7 @@ second tenant, is still served within a bound meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import selectors
 import socket
@@ -263,3 +264,32 @@ def test_one_tenants_flood_of_uploads_and_sync_reads_leaves_another_tenant_serve
     read_statuses = [status(answer) for answer in read_answers.values()]
     assert len(read_statuses) == 60 and set(read_statuses) == {200, 429}
     assert read_statuses.count(429) >= 40  # two at a time: only those sent as one ended ran
+
+
+def test_connections_past_the_cap_are_closed_at_once_and_the_cap_frees_when_they_go(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The connection cap (README: further connections are closed at once) holds, and is
+    a cap, not a ban: once the idle connections go, a client is served again."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("cap") / "data", workers=1,
+                        reaper_interval_seconds=3600, max_connections=5,
+                        header_timeout_seconds=30)
+    runtime = Runtime.build(settings, engine=SlowEngine(OCR_SECONDS))
+    with serving(create_app(runtime), **server_options(settings)) as port:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+        try:
+            # Accepted in the order they came: the sixth finds the cap full.
+            extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+            with extra:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                # Closed unanswered (a reset, as it had sent a request); a wait would time
+                # the recv out after 5 s, far before the 30 s header deadline.
+                with contextlib.suppress(ConnectionResetError):
+                    assert extra.recv(1024) == b""
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while (status := httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code
+               ) != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 200
