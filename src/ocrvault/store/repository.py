@@ -25,6 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ocrvault.model import JobStatus
+from ocrvault.store.commands import NewApiKey, NewTenant, RevokeKey, RotateSecret
+from ocrvault.store.records import ApiKeyRecord, TenantRecord
 from ocrvault.store.tables import (
     ApiKeyRow,
     AuditChainRow,
@@ -72,11 +74,15 @@ class TenantRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: TenantRow) -> None:
+    def add(self, command: NewTenant) -> TenantRecord:
+        row = TenantRow(id=command.id, name=command.name, created_at=command.created_at)
         self.session.add(row)
+        self.session.flush()
+        return TenantRecord.of(row)
 
-    def by_name(self, name: str) -> TenantRow | None:
-        return self.session.scalar(select(TenantRow).where(TenantRow.name == name))
+    def by_name(self, name: str) -> TenantRecord | None:
+        row = self.session.scalar(select(TenantRow).where(TenantRow.name == name))
+        return None if row is None else TenantRecord.of(row)
 
     def count(self) -> int:
         return len(self.session.scalars(select(TenantRow.id)).all())
@@ -86,40 +92,77 @@ class KeyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: ApiKeyRow) -> None:
+    def add(self, command: NewApiKey) -> ApiKeyRecord:
+        row = ApiKeyRow(
+            id=command.id, tenant_id=command.tenant_id, name=command.name,
+            environment=command.environment.value, digest=command.digest, hint=command.hint,
+            scopes=list(command.scopes), created_at=command.created_at,
+            created_by=command.created_by, expires_at=command.expires_at,
+            allowed_ips=None if command.allowed_ips is None else list(command.allowed_ips),
+            rate_limit_per_minute=command.rate_limit_per_minute,
+            max_concurrent_jobs=command.max_concurrent_jobs,
+            max_pages_per_day=command.max_pages_per_day,
+            job_visibility=command.job_visibility,
+        )
         self.session.add(row)
+        self.session.flush()
+        return ApiKeyRecord.of(row)
 
-    def by_secret(self, digest: str) -> ApiKeyRow | None:
+    def by_secret(self, digest: str) -> ApiKeyRecord | None:
         """The key whose current or previous (rotated) secret has this digest."""
-        return self.session.scalar(_BY_SECRET, {"digest": digest})
+        row = self.session.scalar(_BY_SECRET, {"digest": digest})
+        return None if row is None else ApiKeyRecord.of(row)
 
     def for_tenant(self, key_id: str, tenant_id: str,
-                   environments: Collection[str]) -> ApiKeyRow | None:
-        return self.session.scalar(
+                   environments: Collection[str]) -> ApiKeyRecord | None:
+        row = self.session.scalar(
             select(ApiKeyRow).where(
                 ApiKeyRow.id == key_id,
                 ApiKeyRow.tenant_id == tenant_id,
                 _in_environments(ApiKeyRow.environment, environments),
             )
         )
+        return None if row is None else ApiKeyRecord.of(row)
 
     def list_for_tenant(self, tenant_id: str,
-                        environments: Collection[str]) -> Sequence[ApiKeyRow]:
-        return self.session.scalars(
+                        environments: Collection[str]) -> list[ApiKeyRecord]:
+        return [ApiKeyRecord.of(row) for row in self.session.scalars(
             select(ApiKeyRow)
             .where(ApiKeyRow.tenant_id == tenant_id,
                    _in_environments(ApiKeyRow.environment, environments))
             .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
-        ).all()
+        )]
 
-    def made_by(self, tenant_id: str, maker_ids: Collection[str]) -> Sequence[ApiKeyRow]:
+    def made_by(self, tenant_id: str, maker_ids: Collection[str]) -> list[ApiKeyRecord]:
         """The keys that any of ``maker_ids`` made (one generation), in any environment."""
         if not maker_ids:
             return []
-        return self.session.scalars(
+        return [ApiKeyRecord.of(row) for row in self.session.scalars(
             select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id,
                                     ApiKeyRow.created_by.in_(list(maker_ids)))
-        ).all()
+        )]
+
+    def _row(self, key_id: str) -> ApiKeyRow:
+        row = self.session.get(ApiKeyRow, key_id)
+        if row is None:
+            raise LookupError(f"no key {key_id!r}")
+        return row
+
+    def revoke(self, command: RevokeKey) -> ApiKeyRecord:
+        """Revoke the key (every secret of it); the key as it is now."""
+        row = self._row(command.key_id)
+        row.revoked_at, row.revoked_by = command.at, command.by
+        row.revoked_with = command.with_key
+        self.session.flush()
+        return ApiKeyRecord.of(row)
+
+    def rotate(self, command: RotateSecret) -> ApiKeyRecord:
+        """Give the key a new secret; the key as it is now."""
+        row = self._row(command.key_id)
+        row.previous_digest, row.previous_expires_at = row.digest, command.previous_expires_at
+        row.digest, row.hint, row.rotated_at = command.digest, command.hint, command.at
+        self.session.flush()
+        return ApiKeyRecord.of(row)
 
     def touch(self, key_id: str, now: datetime) -> None:
         self.session.execute(
