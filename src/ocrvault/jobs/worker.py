@@ -16,11 +16,11 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
 from ocrvault.config import Settings
-from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
@@ -30,10 +30,11 @@ from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.render import render
 from ocrvault.retention.policy import Expiries, ceiling_for
 from ocrvault.retention.shredder import next_due, policy_of
+from ocrvault.store.commands import FinishJob
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
+from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
-from ocrvault.store.tables import JobRow
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +75,21 @@ class JobWorker:
         else:
             self._finish(row, stored, None, None)
 
-    def _run(self, row: JobRow) -> list[ObjectKind]:
-        key = key_of(row)
+    def _run(self, job: JobRecord) -> list[ObjectKind]:
+        key = key_of(job)
         data = self.documents.get(key, ObjectKind.INPUT)
-        password = self._submitted(row, ObjectKind.PDF_PASSWORD)
-        declared = self._submitted(row, ObjectKind.DECLARED_TYPE)
-        outputs = tuple(OutputFormat(o) for o in row.outputs)
-        params = ReadParams(languages=tuple(row.languages), outputs=outputs,
+        password = self._submitted(job, ObjectKind.PDF_PASSWORD)
+        declared = self._submitted(job, ObjectKind.DECLARED_TYPE)
+        outputs = tuple(OutputFormat(o) for o in job.outputs)
+        params = ReadParams(languages=job.languages, outputs=outputs,
                             pdf_password=password,
-                            engine=self._submitted(row, ObjectKind.ENGINE))
+                            engine=self._submitted(job, ObjectKind.ENGINE))
         # Checked at submission: the bytes are those sealed then, so no second inspection.
-        assert row.input_format is not None, "every submission records its sniffed format"
-        checked = CheckedInput(FileFormat(row.input_format), list(row.page_selection or []),
-                               row.pages_requested, row.pages_missing)
+        assert job.input_format is not None, "every submission records its sniffed format"
+        checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
+                               job.pages_requested, job.pages_missing)
         document = with_declared_type(
-            self.pipeline.run(data, checked, params, self._progress(row.id)), declared,
+            self.pipeline.run(data, checked, params, self._progress(job.id)), declared,
             checked.format)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
@@ -114,46 +115,44 @@ class JobWorker:
 
         return advance
 
-    def _submitted(self, row: JobRow, kind: ObjectKind) -> str | None:
+    def _submitted(self, job: JobRecord, kind: ObjectKind) -> str | None:
         """A sealed request parameter stored beside the input, if the job has one."""
-        if kind.value not in row.stored_objects:
+        if kind.value not in job.stored_objects:
             return None
-        return self.documents.get(key_of(row), kind).decode("utf-8")
+        return self.documents.get(key_of(job), kind).decode("utf-8")
 
-    def _finish(self, row: JobRow, stored: list[ObjectKind], code: ErrorCode | None,
+    def _finish(self, job: JobRecord, stored: list[ObjectKind], code: ErrorCode | None,
                 detail: str | None) -> None:
         now = self.clock()
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
-        expiries = Expiries.at_completion(policy_of(row), now, code is None).capped_at(
-            ceiling_for(Environment(row.environment), row.created_at))
+        expiries = Expiries.at_completion(policy_of(job), now, code is None).capped_at(
+            ceiling_for(job.environment, job.created_at))
         keep_input = expiries.input is not None and expiries.input > now
-        submitted = [k for k in row.stored_objects if ObjectKind(k) in SUBMISSION_KINDS]
-        outcome = {
-            "status": status.value, "completed_at": now, "expires_at": expiries.result,
-            "input_expires_at": expiries.input, "outputs_expires_at": expiries.outputs,
-            "metadata_expires_at": expiries.job_metadata,
-            "error_code": code.value if code else None, "error_detail": detail,
-            "pages_done": row.page_count if code is None else row.pages_done,
-            "stored_objects": [k.value for k in stored] + (submitted if keep_input else []),
-        }
-        if row.customer_wrapped_dek is not None:
-            outcome["wrapped_dek"] = None  # from now on only the customer's key opens the job
-        for name, value in outcome.items():  # on the detached copy, to work out what is due
-            setattr(row, name, value)
-        outcome["next_expiry_at"] = next_due(row)
+        submitted = [k for k in job.stored_objects if ObjectKind(k) in SUBMISSION_KINDS]
+        finish = FinishJob(
+            job.id, status, completed_at=now, expires_at=expiries.result,
+            input_expires_at=expiries.input, outputs_expires_at=expiries.outputs,
+            metadata_expires_at=expiries.job_metadata,
+            error_code=code.value if code else None, error_detail=detail,
+            pages_done=job.page_count if code is None else job.pages_done,
+            stored_objects=(*(k.value for k in stored), *(submitted if keep_input else ())),
+            # From now on only the customer's key opens the job.
+            drop_wrapped_dek=job.customer_wrapped_dek is not None,
+        )
+        finish = replace(finish, next_expiry_at=next_due(finish.applied_to(job)))
         with self.db.transaction() as session:
-            still_ours = JobRepository(session).finish_running(row.id, **outcome)
+            still_ours = JobRepository(session).finish_running(finish)
             if still_ours:
                 self.audit.record(AuditEvent(
                     AuditAction.JOB_PROCESSED,
-                    Actor.system("worker", row.tenant_id, Environment(row.environment)),
-                    target_id=row.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
+                    Actor.system("worker", job.tenant_id, job.environment),
+                    target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
                     reason=code,
                 ), session)
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
-                self.documents.delete(row.tenant_id, row.id, kind)
+                self.documents.delete(job.tenant_id, job.id, kind)
         if not still_ours:
             # Deleted while running: what was just written must not outlive the job.
-            self.documents.delete_all(row.tenant_id, row.id)
-        log.info("job %s %s%s", row.id, status.value, f" ({code.value})" if code else "")
+            self.documents.delete_all(job.tenant_id, job.id)
+        log.info("job %s %s%s", job.id, status.value, f" ({code.value})" if code else "")

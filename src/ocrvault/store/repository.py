@@ -25,8 +25,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ocrvault.model import JobStatus
-from ocrvault.store.commands import NewApiKey, NewTenant, RevokeKey, RotateSecret
-from ocrvault.store.records import ApiKeyRecord, TenantRecord
+from ocrvault.store.commands import (
+    FinishJob,
+    NewApiKey,
+    NewJob,
+    NewTenant,
+    RevokeKey,
+    RotateSecret,
+    SetStoredObjects,
+    TombstoneJob,
+)
+from ocrvault.store.records import ApiKeyRecord, JobRecord, TenantRecord
 from ocrvault.store.tables import (
     ApiKeyRow,
     AuditChainRow,
@@ -174,14 +183,33 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: JobRow) -> None:
+    def add(self, command: NewJob) -> JobRecord:
+        """Store a new job as queued."""
+        row = JobRow(
+            id=command.id, tenant_id=command.tenant_id, api_key_id=command.api_key_id,
+            environment=command.environment.value, status=JobStatus.QUEUED.value,
+            created_at=command.created_at, expires_at=command.expires_at,
+            retention=dict(command.retention),
+            metadata_expires_at=command.metadata_expires_at,
+            next_expiry_at=command.next_expiry_at, languages=list(command.languages),
+            page_selection=list(command.page_selection), outputs=list(command.outputs),
+            input_format=command.input_format, input_bytes=command.input_bytes,
+            page_count=command.page_count, attempts=0, pages_done=0,
+            pages_requested=command.pages_requested, pages_missing=command.pages_missing,
+            wrapped_dek=command.wrapped_dek, master_key_version=command.master_key_version,
+            customer_wrapped_dek=command.customer_wrapped_dek,
+            customer_key_sha256=command.customer_key_sha256,
+            stored_objects=list(command.stored_objects),
+        )
         self.session.add(row)
+        self.session.flush()
+        return JobRecord.of(row)
 
     def for_owner(self, job_id: str, tenant_id: str, environment: str,
-                  submitted_by: str | None = None) -> JobRow | None:
+                  submitted_by: str | None = None) -> JobRecord | None:
         """The job, if it is the tenant's in ``environment`` (and, given ``submitted_by``,
         that key submitted it)."""
-        return self.session.scalar(
+        row = self.session.scalar(
             select(JobRow).where(
                 JobRow.id == job_id,
                 JobRow.tenant_id == tenant_id,
@@ -189,16 +217,19 @@ class JobRepository:
                 *_submitted_by(submitted_by),
             )
         )
+        return None if row is None else JobRecord.of(row)
 
-    def by_id(self, job_id: str) -> JobRow | None:
+    def by_id(self, job_id: str) -> JobRecord | None:
         """Unscoped: only for workers and the reaper, never for a caller's request."""
-        return self.session.get(JobRow, job_id)
+        row = self.session.get(JobRow, job_id)
+        return None if row is None else JobRecord.of(row)
 
-    def by_ids(self, job_ids: Collection[str]) -> Sequence[JobRow]:
+    def by_ids(self, job_ids: Collection[str]) -> list[JobRecord]:
         """Unscoped, like :meth:`by_id`: for the reaper's batches."""
         if not job_ids:
             return []
-        return self.session.scalars(select(JobRow).where(JobRow.id.in_(list(job_ids)))).all()
+        return [JobRecord.of(row) for row in
+                self.session.scalars(select(JobRow).where(JobRow.id.in_(list(job_ids))))]
 
     def active_count_for_key(self, tenant_id: str, key_id: str) -> int:
         """Queued and running jobs a key has submitted: its concurrent-jobs quota."""
@@ -268,7 +299,7 @@ class JobRepository:
     def newest_first(self, tenant_id: str, environment: str, statuses: Collection[str], *,
                      submitted_by: str | None = None, since: datetime | None = None,
                      until: datetime | None = None, after: tuple[datetime, str] | None = None,
-                     limit: int) -> Sequence[JobRow]:
+                     limit: int) -> list[JobRecord]:
         """A caller's jobs in ``statuses``, newest first, created in [since, until) and
         after the position ``after`` = (created_at, id) of the previous page's last job."""
         query = select(JobRow).where(
@@ -283,17 +314,44 @@ class JobRepository:
             at, job_id = after
             query = query.where(or_(JobRow.created_at < at,
                                     and_(JobRow.created_at == at, JobRow.id < job_id)))
-        return self.session.scalars(
+        return [JobRecord.of(row) for row in self.session.scalars(
             query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
-        ).all()
+        )]
 
-    def finish_running(self, job_id: str, **values: Any) -> bool:
+    def finish_running(self, command: FinishJob) -> bool:
         """Record a running job's outcome; False if it stopped running meanwhile (deleted)."""
+        dropped = {"wrapped_dek": None} if command.drop_wrapped_dek else {}
         result = self.session.execute(
-            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-            .values(**values)
+            update(JobRow)
+            .where(JobRow.id == command.job_id, JobRow.status == JobStatus.RUNNING.value)
+            .values(status=command.status.value, completed_at=command.completed_at,
+                    expires_at=command.expires_at, input_expires_at=command.input_expires_at,
+                    outputs_expires_at=command.outputs_expires_at,
+                    metadata_expires_at=command.metadata_expires_at,
+                    error_code=command.error_code, error_detail=command.error_detail,
+                    pages_done=command.pages_done,
+                    stored_objects=list(command.stored_objects),
+                    next_expiry_at=command.next_expiry_at, **dropped)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    def _row(self, job_id: str) -> JobRow:
+        row = self.session.get(JobRow, job_id)
+        if row is None:
+            raise LookupError(f"no job {job_id!r}")
+        return row
+
+    def tombstone(self, command: TombstoneJob) -> None:
+        row = self._row(command.job_id)
+        row.status = JobStatus.DELETED.value
+        row.deleted_at, row.metadata_expires_at = command.deleted_at, command.metadata_expires_at
+        row.wrapped_dek = row.customer_wrapped_dek = row.error_detail = None
+        row.next_expiry_at = command.next_expiry_at
+
+    def set_stored_objects(self, command: SetStoredObjects) -> None:
+        row = self._row(command.job_id)
+        row.stored_objects = list(command.stored_objects)
+        row.next_expiry_at = command.next_expiry_at
 
 
 class UsageRepository:
