@@ -32,10 +32,11 @@ from ocrvault.store.commands import (
     NewTenant,
     RevokeKey,
     RotateSecret,
+    SetRetentionPolicy,
     SetStoredObjects,
     TombstoneJob,
 )
-from ocrvault.store.records import ApiKeyRecord, JobRecord, TenantRecord
+from ocrvault.store.records import ApiKeyRecord, JobRecord, RetentionPolicyRecord, TenantRecord
 from ocrvault.store.tables import (
     ApiKeyRow,
     AuditChainRow,
@@ -481,15 +482,17 @@ class RetentionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def get(self, tenant_id: str, scope: str, environment: str) -> RetentionPolicyRow | None:
-        return self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
+    def get(self, tenant_id: str, scope: str,
+            environment: str) -> RetentionPolicyRecord | None:
+        row = self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
+        return None if row is None else RetentionPolicyRecord.of(row)
 
-    def put(self, tenant_id: str, scope: str, environment: str, seconds: dict[str, int],
-            now: datetime, actor: str | None) -> None:
-        row = self.get(tenant_id, scope, environment)
+    def put(self, command: SetRetentionPolicy) -> None:
+        key = (command.tenant_id, command.scope, command.environment.value)
+        row = self.session.get(RetentionPolicyRow, key)
         if row is None:
-            self.session.add(RetentionPolicyRow(tenant_id=tenant_id, scope=scope,
-                                                environment=environment, seconds=seconds,
-                                                updated_at=now, updated_by=actor))
-        else:
-            row.seconds, row.updated_at, row.updated_by = seconds, now, actor
+            row = RetentionPolicyRow(tenant_id=command.tenant_id, scope=command.scope,
+                                     environment=command.environment.value)
+            self.session.add(row)
+        row.seconds, row.updated_at = dict(command.seconds), command.at
+        row.updated_by = command.by
