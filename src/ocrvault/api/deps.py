@@ -1,4 +1,10 @@
-"""Request dependencies: the runtime, the request's context, and the caller as a Principal."""
+"""Request dependencies: the service a route calls, the request's context, and the caller
+as a Principal.
+
+A route names the one service it uses (``jobs: JobServiceDep``), never the runtime: what
+it depends on is in its signature, and a test can replace that one service through
+``app.dependency_overrides``. Only this module knows where the services live.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +18,18 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from ocrvault.access.service import AccessService
 from ocrvault.addresses import is_loopback
 from ocrvault.api.limits import UploadBudget
+from ocrvault.audit import AuditService
+from ocrvault.config import Settings
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
+from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
+from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
+from ocrvault.retention.reaper import ReaperStats
+from ocrvault.retention.service import RetentionService
 from ocrvault.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False,
@@ -25,9 +38,58 @@ _bearer = HTTPBearer(auto_error=False,
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     value: Runtime = request.app.state.runtime
     return value
+
+
+def job_service(request: Request) -> JobService:
+    return _runtime(request).jobs
+
+
+def access_service(request: Request) -> AccessService:
+    return _runtime(request).access
+
+
+def retention_service(request: Request) -> RetentionService:
+    return _runtime(request).retention
+
+
+def audit_reader(request: Request) -> AuditService:
+    return _runtime(request).audit_reader
+
+
+def engine_catalog(request: Request) -> EngineCatalog:
+    return _runtime(request).pipeline.engines
+
+
+def settings(request: Request) -> Settings:
+    return _runtime(request).settings
+
+
+Probe = Callable[[], object]
+
+
+def readiness_probes(request: Request) -> dict[str, Probe]:
+    """What /readyz checks, by name: each probe raises when its part is not ready."""
+    rt = _runtime(request)
+    return {"database": rt.db.ping, "blob_store": rt.documents.blobs.ping,
+            # Lazily: getting the engine loads it, and a failure to load is "not ready".
+            "engine": lambda: rt.pipeline.engine.languages()}
+
+
+def reaper_stats(request: Request) -> ReaperStats:
+    return _runtime(request).reaper.stats
+
+
+JobServiceDep = Annotated[JobService, Depends(job_service)]
+AccessServiceDep = Annotated[AccessService, Depends(access_service)]
+RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
+AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
+EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+ReadinessProbesDep = Annotated[dict[str, Probe], Depends(readiness_probes)]
+ReaperStatsDep = Annotated[ReaperStats, Depends(reaper_stats)]
 
 
 def request_context(request: Request) -> RequestContext:
@@ -47,7 +109,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     checked: dict[Scope, Principal] = request.scope.setdefault(_PRINCIPALS, {})
     if scope not in checked:
         presented = credentials.credentials if credentials else None
-        checked[scope] = runtime(request).access.authenticate(
+        checked[scope] = access_service(request).authenticate(
             presented, request_context(request), scope)
     return checked[scope]
 
@@ -97,9 +159,6 @@ class AuthFirstRoute(APIRoute):
             return await handle(request)
 
         return authenticate_then_handle
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 def upload_budget(request: Request) -> UploadBudget:

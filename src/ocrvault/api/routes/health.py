@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ocrvault.api.deps import RuntimeDep
+from ocrvault.api.deps import ReadinessProbesDep, ReaperStatsDep
 
 router = APIRouter(tags=["health"])
 
@@ -16,13 +16,9 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Database, blob store and OCR engine are ready")
-def readyz(rt: RuntimeDep) -> JSONResponse:
+def readyz(probes: ReadinessProbesDep) -> JSONResponse:
     checks: dict[str, str] = {}
-    for name, probe in (
-        ("database", rt.db.ping),
-        ("blob_store", rt.documents.blobs.ping),
-        ("engine", lambda: rt.pipeline.engine.languages()),
-    ):
+    for name, probe in probes.items():
         try:
             probe()
             checks[name] = "ok"
@@ -35,8 +31,7 @@ def readyz(rt: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse,
             summary="Prometheus metrics: counts and times only, never content or ids")
-def metrics(rt: RuntimeDep) -> str:
-    stats = rt.reaper.stats
+def metrics(stats: ReaperStatsDep) -> str:
     lines = [
         "# HELP ocrvault_reaper_runs_total Reaper passes since start.",
         "# TYPE ocrvault_reaper_runs_total counter",

@@ -11,7 +11,8 @@ from ocrvault.api.body import Upload, receive_upload
 from ocrvault.api.deps import (
     AuthFirstRoute,
     CustomerKeyDep,
-    RuntimeDep,
+    JobServiceDep,
+    SettingsDep,
     UploadBudgetDep,
     require_scope,
 )
@@ -20,10 +21,10 @@ from ocrvault.api.schemas import JobCreated, problems
 from ocrvault.errors import InputRejected
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
 from ocrvault.jobs.params import MAX_PDF_PASSWORD_CHARS
+from ocrvault.jobs.service import JobService
 from ocrvault.model import Document
 from ocrvault.principal import Principal, Scope
 from ocrvault.retention.policy import MAX_RETENTION_CHARS, parse_retention
-from ocrvault.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["read"], route_class=AuthFirstRoute)
 
@@ -68,13 +69,13 @@ Retention = Annotated[str | None, Query(
 Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
 
 
-async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int,
+async def _upload(request: Request, jobs: JobService, caller: Principal, limit: int,
                   reservation: Reservation) -> Upload:
     """The request's file; a body refused before it was read in full is audited too."""
     try:
         return await receive_upload(request, limit, reservation)
     except InputRejected as error:
-        await run_in_threadpool(rt.jobs.record_rejection, caller, error.code, None, None)
+        await run_in_threadpool(jobs.record_rejection, caller, error.code, None, None)
         raise
 
 
@@ -83,17 +84,18 @@ async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int,
     responses=problems(400, 401, 403, 408, 413, 415, 422, 429, 503),
     summary="Submit a document for OCR; poll the job at the Location header",
 )
-async def submit_read(request: Request, response: Response, rt: RuntimeDep, caller: Submitter,
+async def submit_read(request: Request, response: Response, jobs: JobServiceDep,
+                      settings: SettingsDep, caller: Submitter,
                       budget: UploadBudgetDep, languages: Languages = None,
                       pages: Pages = None, outputs: Outputs = None,
                       pdf_password: PdfPassword = None, retention: Retention = None,
                       engine: Engine = None,
                       customer: CustomerKeyDep = None) -> JobCreated:
-    params = rt.jobs.params(languages, pages, outputs, pdf_password, engine)
+    params = jobs.params(languages, pages, outputs, pdf_password, engine)
     keep_for = parse_retention(retention)
     async with budget.hold(caller.tenant_id) as reservation:
-        upload = await _upload(request, rt, caller, rt.settings.max_file_bytes, reservation)
-        job = await run_in_threadpool(rt.jobs.submit, caller, upload.data, params,
+        upload = await _upload(request, jobs, caller, settings.max_file_bytes, reservation)
+        job = await run_in_threadpool(jobs.submit, caller, upload.data, params,
                                       upload.declared_type, keep_for, customer)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, created_at=job.created_at,
@@ -105,14 +107,14 @@ async def submit_read(request: Request, response: Response, rt: RuntimeDep, call
     responses=problems(400, 401, 403, 408, 413, 415, 422, 429, 503),
     summary="OCR one page or image (at most 20 MB) and return the result; nothing is stored",
 )
-async def read_sync(request: Request, rt: RuntimeDep, caller: Submitter,
-                    budget: UploadBudgetDep, languages: Languages = None,
+async def read_sync(request: Request, jobs: JobServiceDep, settings: SettingsDep,
+                    caller: Submitter, budget: UploadBudgetDep, languages: Languages = None,
                     pages: Pages = None, pdf_password: PdfPassword = None,
                     engine: Engine = None) -> Document:
-    params = rt.jobs.params(languages, pages, None, pdf_password, engine)
-    with rt.jobs.sync_slot(caller):
+    params = jobs.params(languages, pages, None, pdf_password, engine)
+    with jobs.sync_slot(caller):
         async with budget.hold(caller.tenant_id) as reservation:
-            upload = await _upload(request, rt, caller, rt.settings.max_sync_file_bytes,
+            upload = await _upload(request, jobs, caller, settings.max_sync_file_bytes,
                                    reservation)
-            return await run_in_threadpool(rt.jobs.read_sync, caller, upload.data, params,
+            return await run_in_threadpool(jobs.read_sync, caller, upload.data, params,
                                            upload.declared_type)
