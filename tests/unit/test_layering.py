@@ -98,3 +98,16 @@ def test_no_import_cycle_between_packages() -> None:
                     for package in sorted(graph) if (loop := shortest_loop(graph, package))
                     }.values())
     assert not loops, f"import cycles between packages: {loops}"
+
+
+def test_routes_name_their_services_not_the_runtime() -> None:
+    """A route depends on the service it calls (api/deps.py); reaching through the
+    runtime (``request.app.state.runtime.jobs``) hides what it uses."""
+    reaching = sorted(
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path in MODULES if path.parent == SRC / "api" / "routes"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if (isinstance(node, ast.Attribute) and node.attr == "runtime")
+        or (isinstance(node, ast.ImportFrom) and node.module == "ocrvault.runtime")
+    )
+    assert not reaching
