@@ -4,7 +4,7 @@ Every read of a job or key for a caller goes through a method that takes the
 caller's tenant (and environment), so another tenant's id simply is not found.
 
 Rows stay here: reads return frozen records (store/records.py) and writes take commands
-(store/commands.py). The audit repository is the exception still (see its docstring).
+(store/commands.py). The audit repository still hands out rows, to audit/ only.
 """
 
 from __future__ import annotations
@@ -386,8 +386,7 @@ class UsageRepository:
 
 
 class AuditRepository:
-    """The audit log's rows (handed to audit/ as rows, for now: the per-tenant chain work
-    of issue 13 reworks this class). Caller-facing reads take the tenant; the unscoped ones
+    """The audit log's rows. Caller-facing reads take the tenant; the unscoped ones
     (``chain``, ``after``, ``first_seq_from``) serve verification, export and retention."""
 
     def __init__(self, session: Session) -> None:
