@@ -1,10 +1,11 @@
-"""Request dependencies: the runtime, the request's context, and the caller as a Principal."""
+"""Request dependencies: the node's services, the request's context, and the caller as a
+Principal."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -12,12 +13,18 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from ocrvault.access.service import AccessService
 from ocrvault.addresses import is_loopback
 from ocrvault.api.limits import UploadBudget
+from ocrvault.audit import AuditService
+from ocrvault.config import Settings
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
+from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
+from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
-from ocrvault.runtime import Runtime
+from ocrvault.retention.reaper import Reaper
+from ocrvault.retention.service import RetentionService
 
 _bearer = HTTPBearer(auto_error=False,
                      description="An ocrvault API key: ocv_live_... or ocv_test_...")
@@ -25,8 +32,37 @@ _bearer = HTTPBearer(auto_error=False,
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def runtime(request: Request) -> Runtime:
-    value: Runtime = request.app.state.runtime
+class Served(Protocol):
+    """What the app needs of the composition it serves: role ``api`` (compose/api.py) or
+    ``all`` (runtime.py). The app never builds one, so it never loads what it does not use."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def access(self) -> AccessService: ...
+    @property
+    def jobs(self) -> JobService: ...
+    @property
+    def audit_reader(self) -> AuditService: ...
+    @property
+    def retention(self) -> RetentionService: ...
+    @property
+    def engines(self) -> EngineCatalog:
+        """Describes the engines (GET /v1/engines) without creating them."""
+        ...
+    @property
+    def reaper(self) -> Reaper | None:
+        """The reaper where this node runs it, for /metrics."""
+        ...
+    def probes(self) -> Mapping[str, Callable[[], object]]:
+        """What /readyz checks, by name."""
+        ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def runtime(request: Request) -> Served:
+    value: Served = request.app.state.runtime
     return value
 
 
@@ -99,7 +135,7 @@ class AuthFirstRoute(APIRoute):
         return authenticate_then_handle
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+RuntimeDep = Annotated[Served, Depends(runtime)]
 
 
 def upload_budget(request: Request) -> UploadBudget:

@@ -15,14 +15,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database, blob store and OCR engine are ready")
+@router.get("/readyz", summary="Database, blob store and (where this node runs OCR) "
+            "engine are ready")
 def readyz(rt: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
-    for name, probe in (
-        ("database", rt.db.ping),
-        ("blob_store", rt.documents.blobs.ping),
-        ("engine", lambda: rt.pipeline.engine.languages()),
-    ):
+    for name, probe in rt.probes().items():
         try:
             probe()
             checks[name] = "ok"
@@ -36,6 +33,8 @@ def readyz(rt: RuntimeDep) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse,
             summary="Prometheus metrics: counts and times only, never content or ids")
 def metrics(rt: RuntimeDep) -> str:
+    if rt.reaper is None:  # the reaper runs on the scheduler, not on this node
+        return ""
     stats = rt.reaper.stats
     lines = [
         "# HELP ocrvault_reaper_runs_total Reaper passes since start.",

@@ -12,6 +12,7 @@ from ocrvault.api.deps import (
     AuthFirstRoute,
     CustomerKeyDep,
     RuntimeDep,
+    Served,
     UploadBudgetDep,
     require_scope,
 )
@@ -23,7 +24,6 @@ from ocrvault.jobs.params import MAX_PDF_PASSWORD_CHARS
 from ocrvault.model import Document
 from ocrvault.principal import Principal, Scope
 from ocrvault.retention.policy import MAX_RETENTION_CHARS, parse_retention
-from ocrvault.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["read"], route_class=AuthFirstRoute)
 
@@ -68,7 +68,7 @@ Retention = Annotated[str | None, Query(
 Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
 
 
-async def _upload(request: Request, rt: Runtime, caller: Principal, limit: int,
+async def _upload(request: Request, rt: Served, caller: Principal, limit: int,
                   reservation: Reservation) -> Upload:
     """The request's file; a body refused before it was read in full is audited too."""
     try:
