@@ -34,11 +34,11 @@ from ocrvault.store.documents import SealedDocuments
 
 def checking_pipeline(settings: Settings, engines: EngineCatalog | None = None) -> OcrPipeline:
     """A pipeline for request-time checks only: one sandbox child per worker thread of
-    ``settings`` reads headers; engines are described (``engines``, default the
-    registered ones), never created."""
+    ``settings`` reads headers; the engines of ``engines`` (default the registered ones)
+    are described, never created."""
     return OcrPipeline(Ingestor(Limits.from_settings(settings),
                                 make_sandbox(settings, max(1, settings.workers))),
-                       engines or registry.described(settings))
+                       (engines or registry.catalog(settings)).describing())
 
 
 @dataclass

@@ -14,12 +14,13 @@ with the engine that reads it best, by the measured figures (README, bench/engin
 
 What an engine is (name, version, languages) is an :class:`EngineSpec`, known for the
 built-in engines without creating them, so that checking a request's languages and listing
-the engines loads none. A catalog built with :meth:`EngineCatalog.described` only
+the engines loads none. :meth:`EngineCatalog.describing` gives a catalog that only
 describes: it refuses to create an engine (an API node's, which never runs OCR).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -144,10 +145,12 @@ class EngineCatalog:
         """Just ``engine``, under its own name and as the default (tests' fakes)."""
         return cls({engine.info.name: lambda: engine}, engine.info.name)
 
-    @classmethod
-    def described(cls, specs: Mapping[str, SpecSource], default: str) -> EngineCatalog:
-        """A catalog that describes the engines of ``specs`` and refuses to create any."""
-        catalog = cls({name: _refuse for name in specs}, default, specs)
+    def describing(self) -> EngineCatalog:
+        """The same engines, described as here, in a catalog that refuses to create any
+        (an API node's)."""
+        names = [name for name in self.names if name != AUTO]
+        catalog = EngineCatalog(dict.fromkeys(names, _refuse), self.default,
+                                {name: functools.partial(self.spec, name) for name in names})
         catalog.runs_engines = False
         return catalog
 

@@ -6,7 +6,7 @@ libtesseract, ONNX Runtime) are imported only when one is created, so processes 
 never OCR never load them. :func:`catalog` offers them by name, with ``auto``. Each is
 registered with a description that creates nothing: Tesseract's languages from its
 tessdata folder (and libtesseract's version, a static call), RapidOCR's from its fixed
-alphabets; :func:`described` offers only those, for a node that never runs OCR.
+alphabets, so that a node that never runs OCR describes them and loads neither.
 """
 
 from __future__ import annotations
@@ -92,8 +92,3 @@ def catalog(settings: Settings) -> EngineCatalog:
                  for name in _factories}
     return EngineCatalog(factories, settings.default_engine, _spec_sources(settings))
 
-
-def described(settings: Settings) -> EngineCatalog:
-    """The registered engines that can be described without creating them (and
-    ``auto``), in a catalog that refuses to create any: an API node's."""
-    return EngineCatalog.described(_spec_sources(settings), settings.default_engine)
