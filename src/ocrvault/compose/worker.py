@@ -93,7 +93,9 @@ class WorkerNode:
     def start(self) -> None:
         """Start the queue's workers and hand them what a previous run left unfinished."""
         # The local queue's state is the database: what was queued or running when the
-        # last process ended is queued again here.
+        # last process ended is queued again here. A queue shared by many workers must not
+        # do this (it would re-queue jobs other workers are running): there, jobs are
+        # claimed under a lease and reclaimed by the scheduler once it lapses.
         with self.base.db.transaction() as session:
             repository = JobRepository(session)
             requeued = repository.requeue_running()
