@@ -15,8 +15,10 @@ import functools
 from collections.abc import Callable
 
 from ocrvault.config import Settings
+from ocrvault.engines.alphabets import LANGUAGES, RAPIDOCR, rapidocr_version
 from ocrvault.engines.base import OcrEngine
 from ocrvault.engines.catalog import EngineCatalog, EngineSpec
+from ocrvault.engines.tessdata import find_tessdata, installed_languages
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.model import EngineInfo
 
@@ -57,8 +59,7 @@ def _tesseract(settings: Settings) -> OcrEngine:
 
 
 def _tesseract_spec(settings: Settings) -> EngineSpec:
-    from ocrvault.engines.tessdata import find_tessdata, installed_languages
-    from ocrvault.engines.tesseract import library_version
+    from ocrvault.engines.tesseract import library_version  # libtesseract, no model
 
     return EngineSpec(EngineInfo(name="tesseract", version=library_version()),
                       installed_languages(find_tessdata(settings.tessdata_dir)))
@@ -74,8 +75,6 @@ def _rapidocr(settings: Settings) -> OcrEngine:
 
 
 def _rapidocr_spec(settings: Settings) -> EngineSpec:
-    from ocrvault.engines.alphabets import LANGUAGES, RAPIDOCR, rapidocr_version
-
     return EngineSpec(EngineInfo(name=RAPIDOCR, version=rapidocr_version()), LANGUAGES)
 
 
