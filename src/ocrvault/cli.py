@@ -425,7 +425,7 @@ def read(
         help="auto, tesseract or rapidocr; default OCRVAULT_DEFAULT_ENGINE (auto)")] = None,
 ) -> None:
     """OCR files locally, without a server (nothing is stored)."""
-    from ocrvault.runtime import build_pipeline
+    from ocrvault.compose.worker import build_pipeline
 
     if fmt not in ("json", "text"):
         err.print("[red]error[/red] --format is 'json' or 'text'.")
