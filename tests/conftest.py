@@ -15,6 +15,7 @@ from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
+from ocrvault.store.db import Database
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -52,6 +53,16 @@ def make_client(engine: TesseractEngine) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture
 def client(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
     return make_client(settings)
+
+
+def migrated(settings: Settings) -> Settings:
+    """``settings`` on a database that `ocrvault migrate` has brought to this code's schema
+    (roles other than 'all' start only on one)."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    db.dispose()
+    return settings
 
 
 def runtime_of(client: TestClient) -> Runtime:

@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -41,6 +43,7 @@ from ocrvault.audit import (
     ChainSigner,
     verify_chain,
 )
+from ocrvault.compose import NodeRole
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.datadir import prepare_data_dir, restrict_umask
@@ -52,7 +55,9 @@ from ocrvault.store.rekey import count_wrapped_under, rewrap_all
 from ocrvault.store.repository import TenantRepository
 
 if TYPE_CHECKING:
-    from ocrvault.runtime import Runtime
+    from ocrvault.compose.scheduler import SchedulerNode
+    from ocrvault.compose.worker import Shutdown, WorkerNode
+    from ocrvault.jobs.queue import JobQueue
 
 app = typer.Typer(help="ocrvault: self-hosted OCR that passes a security review.",
                   no_args_is_help=True, add_completion=False)
@@ -124,14 +129,19 @@ def _require_data_dir(settings: Settings, create: bool) -> None:
 
 @contextmanager
 def _data_dir(settings: Settings) -> Iterator[tuple[Database, Keyring]]:
-    """The data dir's migrated database and its keyring, for commands run beside a server."""
+    """The data dir's database (migrated, unless OCRVAULT_MIGRATE_ON_START is off: then
+checked) and its keyring, for commands run beside a server."""
     try:
         prepare_data_dir(settings.data_dir)
     except OcrVaultError as error:
         raise _fail(error) from None
-    db = Database(settings.resolved_database_url)
+    from ocrvault.compose.parts import open_database
+
     try:
-        db.migrate()
+        db = open_database(settings, migrate=settings.migrate_on_start)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    try:
         yield db, load_keyring(settings)
     finally:
         db.dispose()
@@ -209,6 +219,15 @@ def try_it_lines(base_url: str, key: str) -> list[str]:
     ]
 
 
+def role_refusal(settings: Settings, role: NodeRole) -> str | None:
+    """Why ``role`` cannot run on its own with these settings, or None."""
+    if role in (NodeRole.API, NodeRole.WORKER) and settings.queue == "local":
+        return (f"refusing --role {role}: the local queue (OCRVAULT_QUEUE=local) reaches only "
+                "its own process, so jobs submitted on an API node would never reach a worker. "
+                "Set OCRVAULT_QUEUE=celery and OCRVAULT_BROKER_URL, or run --role all.")
+    return None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default OCRVAULT_HOST)")] = None,
@@ -220,13 +239,35 @@ def serve(
     shutdown_timeout: Annotated[float | None, typer.Option(
         min=0, help="On stop, wait at most this many seconds for running jobs (default: until "
         "they end, or a second Ctrl-C); jobs left stay queued for the next start")] = None,
+    role: Annotated[NodeRole, typer.Option(
+        help="all: API, workers and scheduler in one process (the embedded default); api: "
+        "HTTP only; worker: runs jobs; scheduler: reaper and audit retention, once per "
+        "cluster (see docs/deploy.md)")] = NodeRole.ALL,
 ) -> None:
-    """Serve the API (and its workers and reaper) on the embedded default."""
+    """Serve the API (and, with role all, its workers and reaper) on the embedded default."""
+    settings = _settings()
+    refusal = role_refusal(settings, role)
+    if refusal:
+        err.print(f"[red]error[/red] {escape(refusal)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if role is NodeRole.WORKER:
+        _run_worker(settings, shutdown_timeout)
+    elif role is NodeRole.SCHEDULER:
+        _run_scheduler(settings)
+    else:
+        _serve_http(settings, role, host, port, tls_cert, tls_key, behind_proxy,
+                    shutdown_timeout)
+
+
+def _serve_http(settings: Settings, role: NodeRole, host: str | None, port: int | None,
+                tls_cert: Path | None, tls_key: Path | None, behind_proxy: bool,
+                shutdown_timeout: float | None) -> None:
     from ocrvault.api.app import create_app
     from ocrvault.api.server import fit_open_files
+    from ocrvault.compose.api import ApiNode
     from ocrvault.runtime import Runtime
 
-    settings = _settings()
     connections = fit_open_files(settings.max_connections)
     if connections < settings.max_connections:
         err.print(f"[yellow]warning[/yellow] the open-files limit allows {connections} "
@@ -243,21 +284,30 @@ def serve(
         raise typer.Exit(2)
     scheme = "https" if tls_cert else "http"
     base_url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    node: ApiNode | Runtime
     try:
-        runtime = Runtime.build(settings)
+        node = Runtime.build(settings) if role is NodeRole.ALL else ApiNode.open(settings)
     except OcrVaultError as error:
         raise _fail(error) from None
-    if not runtime.access.has_tenants():
-        _show_key(settings, runtime.access.bootstrap_tenant("default"), "default", base_url)
+    if not node.access.has_tenants():
+        # The "try it" lines read synchronously, which only a node running OCR does.
+        _show_key(settings, node.access.bootstrap_tenant("default"), "default",
+                  base_url if role is NodeRole.ALL else None)
     docs = f"docs: {base_url}/docs, " if settings.docs_enabled else ""
-    out.print(f"ocrvault serving on {base_url}  ({docs}data: {settings.data_dir.resolve()})\n"
+    what = "ocrvault serving" if role is NodeRole.ALL else "ocrvault API node (role api) serving"
+    out.print(f"{what} on {base_url}  ({docs}data: {settings.data_dir.resolve()})\n"
               f"  another admin key: {command_hint(settings, 'admin bootstrap')}",
               soft_wrap=True, highlight=False, markup=False)
-    runtime.shutdown.timeout = shutdown_timeout
-    runtime.shutdown.announce = _announce_wait
-    _serve_until_stopped(create_app(runtime), runtime, host=host, port=port, log_level="info",
+    workers = node.workers if isinstance(node, Runtime) else None
+    if workers is not None:
+        _configure_shutdown(workers.shutdown, shutdown_timeout)
+    _serve_until_stopped(create_app(node), workers, host=host, port=port, log_level="info",
                          **transport_options(settings, tls_cert, tls_key, behind_proxy))
+
+
+def _configure_shutdown(shutdown: Shutdown, timeout: float | None) -> None:
+    shutdown.timeout = timeout
+    shutdown.announce = _announce_wait
 
 
 def _announce_wait(running: int) -> None:
@@ -265,32 +315,101 @@ def _announce_wait(running: int) -> None:
               "stop now; they stay queued for the next start)", soft_wrap=True, highlight=False)
 
 
-def _serve_until_stopped(api: Any, runtime: Runtime, **options: Any) -> None:
-    """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs.
+def _exit_leaving_jobs(queue: JobQueue) -> None:
+    """End the process at once (os._exit) if jobs are still running: an orderly exit would
+    close the decode sandbox under them and record them as failed, where they must stay
+    running in the database for the next start to resume."""
+    left = queue.running()
+    if left:
+        err.print(f"stopped with {left} job{'s' if left > 1 else ''} unfinished; the next "
+                  "start resumes them.", highlight=False)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
-    Jobs left running end with the process at once (os._exit): an orderly exit would close
-    the decode sandbox under them and record them as failed, where they must stay running
-    in the database for the next start to resume.
-    """
+
+def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -> None:
+    """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs."""
     import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
-            if self.force_exit:
-                runtime.shutdown.now.set()
+            if self.force_exit and workers is not None:
+                workers.shutdown.now.set()
 
     try:
         Server(uvicorn.Config(api, **options)).run()
     finally:
-        left = runtime.queue.running()
-        if left:
-            err.print(f"stopped with {left} job{'s' if left > 1 else ''} unfinished; the next "
-                      "start resumes them.", highlight=False)
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+        if workers is not None:
+            _exit_leaving_jobs(workers.queue)
+
+
+def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
+                     shutdown: Shutdown | None = None) -> None:
+    """Run ``node`` until SIGTERM or Ctrl-C; a second one makes a worker leave its jobs."""
+    stopping = threading.Event()
+
+    def handle(_sig: int, _frame: FrameType | None) -> None:
+        if stopping.is_set() and shutdown is not None:
+            shutdown.now.set()
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    node.start()
+    out.print(f"{what} running (data: {node.base.settings.data_dir.resolve()}); SIGTERM or "
+              "Ctrl-C stops it", soft_wrap=True, highlight=False, markup=False)
+    stopping.wait()
+    node.stop()
+    out.print(f"{what} stopped", highlight=False, markup=False)
+
+
+def _run_worker(settings: Settings, shutdown_timeout: float | None) -> None:
+    from ocrvault.compose.worker import WorkerNode
+
+    try:
+        node = WorkerNode.open(settings)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    _configure_shutdown(node.shutdown, shutdown_timeout)
+    try:
+        _until_signalled(node, "ocrvault worker", node.shutdown)
+    finally:
+        _exit_leaving_jobs(node.queue)
+
+
+def _run_scheduler(settings: Settings) -> None:
+    from ocrvault.compose.scheduler import SchedulerNode
+
+    try:
+        node = SchedulerNode.open(settings)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    _until_signalled(node, f"ocrvault scheduler {node.owner}")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database's schema to this version's: once per upgrade, before the nodes
+    start (role all does it at start unless OCRVAULT_MIGRATE_ON_START=false)."""
+    settings = _settings()
+    try:
+        prepare_data_dir(settings.data_dir)  # the SQLite default lives there
+        db = Database(settings.resolved_database_url)
+        try:
+            before, after = db.migrate()
+        finally:
+            db.dispose()
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    shown = ", ".join(sorted(after))
+    if before == after:
+        out.print(f"schema already at revision {shown}; nothing to do", highlight=False)
+    else:
+        out.print(f"schema migrated from revision {', '.join(sorted(before)) or 'none'} to "
+                  f"{shown}", highlight=False)
 
 
 @app.command()
@@ -306,7 +425,7 @@ def read(
         help="auto, tesseract or rapidocr; default OCRVAULT_DEFAULT_ENGINE (auto)")] = None,
 ) -> None:
     """OCR files locally, without a server (nothing is stored)."""
-    from ocrvault.runtime import build_pipeline
+    from ocrvault.compose.worker import build_pipeline
 
     if fmt not in ("json", "text"):
         err.print("[red]error[/red] --format is 'json' or 'text'.")

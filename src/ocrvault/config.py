@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default SQLite in the data dir"
     )
     workers: int = Field(default_factory=_default_workers, ge=0, description="OCR worker threads")
+    migrate_on_start: bool = Field(
+        default=True, description="Role 'all' brings the database schema to this version's "
+        "at start; false (and every other role): refuse to start unless `ocrvault migrate` "
+        "has done so")
+    # Backends: each role opens the one named here (jobs/queue.py, store/blobs.py).
+    queue: Literal["local"] = Field(
+        default="local", description="Job queue: 'local', the in-process pool of role 'all'")
+    blob_store: Literal["local"] = Field(
+        default="local", description="Where sealed blobs live: 'local', the data dir's blobs/")
 
     # Input limits, all checked before a file is decoded in full.
     max_file_bytes: int = Field(default=50 * MB, gt=0)

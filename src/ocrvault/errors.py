@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     AUDIT_ENTRY_NOT_FOUND = "audit_entry_not_found"
     INTEGRITY_ERROR = "integrity_error"
     SERVER_BUSY = "server_busy"
+    ENGINE_UNAVAILABLE = "engine_unavailable"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -111,6 +112,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.AUDIT_ENTRY_NOT_FOUND: 404,
     ErrorCode.INTEGRITY_ERROR: 500,
     ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.ENGINE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 

@@ -1,4 +1,5 @@
-"""The FastAPI app factory: one app per Runtime, so tests build one per data dir."""
+"""The FastAPI app factory: one app per composition (role api or all), so tests build one
+per data dir."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from fastapi.telemetry import TelemetryConfig
 from ocrvault import __version__
 from ocrvault.api import problems
 from ocrvault.api.context import RequestIdMiddleware
+from ocrvault.api.deps import Served
 from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
 from ocrvault.api.routes import audit, capabilities, health, jobs, keys, read, retention, sample
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
 from ocrvault.logs import install_key_redaction
-from ocrvault.runtime import Runtime
 
 DESCRIPTION = """Self-hosted OCR with encryption at rest, scoped keys and deletion you can prove.
 
@@ -34,8 +35,9 @@ NO_TELEMETRY: TelemetryConfig = {
 }
 
 
-def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
-    """An app serving ``runtime``; with ``start`` its workers run during the app's lifespan."""
+def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
+    """An app serving ``runtime``; with ``start`` it runs (its workers, its periodic work)
+    during the app's lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

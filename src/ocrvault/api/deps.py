@@ -9,8 +9,8 @@ it depends on is in its signature, and a test can replace that one service throu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -28,9 +28,8 @@ from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
 from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
-from ocrvault.retention.reaper import ReaperStats
+from ocrvault.retention.reaper import Reaper, ReaperStats
 from ocrvault.retention.service import RetentionService
-from ocrvault.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False,
                      description="An ocrvault API key: ocv_live_... or ocv_test_...")
@@ -38,8 +37,37 @@ _bearer = HTTPBearer(auto_error=False,
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _runtime(request: Request) -> Runtime:
-    value: Runtime = request.app.state.runtime
+class Served(Protocol):
+    """What the app needs of the composition it serves: role ``api`` (compose/api.py) or
+    ``all`` (runtime.py). The app never builds one, so it never loads what it does not use."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def access(self) -> AccessService: ...
+    @property
+    def jobs(self) -> JobService: ...
+    @property
+    def audit_reader(self) -> AuditService: ...
+    @property
+    def retention(self) -> RetentionService: ...
+    @property
+    def engines(self) -> EngineCatalog:
+        """Describes the engines (GET /v1/engines) without creating them."""
+        ...
+    @property
+    def reaper(self) -> Reaper | None:
+        """The reaper where this node runs it, for /metrics."""
+        ...
+    def probes(self) -> Mapping[str, Callable[[], object]]:
+        """What /readyz checks, by name."""
+        ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _runtime(request: Request) -> Served:
+    value: Served = request.app.state.runtime
     return value
 
 
@@ -60,7 +88,7 @@ def audit_reader(request: Request) -> AuditService:
 
 
 def engine_catalog(request: Request) -> EngineCatalog:
-    return _runtime(request).pipeline.engines
+    return _runtime(request).engines
 
 
 def settings(request: Request) -> Settings:
@@ -70,16 +98,15 @@ def settings(request: Request) -> Settings:
 Probe = Callable[[], object]
 
 
-def readiness_probes(request: Request) -> dict[str, Probe]:
+def readiness_probes(request: Request) -> Mapping[str, Probe]:
     """What /readyz checks, by name: each probe raises when its part is not ready."""
-    rt = _runtime(request)
-    return {"database": rt.db.ping, "blob_store": rt.documents.blobs.ping,
-            # Lazily: getting the engine loads it, and a failure to load is "not ready".
-            "engine": lambda: rt.pipeline.engine.languages()}
+    return _runtime(request).probes()
 
 
-def reaper_stats(request: Request) -> ReaperStats:
-    return _runtime(request).reaper.stats
+def reaper_stats(request: Request) -> ReaperStats | None:
+    """The reaper's figures where this node runs it (role ``all``), else None."""
+    reaper = _runtime(request).reaper
+    return reaper.stats if reaper else None
 
 
 JobServiceDep = Annotated[JobService, Depends(job_service)]
@@ -88,8 +115,8 @@ RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
 AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
 EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
 SettingsDep = Annotated[Settings, Depends(settings)]
-ReadinessProbesDep = Annotated[dict[str, Probe], Depends(readiness_probes)]
-ReaperStatsDep = Annotated[ReaperStats, Depends(reaper_stats)]
+ReadinessProbesDep = Annotated[Mapping[str, Probe], Depends(readiness_probes)]
+ReaperStatsDep = Annotated[ReaperStats | None, Depends(reaper_stats)]
 
 
 def request_context(request: Request) -> RequestContext:

@@ -40,9 +40,7 @@ line's box (the recogniser gives lines), so it is approximate.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import string
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,21 +51,14 @@ import numpy as np
 import onnxruntime
 from PIL import Image
 
+from ocrvault.engines.alphabets import ALPHABETS, LANGUAGES, RAPIDOCR, rapidocr_version
 from ocrvault.engines.base import RecognizeOptions
 from ocrvault.engines.layout import row_order
 from ocrvault.engines.pixels import eight_bit
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
-NAME = "rapidocr"
-# The characters a reading in each language may write; None: all of the recogniser's.
-ALPHABETS: dict[str, frozenset[str] | None] = {
-    # ASCII and the signs of English print: £ € ¥ ¢ ° ± ÷ § © ® ™, times, dashes, curly quotes.
-    "eng": frozenset(string.printable.strip() + " £€¥¢°±\u00d7÷§©®™\u2013\u2014"
-                     "\u2018\u2019\u201c\u201d…•"),
-    "chi_sim": None,
-}
-LANGUAGES = frozenset(ALPHABETS)
+NAME = RAPIDOCR
 DET_SIDE = 960
 # Lines are cut from the page as given up to this side (RapidOCR's default shrinks pages
 # over 2000 px first, and with them the lines the recogniser reads): receipts
@@ -100,8 +91,7 @@ class RapidOcrEngine:
         self._decoder: AlphabetDecoder | None = None
         self._lock = threading.Lock()
         self._closed = False
-        version = importlib.metadata.version("rapidocr")
-        self._info = EngineInfo(name=NAME, version=f"{version} (PP-OCRv6 small)")
+        self._info = EngineInfo(name=NAME, version=rapidocr_version())
 
     @property
     def info(self) -> EngineInfo:

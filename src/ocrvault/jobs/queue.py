@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from ocrvault.config import Settings
+
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[str], None]
@@ -143,3 +145,8 @@ class LocalQueue:
                 thread.join()
         self._threads.clear()
         return left
+
+
+def open_queue(settings: Settings) -> JobQueue:
+    """The queue ``settings.queue`` names; every role opens its own through here."""
+    return LocalQueue(settings.workers)

@@ -288,6 +288,7 @@ class JobService:
         """Room for one synchronous read of the caller's tenant, taken before its upload is
         read: a tenant may have ``max_sync_reads_per_tenant`` in progress, so that one
         tenant's burst waits in its own line and leaves the sync threads to others too."""
+        self.pipeline.engines.ensure_runnable()  # before the upload: an API node reads none
         tenant, cap = principal.tenant_id, self.settings.max_sync_reads_per_tenant
         with self._sync_lock:
             if self._sync_reads[tenant] >= cap:

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from ocrvault.config import Settings
+
 _KEY_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -70,3 +72,8 @@ class LocalBlobStore:
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise OSError("blob directory is not writable")
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store ``settings.blob_store`` names; every role opens its own through here."""
+    return LocalBlobStore(settings.blob_dir)

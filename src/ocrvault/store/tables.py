@@ -205,3 +205,14 @@ class RetentionPolicyRow(Base):
     seconds: Mapped[dict[str, int]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str | None] = mapped_column(String(36))
+
+
+class ClusterLockRow(Base):
+    """A lease on work that one node of the cluster does at a time (the scheduler's
+    periodic tasks): held by ``owner`` until ``expires_at``, renewed by its holder."""
+
+    __tablename__ = "cluster_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -14,8 +14,6 @@ from pydantic import BaseModel, Field
 
 from ocrvault.api.deps import AuthFirstRoute, EngineCatalogDep, require_scope
 from ocrvault.api.schemas import problems
-from ocrvault.engines.base import OcrEngine
-from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.jobs.capabilities import (
     EngineDescription,
     LanguageDescription,
@@ -38,18 +36,13 @@ class LanguageList(BaseModel):
         description="Codes to pass as 'languages' (join several with ',' or '+')")
 
 
-def _engines(catalog: EngineCatalog) -> list[OcrEngine]:
-    """Every engine a request may name (``auto`` included); describing one loads it."""
-    return [catalog.get(name) for name in catalog.names]
-
-
 @router.get("/engines", response_model=EngineList, responses=problems(401, 403, 429),
             summary="The OCR engines this server runs, with their versions and languages")
 def list_engines(engines: EngineCatalogDep, caller: Submitter) -> EngineList:
-    return EngineList(engines=describe_engines(_engines(engines), engines.default))
+    return EngineList(engines=describe_engines(engines.specs(), engines.default))
 
 
 @router.get("/languages", response_model=LanguageList, responses=problems(401, 403, 429),
             summary="The languages this server reads, with their names")
 def list_languages(engines: EngineCatalogDep, caller: Submitter) -> LanguageList:
-    return LanguageList(languages=describe_languages(_engines(engines)))
+    return LanguageList(languages=describe_languages(engines.specs()))

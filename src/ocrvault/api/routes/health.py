@@ -15,7 +15,8 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database, blob store and OCR engine are ready")
+@router.get("/readyz", summary="Database, blob store and (where this node runs OCR) "
+            "engine are ready")
 def readyz(probes: ReadinessProbesDep) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, probe in probes.items():
@@ -32,6 +33,8 @@ def readyz(probes: ReadinessProbesDep) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse,
             summary="Prometheus metrics: counts and times only, never content or ids")
 def metrics(stats: ReaperStatsDep) -> str:
+    if stats is None:  # the reaper runs on the scheduler, not on this node
+        return ""
     lines = [
         "# HELP ocrvault_reaper_runs_total Reaper passes since start.",
         "# TYPE ocrvault_reaper_runs_total counter",
