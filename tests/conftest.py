@@ -15,6 +15,7 @@ from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
+from tests.s3server import moto_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -25,6 +26,13 @@ def engine() -> Iterator[TesseractEngine]:
     tesseract = TesseractEngine()
     yield tesseract
     tesseract.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-protocol server (moto's) for the run; take buckets with new_bucket()."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

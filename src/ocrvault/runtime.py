@@ -32,7 +32,7 @@ from ocrvault.jobs.service import JobService
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.service import RetentionService
-from ocrvault.store.blobs import BlobStore, LocalBlobStore
+from ocrvault.store.blobs import BlobStore, open_blob_store
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
 from ocrvault.store.repository import JobRepository
@@ -106,7 +106,7 @@ class Runtime:
                 "snapshot, a stolen disk) holds the documents and the keys that open them. Set "
                 "OCRVAULT_KEYRING_PATH to a file elsewhere, or OCRVAULT_MASTER_KEY",
                 settings.keyring_path)
-        documents = SealedDocuments(blobs or LocalBlobStore(settings.blob_dir), keyring)
+        documents = SealedDocuments(blobs or open_blob_store(settings), keyring)
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
         pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1,
                                   engines=engines)
