@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ocrvault.config import Settings
+from ocrvault.store.blobs import S3BlobStore, open_blob_store
 from tests.conftest import assert_problem, auth, runtime_of
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
@@ -101,3 +102,31 @@ def test_a_bucket_that_cannot_be_reached_is_503_storage_unavailable_with_retry_a
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["blob_store"] == "failing: BlobStoreUnavailable"
+
+
+def test_a_delete_while_the_bucket_is_unreachable_shreds_at_once_and_the_reaper_removes_the_objects(
+        make_client: Maker, tmp_path: Path, s3_endpoint: str) -> None:
+    bucket = new_bucket(s3_endpoint)
+    client = make_client(on_s3(tmp_path, s3_endpoint, bucket))
+    runtime = runtime_of(client)
+    key = runtime.access.bootstrap_tenant("acme").secret
+    document = encode(text_page(["Delete me later"], size=(800, 200)), "PNG")
+    job_id = client.post("/v1/read", content=document, headers=auth(key)).json()["id"]
+    runtime.worker.process(job_id)
+    store = runtime.documents.blobs
+    assert isinstance(store, S3BlobStore)
+    reachable = store.client
+    # The bucket drops off the network: the same store, its calls now to a closed port.
+    nobody = f"http://127.0.0.1:{free_port()}"
+    unreachable = open_blob_store(on_s3(tmp_path, nobody, bucket, s3_max_attempts=1))
+    assert isinstance(unreachable, S3BlobStore)
+    store.client = unreachable.client
+
+    assert_problem(client.delete(f"/v1/jobs/{job_id}", headers=auth(key)), 503,
+                   "storage_unavailable")
+    assert_problem(client.get(f"/v1/jobs/{job_id}", headers=auth(key)), 410, "job_deleted")
+    assert bucket_objects(s3_endpoint, bucket) != {}, "the objects outlived the failed call"
+
+    store.client = reachable
+    runtime.reaper.run_once()
+    assert bucket_objects(s3_endpoint, bucket) == {}
