@@ -15,7 +15,7 @@ from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
-from tests.s3server import moto_server
+from tests.s3server import aws_test_environment, moto_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -29,7 +29,15 @@ def engine() -> Iterator[TesseractEngine]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def aws_credentials() -> Iterator[None]:
+    """Test credentials where boto3 looks for them, for the rest of the run (any order of
+    S3 fixtures then sees the same environment)."""
+    with aws_test_environment():
+        yield
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(aws_credentials: None) -> Iterator[str]:
     """A real S3-protocol server (moto's) for the run; take buckets with new_bucket()."""
     with moto_server() as endpoint:
         yield endpoint

@@ -39,15 +39,19 @@ TEST_AWS_ENV = {
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Runs ``python -m moto.server`` until the block ends; yields its endpoint URL."""
+def moto_server(authorize_after: int | None = None) -> Iterator[str]:
+    """Runs ``python -m moto.server`` until the block ends; yields its endpoint URL.
+
+    With ``authorize_after`` the server lets that many calls through unchecked (to set
+    up users and policies) and then checks every call against IAM, as AWS does."""
     port = free_port()
-    with tempfile.TemporaryFile() as log, pytest.MonkeyPatch.context() as patch:
-        for name, value in TEST_AWS_ENV.items():
-            patch.setenv(name, value)
+    server_env = {**os.environ, **TEST_AWS_ENV}
+    if authorize_after is not None:
+        server_env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(authorize_after)
+    with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, env=server_env)
         try:
             _wait_until_listening(process, port, log)
             yield f"http://127.0.0.1:{port}"
@@ -58,6 +62,15 @@ def moto_server() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def aws_test_environment() -> Iterator[None]:
+    """TEST_AWS_ENV in the environment until the block ends."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in TEST_AWS_ENV.items():
+            patch.setenv(name, value)
+        yield
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
