@@ -21,6 +21,7 @@ reapers may race on one job.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -30,11 +31,13 @@ from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, ResourceError
 from ocrvault.model import DeletionReceipt, JobStatus
 from ocrvault.retention.policy import RetentionPolicy
+from ocrvault.store.blobs import BlobStoreUnavailable
 from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import ObjectKind, SealedDocuments
 from ocrvault.store.repository import JobRepository
 from ocrvault.store.tables import JobRow
 
+log = logging.getLogger(__name__)
 
 def policy_of(row: JobRow) -> RetentionPolicy:
     return RetentionPolicy(**row.retention) if row.retention else RetentionPolicy()
@@ -103,12 +106,19 @@ class Shredder:
             tenant_id, deleted_at = row.tenant_id, row.deleted_at
         assert deleted_at is not None
         self.db.scrub()
-        self.documents.delete_all(tenant_id, job_id)
-        with self.db.transaction() as session:
-            row = JobRepository(session).by_id(job_id)
-            if row is not None:
-                row.stored_objects = []
-                row.next_expiry_at = row.metadata_expires_at
+        try:
+            self.documents.delete_all(tenant_id, job_id)
+        except BlobStoreUnavailable as error:
+            # The data key is gone: the job is deleted and unreadable for everyone. The row
+            # stays due, so the reaper removes the ciphertext once the store answers; a 503
+            # here would only make the caller's retry meet 410 job_deleted.
+            log.warning("job %s deleted; its objects are left to the reaper: %s", job_id, error)
+        else:
+            with self.db.transaction() as session:
+                row = JobRepository(session).by_id(job_id)
+                if row is not None:
+                    row.stored_objects = []
+                    row.next_expiry_at = row.metadata_expires_at
         return DeletionReceipt(id=job_id, deleted_at=deleted_at, deleted=[*deleted, "data_key"])
 
     def expire_due(self, job_ids: Sequence[str]) -> list[datetime]:

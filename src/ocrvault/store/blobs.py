@@ -12,6 +12,7 @@ or the bucket prefix.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from ocrvault.errors import ErrorCode, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -84,6 +87,13 @@ class BlobStore(Protocol):
         within the store's configured timeouts."""
 
 
+def _failed(cause: str) -> BlobStoreUnavailable:
+    """The error to raise, logged here: the client's 503 says only "try again later", so
+    this line is where the operator learns why (no key, no content: a cause)."""
+    log.warning("blob store unavailable: %s", cause)
+    return BlobStoreUnavailable(cause)
+
+
 def blob_key(*parts: str) -> str:
     for part in parts:
         if not _KEY_PART.fullmatch(part):
@@ -123,7 +133,7 @@ class LocalBlobStore:
                 tmp.unlink(missing_ok=True)
                 raise
         except OSError as error:  # a full or read-only disk: the store cannot take writes
-            raise BlobStoreUnavailable(f"writing a blob failed: {error.strerror}") from error
+            raise _failed(f"writing a blob failed: {error.strerror}") from error
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -132,7 +142,7 @@ class LocalBlobStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as error:
-            raise BlobStoreUnavailable(f"reading a blob failed: {error.strerror}") from error
+            raise _failed(f"reading a blob failed: {error.strerror}") from error
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -141,7 +151,7 @@ class LocalBlobStore:
         except (IsADirectoryError, NotADirectoryError):
             return  # a prefix, or below an object: no object of that name
         except OSError as error:
-            raise BlobStoreUnavailable(f"deleting a blob failed: {error.strerror}") from error
+            raise _failed(f"deleting a blob failed: {error.strerror}") from error
 
     def delete_prefix(self, prefix: str) -> None:
         root = self._path(prefix)
@@ -158,11 +168,11 @@ class LocalBlobStore:
         except NotADirectoryError:
             return  # ``prefix`` names an object: nothing lies under it
         except OSError as error:
-            raise BlobStoreUnavailable(f"deleting blobs failed: {error.strerror}") from error
+            raise _failed(f"deleting blobs failed: {error.strerror}") from error
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise BlobStoreUnavailable(f"the blob directory {self.root} is not writable")
+            raise _failed(f"the blob directory {self.root} is not writable")
 
 
 def _rmdir_if_present(path: Path) -> None:
@@ -248,7 +258,7 @@ class S3BlobStore:
         # DeleteObjects answers 200 even when some keys failed: they are listed here.
         if failed := answer.get("Errors"):
             codes = sorted({entry.get("Code", "unknown") for entry in failed})
-            raise BlobStoreUnavailable(
+            raise _failed(
                 f"S3 refused to delete {len(failed)} of {len(names)} objects: {codes}")
 
     def ping(self) -> None:
@@ -283,10 +293,10 @@ def _unavailable_on_failure(operation: str) -> Iterator[None]:
     try:
         yield
     except ClientError as error:
-        raise BlobStoreUnavailable(
+        raise _failed(
             f"S3 {operation} failed: {_error_code(error) or 'error'}") from error
     except BotoCoreError as error:
-        raise BlobStoreUnavailable(f"S3 {operation} failed: {type(error).__name__}") from error
+        raise _failed(f"S3 {operation} failed: {type(error).__name__}") from error
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
