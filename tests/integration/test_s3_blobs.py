@@ -46,6 +46,7 @@ def test_only_ciphertext_reaches_the_bucket_and_delete_removes_the_jobs_objects(
     settings = on_s3(tmp_path, s3_endpoint, bucket)
     client = make_client(settings)
     runtime = runtime_of(client)
+    assert client.get("/readyz").json()["checks"]["blob_store"] == "ok"
     issued = runtime.access.bootstrap_tenant("acme")
     canary = make_canary()
     document = encode(text_page([f"Canary {canary}"], size=(1400, 300)), "PNG")
