@@ -16,6 +16,7 @@ from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
 from ocrvault.store.db import Database
+from tests.s3server import aws_test_environment, moto_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -26,6 +27,21 @@ def engine() -> Iterator[TesseractEngine]:
     tesseract = TesseractEngine()
     yield tesseract
     tesseract.close()
+
+
+@pytest.fixture(scope="session")
+def aws_credentials() -> Iterator[None]:
+    """Test credentials where boto3 looks for them, for the rest of the run (any order of
+    S3 fixtures then sees the same environment)."""
+    with aws_test_environment():
+        yield
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(aws_credentials: None) -> Iterator[str]:
+    """A real S3-protocol server (moto's) for the run; take buckets with new_bucket()."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -44,11 +44,9 @@ class Settings(BaseSettings):
         default=True, description="Role 'all' brings the database schema to this version's "
         "at start; false (and every other role): refuse to start unless `ocrvault migrate` "
         "has done so")
-    # Backends: each role opens the one named here (jobs/queue.py, store/blobs.py).
+    # Backends: each role opens the one named here (jobs/queue.py; blob_store below).
     queue: Literal["local"] = Field(
         default="local", description="Job queue: 'local', the in-process pool of role 'all'")
-    blob_store: Literal["local"] = Field(
-        default="local", description="Where sealed blobs live: 'local', the data dir's blobs/")
 
     # Input limits, all checked before a file is decoded in full.
     max_file_bytes: int = Field(default=50 * MB, gt=0)
@@ -146,9 +144,28 @@ class Settings(BaseSettings):
     )
     docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")
 
+    # Where sealed blobs live. S3 credentials come from the usual AWS sources (environment,
+    # profile, instance role), never from these settings: there is no field for them.
+    blob_store: Literal["local", "s3"] = Field(
+        default="local", description="local (the data dir's blobs folder) or s3")
+    s3_bucket: str | None = Field(default=None, description="The bucket, with blob_store=s3")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket, e.g. ocrvault")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible endpoint (default: AWS for the region)")
+    s3_region: str | None = Field(default=None, description="The bucket's region")
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    s3_max_attempts: int = Field(default=3, ge=1, description="Tries per S3 call, retries included")
+
     @property
     def inflight_upload_bytes(self) -> int:
         return self.max_inflight_upload_bytes or 4 * self.max_file_bytes
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError("OCRVAULT_BLOB_STORE=s3 needs OCRVAULT_S3_BUCKET")
+        return self
 
     @model_validator(mode="after")
     def _room_for_the_largest_upload(self) -> Settings:

@@ -15,7 +15,9 @@ document content or secrets.
     │                             of uploads (503); with Retry-After
     ├── ResourceError             not found, gone, conflict (404, 409, 410)
     ├── IntegrityError            a stored object failed to authenticate (500, no oracle)
-    └── ProcessingError           decoding or OCR failed for a reason not the caller's
+    ├── ProcessingError           decoding or OCR failed for a reason not the caller's
+    └── Unavailable               a backend (the blob store) cannot serve now (503); with
+                                  Retry-After
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class ErrorCode(StrEnum):
     INTEGRITY_ERROR = "integrity_error"
     SERVER_BUSY = "server_busy"
     ENGINE_UNAVAILABLE = "engine_unavailable"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -113,6 +116,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTEGRITY_ERROR: 500,
     ErrorCode.SERVER_BUSY: 503,
     ErrorCode.ENGINE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
@@ -159,3 +163,12 @@ class IntegrityError(OcrVaultError):
 
 class ProcessingError(OcrVaultError):
     """Decoding or recognition failed for a reason that is not the caller's input."""
+
+
+class Unavailable(OcrVaultError):
+    """A backend the request needs cannot be reached or did not answer in time; the same
+    request may succeed later. ``retry_after`` (seconds) is a hint for the client."""
+
+    def __init__(self, code: ErrorCode, detail: str, retry_after: int) -> None:
+        super().__init__(code, detail)
+        self.retry_after = retry_after

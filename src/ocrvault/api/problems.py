@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ocrvault.errors import ErrorCode, OcrVaultError, Throttled
+from ocrvault.errors import ErrorCode, OcrVaultError, Throttled, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def _allowed_methods(request: Request) -> str | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(OcrVaultError)
     async def _ocrvault_error(_request: Request, error: OcrVaultError) -> JSONResponse:
-        retry_after = error.retry_after if isinstance(error, Throttled) else None
+        retry_after = (error.retry_after if isinstance(error, Throttled | Unavailable)
+                       else None)
         headers = {"Retry-After": str(retry_after)} if retry_after else None
         return problem_response(error.code, error.detail, headers=headers)
 

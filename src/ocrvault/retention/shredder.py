@@ -21,6 +21,7 @@ reapers may race on one job.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,12 +32,14 @@ from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, ResourceError
 from ocrvault.model import DeletionReceipt, JobStatus
 from ocrvault.retention.policy import RetentionPolicy
+from ocrvault.store.blobs import BlobStoreUnavailable
 from ocrvault.store.commands import SetStoredObjects, TombstoneJob
 from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import ObjectKind, SealedDocuments
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
 
+log = logging.getLogger(__name__)
 
 def policy_of(job: JobRecord) -> RetentionPolicy:
     return RetentionPolicy(**job.retention) if job.retention else RetentionPolicy()
@@ -102,13 +105,20 @@ class Shredder:
             deleted_at = self._tombstone(job, self.clock(), AuditEvent(
                 AuditAction.JOB_DELETED, by, target_id=job_id), session)
         self.db.scrub()
-        self.documents.delete_all(job.tenant_id, job_id)
-        with self.db.transaction() as session:
-            jobs = JobRepository(session)
-            tombstone = jobs.by_id(job_id)
-            if tombstone is not None:
-                jobs.set_stored_objects(
-                    SetStoredObjects(job_id, (), tombstone.metadata_expires_at))
+        try:
+            self.documents.delete_all(job.tenant_id, job_id)
+        except BlobStoreUnavailable as error:
+            # The data key is gone: the job is deleted and unreadable for everyone. The row
+            # stays due, so the reaper removes the ciphertext once the store answers; a 503
+            # here would only make the caller's retry meet 410 job_deleted.
+            log.warning("job %s deleted; its objects are left to the reaper: %s", job_id, error)
+        else:
+            with self.db.transaction() as session:
+                jobs = JobRepository(session)
+                tombstone = jobs.by_id(job_id)
+                if tombstone is not None:
+                    jobs.set_stored_objects(
+                        SetStoredObjects(job_id, (), tombstone.metadata_expires_at))
         return DeletionReceipt(id=job_id, deleted_at=deleted_at,
                                deleted=[*job.stored_objects, "data_key"])
 
