@@ -17,9 +17,8 @@ from ocrvault.audit.log import AuditSink
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, InputRejected, ResourceError
 from ocrvault.principal import Principal
+from ocrvault.store.audit import AuditRepository, StoredEntry
 from ocrvault.store.db import Database
-from ocrvault.store.repository import AuditRepository
-from ocrvault.store.tables import AuditEntryRow
 
 MAX_PAGE = 1000
 _EXPORT_BATCH = 1000
@@ -44,7 +43,7 @@ class AuditPage:
     next_cursor: str | None
 
 
-def entry_of(row: AuditEntryRow) -> AuditEntry:
+def entry_of(row: StoredEntry) -> AuditEntry:
     return AuditEntry(
         id=row.id, at=row.at, tenant_id=row.tenant_id, environment=row.environment,
         actor_key_id=row.actor_key_id, actor_name=row.actor_name, action=AuditAction(row.action),
@@ -101,8 +100,9 @@ class AuditService:
         return entry_of(row)
 
     def export(self, actor: Actor, tenant_id: str | None = None) -> Iterator[Canonical]:
-        """Every retained entry in chain order (one tenant's, if given), as the canonical
-        fields plus ``hash``, ``mac_version`` and ``mac``, so links check offline."""
+        """Every retained entry in log order (one tenant's, if given), as the canonical
+        fields plus ``hash``, ``mac_version`` and ``mac``, so each chain's links check
+        offline (group the lines by ``chain``; a ``legacy`` line names none)."""
         self.audit.record(AuditEvent(AuditAction.AUDIT_EXPORTED, actor, target_id=tenant_id))
         after = 0
         while rows := self._export_batch(after, tenant_id):
@@ -111,7 +111,7 @@ class AuditService:
                        "mac": row.mac}
             after = rows[-1].seq
 
-    def _export_batch(self, after: int, tenant_id: str | None) -> Sequence[AuditEntryRow]:
+    def _export_batch(self, after: int, tenant_id: str | None) -> Sequence[StoredEntry]:
         with self.db.transaction() as session:
             entries = AuditRepository(session)
             if tenant_id is None:
