@@ -124,8 +124,8 @@ class AuditRepository:
             statement = sqlite.insert(_CHAINS).values(values).on_conflict_do_nothing()
         else:  # pragma: no cover - the two dialects ocrvault supports
             raise NotImplementedError(f"no audit chain insert for {dialect}")
-        result = self.session.execute(statement)
-        return int(getattr(result, "rowcount", 0)) == 1
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here.
+        return self.session.execute(statement.returning(_C.chain)).first() is not None
 
     def set_head(self, chain: str, digest: str, mac_version: int, mac: str) -> None:
         self.session.execute(_SET_HEAD, {"of_chain": chain, "digest": digest,
