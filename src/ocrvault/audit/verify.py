@@ -167,7 +167,10 @@ class VerifyReport:
         return [chain for chain in self.chains if not chain.ok]
 
     def chain(self, name: str) -> ChainReport:
-        return next(chain for chain in self.chains if chain.chain == name)
+        for chain in self.chains:
+            if chain.chain == name:
+                return chain
+        raise KeyError(f"no audit chain {name!r} was verified")
 
 
 def verify_log(db: Database, signer: ChainSigner) -> VerifyReport:
