@@ -4,9 +4,12 @@ the rows were edited; retention leaves every chain verifiable."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from ocrvault.audit import (
     AuditAction,
     AuditEvent,
     AuditLog,
+    AuditService,
     ChainSigner,
     TamperKind,
     verify_log,
@@ -297,3 +301,24 @@ def test_retention_refuses_to_cut_away_a_tampered_entry_but_cuts_other_chains(
     assert verdict(audit) == (TamperKind.CHANGED, 2)
     report = verify_log(audit.db, audit.signer).chain(T2)
     assert report.ok and report.first_pos == 5 and report.entries == 0
+
+
+def test_an_export_checks_offline_chain_by_chain(audit: AuditLog, clock: FakeClock) -> None:
+    record(audit, 3)
+    clock.advance(timedelta(days=31))
+    record(audit, 2, tenant="t2")
+    record(audit, 2)
+    audit.purge_expired()  # t1's chain now starts after a checkpoint
+    lines = list(AuditService(audit.db, audit).export(Actor.system("test")))
+    links: dict[str, list[tuple[str, str]]] = {}
+    for line in lines:
+        fields = {k: v for k, v in line.items() if k not in ("hash", "mac", "mac_version")}
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                                           ensure_ascii=False).encode()).hexdigest()
+        assert digest == line["hash"]
+        links.setdefault(str(line["chain"]), []).append((str(line["prev_hash"]), digest))
+    assert [chain for chain in links] == [DEPLOYMENT, T1, T2]  # each chain whole, in turn
+    # deployment: t2's opening, the cuts of itself (t1's opening) and of t1, the export
+    assert [len(chain) for chain in links.values()] == [4, 2, 2]
+    for chain in links.values():
+        assert all(after[0] == before[1] for before, after in pairwise(chain))

@@ -13,7 +13,7 @@ upgraded into a write. Either way appenders to one chain queue instead of forkin
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -193,10 +193,6 @@ class AuditRepository:
         if until is not None:
             query = query.where(_E.at < until)
         return self._entries(query.order_by(_E.seq).limit(limit))
-
-    def after(self, seq: int, limit: int) -> Sequence[StoredEntry]:
-        """Unscoped, in log order: the operator's export."""
-        return self._entries(select(_ENTRIES).where(_E.seq > seq).order_by(_E.seq).limit(limit))
 
     def targets(self, chain: str, action: str) -> list[str]:
         """The targets of one chain's entries of ``action``."""
