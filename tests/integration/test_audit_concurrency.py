@@ -1,6 +1,7 @@
 """Audit appends from several real processes at once, to their own tenants' chains, to one
 shared tenant's chain and to the deployment chain, on SQLite and on PostgreSQL: every
-chain verifies afterwards and holds exactly the entries appended to it, once each."""
+chain verifies afterwards and holds exactly the entries appended to it, once each. And on
+PostgreSQL, an append locks its own tenant's chain only."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from ocrvault.audit import AuditAction, ChainSigner, verify_log
+from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditLog, ChainSigner, verify_log
 from ocrvault.audit.chain import DEPLOYMENT
 from ocrvault.crypto import FileKeyringProvider, Keyring
 from ocrvault.store.audit import AuditRepository
@@ -70,3 +73,39 @@ def _append_at_once_and_check(db: Database, url: str, tmp_path: Path) -> None:
                     if e.action == AuditAction.CHAIN_OPENED)
     assert opened == ["tenant:alpha", "tenant:beta", "tenant:shared"]
     assert len({e.seq for e in entries}) == len(entries) == 30 * 6 + 3
+
+
+def test_on_postgresql_an_open_append_holds_its_own_tenants_chain_only(tmp_path: Path) -> None:
+    """While one transaction has appended to tenant a's chain and not committed, an append
+    for tenant b goes through at once, and one for tenant a waits (here: past its
+    lock_timeout). No timing is measured: the locks say it."""
+    with database_url("postgresql", tmp_path) as url:
+        holder, other = Database(url), Database(url)
+        try:
+            holder.migrate()
+            signer = ChainSigner(Keyring(FileKeyringProvider(tmp_path / "keyring.json")))
+            held, probe = AuditLog(holder, signer), AuditLog(other, signer)
+            for tenant in ("a", "b"):  # open both chains first: a chain's opening also
+                held.record(_read_by(tenant))  # takes the deployment chain's lock
+
+            def append_within(tenant: str, lock_timeout: str) -> None:
+                with other.transaction() as session:
+                    session.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+                    probe.record(_read_by(tenant), within=session)
+
+            with holder.transaction() as session:
+                held.record(_read_by("a"), within=session)
+                append_within("b", "30s")  # would wait for the holder if chains were shared
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    append_within("a", "200ms")
+            report = verify_log(holder, signer)
+            assert report.ok
+            assert {c.chain: c.head_pos for c in report.chains} == {
+                "tenant:a": 2, "tenant:b": 2, DEPLOYMENT: 2}
+        finally:
+            holder.dispose()
+            other.dispose()
+
+
+def _read_by(tenant: str) -> AuditEvent:
+    return AuditEvent(AuditAction.JOB_RESULT_READ, Actor(name="key", tenant_id=tenant))
