@@ -145,7 +145,7 @@ class AuditRepository:
     def chain_names(self) -> list[str]:
         """Every chain that has a head row or an entry (a head row may have been removed)."""
         return list(self.session.scalars(
-            select(_C.chain).union(select(_E.chain).distinct()).order_by("chain")))
+            select(_C.chain).union(select(_E.chain)).order_by("chain")))
 
     def set_anchor(self, chain: str, pos: int, digest: str, mac_version: int, mac: str) -> None:
         self.session.execute(
