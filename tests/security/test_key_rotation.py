@@ -68,10 +68,12 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: P
 
     verified = cli.invoke(cli_app, ["audit", "verify"], env=env)
     assert verified.exit_code == 0, verified.output
-    assert "5 entries" in verified.output  # tenant, key, then rotate, rewrap, retire
+    assert "intact, 2 entries" in verified.output  # the tenant's chain: tenant, key
+    # the deployment chain: the tenant chain's opening, then rotate, rewrap, retire
+    assert "deployment: intact, 4 entries" in verified.output
     exported = cli.invoke(cli_app, ["audit", "export"], env=env).output
     actions = [json.loads(line)["action"] for line in exported.splitlines()]
-    assert actions[2:5] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
+    assert actions[1:4] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
                             AuditAction.MASTER_KEY_RETIRED]
 
     with sqlite3.connect(tmp_path / "data" / "ocrvault.db") as database:

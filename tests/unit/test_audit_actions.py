@@ -44,8 +44,8 @@ def test_every_action_is_emitted_somewhere() -> None:
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(ocrvault.audit.__all__) == [
         "Actor", "AuditAction", "AuditEntry", "AuditEvent", "AuditLog", "AuditPage",
-        "AuditQuery", "AuditService", "AuditSink", "ChainSigner", "Outcome", "Tamper",
-        "TamperKind", "VerifyReport", "verify_chain",
+        "AuditQuery", "AuditService", "AuditSink", "ChainReport", "ChainSigner", "Outcome",
+        "Tamper", "TamperKind", "VerifyReport", "verify_chain", "verify_log",
     ]
 
 

@@ -40,9 +40,7 @@ RULES = [
     ("ocrvault.store", {"store", "jobs", "access", "retention", "runtime", "cli", "audit",
                         "compose"}),
     # ORM rows stay in store/: repositories hand out frozen records (store/records.py).
-    # audit/ still reads AuditEntryRow; the per-tenant audit chain work (issue 13) moves it
-    # behind the audit repository, and then "audit" leaves this set.
-    ("ocrvault.store.tables", {"store", "audit"}),
+    ("ocrvault.store.tables", {"store"}),
     ("ocrvault.api", {"api", "cli"}),
     # The compositions are built by the CLI (and the tests) only; the app is handed one.
     ("ocrvault.compose", {"compose", "runtime", "cli"}),

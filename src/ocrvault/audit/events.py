@@ -49,6 +49,9 @@ class AuditAction(StrEnum):
     AUDIT_READ = "audit:log:read"
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_PURGED = "audit:log:purged"
+    # A tenant's chain began; written to the deployment chain, so a chain deleted whole
+    # is missed (audit/chain.py).
+    CHAIN_OPENED = "audit:chain:opened"
 
     @classmethod
     def _missing_(cls, value: object) -> AuditAction | None:

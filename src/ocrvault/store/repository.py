@@ -9,9 +9,8 @@ Rows stay here: reads return frozen records (store/records.py) and writes take c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,7 +18,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -42,31 +40,17 @@ from ocrvault.store.commands import (
 from ocrvault.store.records import ApiKeyRecord, JobRecord, RetentionPolicyRecord, TenantRecord
 from ocrvault.store.tables import (
     ApiKeyRow,
-    AuditChainRow,
-    AuditEntryRow,
-    Base,
     JobRow,
     KeyUsageRow,
     RetentionPolicyRow,
     TenantRow,
 )
 
-CHAIN_ID = 1
-
 # Statements on hot paths (authentication and audit appends run on every request) are
 # built once, with bound parameters: building one costs more than running it.
 _BY_SECRET = select(ApiKeyRow).where(
     or_(ApiKeyRow.digest == bindparam("digest"), ApiKeyRow.previous_digest == bindparam("digest"))
 )
-_CHAIN = Base.metadata.tables["audit_chain"]
-_NEXT_SEQ = (
-    update(_CHAIN).where(_CHAIN.c.id == CHAIN_ID).values(head_seq=_CHAIN.c.head_seq + 1)
-    .returning(_CHAIN.c.head_seq, _CHAIN.c.head_hash)
-)
-_SET_HEAD = update(_CHAIN).where(_CHAIN.c.id == CHAIN_ID).values(
-    head_hash=bindparam("digest"), head_mac_version=bindparam("version"), head_mac=bindparam("mac")
-)
-_INSERT_ENTRY = insert(Base.metadata.tables["audit_entries"])
 
 
 def _in_environments(
@@ -383,97 +367,6 @@ class UsageRepository:
         except IntegrityError:  # a concurrent request created the day's row first
             return self.add_pages(tenant_id, key_id, day, pages, limit)
         return True
-
-
-class AuditRepository:
-    """The audit log's rows. Caller-facing reads take the tenant; the unscoped ones
-    (``chain``, ``after``, ``first_seq_from``) serve verification, export and retention."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def next_seq(self) -> tuple[int, str]:
-        """Lock the chain for this transaction and take the next sequence number.
-
-        Returns (the new entry's seq, the head hash it links to). One UPDATE ... RETURNING,
-        so SQLite takes its write lock (waiting up to busy_timeout) and PostgreSQL the row
-        lock before the head is read: concurrent appenders, in any process, queue here
-        instead of forking the chain. The caller sets the new head with :meth:`set_head`.
-        """
-        seq, head_hash = self.session.execute(_NEXT_SEQ).one()
-        return int(seq), str(head_hash)
-
-    def set_head(self, digest: str, mac_version: int, mac: str) -> None:
-        self.session.execute(_SET_HEAD, {"digest": digest, "version": mac_version, "mac": mac})
-
-    def claim_chain(self) -> AuditChainRow:
-        """The chain row, locked for this transaction (as :meth:`next_seq` does)."""
-        self.session.execute(
-            update(AuditChainRow).where(AuditChainRow.id == CHAIN_ID)
-            .values(head_seq=AuditChainRow.head_seq)
-            .execution_options(synchronize_session=False)
-        )
-        return self.chain()
-
-    def chain(self) -> AuditChainRow:
-        row = self.session.get(AuditChainRow, CHAIN_ID, populate_existing=True)
-        if row is None:
-            raise LookupError("the audit_chain row is missing; the schema is not migrated")
-        return row
-
-    def insert(self, values: Mapping[str, Any]) -> None:
-        """A new entry, as column values (no ORM unit of work: appends are hot)."""
-        self.session.execute(_INSERT_ENTRY, dict(values))
-
-    def for_tenant(self, entry_id: str, tenant_id: str,
-                   environments: Collection[str | None]) -> AuditEntryRow | None:
-        return self.session.scalar(
-            select(AuditEntryRow).where(
-                AuditEntryRow.id == entry_id, AuditEntryRow.tenant_id == tenant_id,
-                _in_environments(AuditEntryRow.environment, environments),
-            )
-        )
-
-    def page(self, tenant_id: str, environments: Collection[str | None], *, after_seq: int,
-             limit: int, since: datetime | None = None, until: datetime | None = None,
-             action: str | None = None, actor: str | None = None,
-             target: str | None = None) -> Sequence[AuditEntryRow]:
-        """One tenant's entries after ``after_seq``, oldest first, filtered."""
-        query = select(AuditEntryRow).where(
-            AuditEntryRow.tenant_id == tenant_id,
-            _in_environments(AuditEntryRow.environment, environments),
-            AuditEntryRow.seq > after_seq,
-        )
-        for column, value in ((AuditEntryRow.action, action),
-                              (AuditEntryRow.actor_key_id, actor),
-                              (AuditEntryRow.target_id, target)):
-            if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(AuditEntryRow.at >= since)
-        if until is not None:
-            query = query.where(AuditEntryRow.at < until)
-        return self.session.scalars(query.order_by(AuditEntryRow.seq).limit(limit)).all()
-
-    def after(self, seq: int, limit: int) -> Sequence[AuditEntryRow]:
-        """Unscoped, in chain order: for verification and the operator's export."""
-        return self.session.scalars(
-            select(AuditEntryRow).where(AuditEntryRow.seq > seq)
-            .order_by(AuditEntryRow.seq).limit(limit)
-        ).all()
-
-    def by_seq(self, seq: int) -> AuditEntryRow | None:
-        return self.session.get(AuditEntryRow, seq)
-
-    def first_seq_from(self, cutoff: datetime) -> int | None:
-        """The first entry written at or after ``cutoff``: retention keeps it and all later."""
-        return self.session.scalar(
-            select(func.min(AuditEntryRow.seq)).where(AuditEntryRow.at >= cutoff)
-        )
-
-    def delete_through(self, seq: int) -> int:
-        result = self.session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq <= seq))
-        return int(getattr(result, "rowcount", 0))
 
 
 class RetentionRepository:

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -92,18 +102,26 @@ class KeyUsageRow(Base):
 class AuditEntryRow(Base):
     """One audit event. Never document content, file names or secrets.
 
-    ``seq`` is assigned by the appender under the chain lock; the primary key makes a
-    fork (two entries claiming one place) fail instead of happening. No foreign key to
-    tenants: the log must outlive what it describes.
+    Each entry belongs to one hash chain (``chain``: ``tenant:<id>``, ``deployment`` for
+    events of no tenant, ``legacy`` for the single chain written before 0007) at position
+    ``pos``; (chain, pos) is unique, so a fork (two entries claiming one place) fails
+    instead of happening. ``seq`` orders the whole log for paging and export: the
+    database assigns it (never a counter row), so appends to different chains never wait
+    for each other. No foreign key to tenants: the log must outlive what it describes.
     """
 
     __tablename__ = "audit_entries"
     __table_args__ = (
+        UniqueConstraint("chain", "pos", name="uq_audit_entries_chain_pos"),
         Index("ix_audit_entries_tenant_seq", "tenant_id", "seq"),
         Index("ix_audit_entries_at", "at"),
+        # Never reuse a seq, even the highest one's after it is gone: cursors hold them.
+        {"sqlite_autoincrement": True},
     )
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(48))
+    pos: Mapped[int] = mapped_column(Integer)
     id: Mapped[str] = mapped_column(String(36), unique=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     tenant_id: Mapped[str | None] = mapped_column(String(36))
@@ -123,19 +141,19 @@ class AuditEntryRow(Base):
 
 
 class AuditChainRow(Base):
-    """The single row (id 1) holding the signed chain head and the retention checkpoint.
+    """One hash chain's signed head and retention checkpoint (anchor).
 
-    Appends lock this row first, which serialises them on every database.
+    An append locks its chain's row only, so tenants never wait for each other.
     """
 
-    __tablename__ = "audit_chain"
+    __tablename__ = "audit_chains"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    head_seq: Mapped[int] = mapped_column(Integer)
+    chain: Mapped[str] = mapped_column(String(48), primary_key=True)
+    head_pos: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(64))
     head_mac_version: Mapped[int | None] = mapped_column(Integer)
     head_mac: Mapped[str | None] = mapped_column(String(64))
-    anchor_seq: Mapped[int] = mapped_column(Integer)
+    anchor_pos: Mapped[int] = mapped_column(Integer)
     anchor_hash: Mapped[str] = mapped_column(String(64))
     anchor_mac_version: Mapped[int | None] = mapped_column(Integer)
     anchor_mac: Mapped[str | None] = mapped_column(String(64))

@@ -1,13 +1,13 @@
 """cluster locks: leases on work one node of the cluster does at a time
 
-Revision ID: 0007_core
+Revision ID: 0007
 Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_core"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
