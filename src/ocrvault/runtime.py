@@ -26,8 +26,9 @@ from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.sandbox import Sandbox
 from ocrvault.ingest.types import Limits
+from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.pipeline import OcrPipeline
-from ocrvault.jobs.queue import JobQueue, LocalQueue
+from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.retention.reaper import PeriodicThread, Reaper
@@ -35,7 +36,6 @@ from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore, LocalBlobStore
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
-from ocrvault.store.repository import JobRepository
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class Runtime:
     worker: JobWorker
     retention: RetentionService
     reaper: Reaper
+    leases: JobLeases
     clock: Clock
     owns_engine: bool
     shutdown: Shutdown = field(default_factory=Shutdown)
@@ -110,7 +111,7 @@ class Runtime:
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
         pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1,
                                   engines=engines)
-        queue = queue or LocalQueue(settings.workers)
+        queue = queue or open_queue(settings)
         audit = AuditLog(db, ChainSigner(keyring), clock,
                          timedelta(days=settings.audit_retention_days))
         retention = RetentionService(db, clock, audit)
@@ -121,25 +122,23 @@ class Runtime:
             settings=settings, db=db, keyring=keyring, documents=documents, pipeline=pipeline,
             queue=queue, access=AccessService(db, audit, clock, rate_limiter), audit=audit,
             audit_reader=AuditService(db, audit), jobs=jobs, worker=worker, retention=retention,
-            reaper=Reaper(db, jobs.shredder, clock), clock=clock,
+            reaper=Reaper(db, jobs.shredder, clock), leases=JobLeases(db, queue, clock),
+            clock=clock,
             owns_engine=engine is None and engines is None,
         )
 
     def start(self) -> None:
         """Start workers, re-queue what a previous run left unfinished, start the reaper."""
-        with self.db.transaction() as session:
-            repository = JobRepository(session)
-            requeued = repository.requeue_running()
-            pending = repository.queued()
-        if pending:
-            log.info("resuming %d queued jobs (%d were interrupted)", len(pending), requeued)
         self.queue.start(self.worker.process)
-        for job_id, tenant_id in pending:
-            self.queue.enqueue(job_id, tenant_id)
-        for name, task in (("reaper", self.reaper.run_once),
-                           ("audit-retention", self.audit.purge_expired),
-                           ("audit-refusals", self.access.flush_refusals)):
-            thread = PeriodicThread(name, self.settings.reaper_interval_seconds, task)
+        self.leases.resume_at_start()
+        every = self.settings.reaper_interval_seconds
+        for name, interval, task in (
+                ("reaper", every, self.reaper.run_once),
+                ("audit-retention", every, self.audit.purge_expired),
+                ("audit-refusals", every, self.access.flush_refusals),
+                ("lease-reclaim", self.settings.lease_reclaim_interval_seconds,
+                 self.leases.run_periodic)):
+            thread = PeriodicThread(name, interval, task)
             thread.start()
             self._periodic.append(thread)
 

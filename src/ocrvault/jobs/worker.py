@@ -1,9 +1,11 @@
 """Processing one queued job: claim, open the input in memory, OCR, seal, finish.
 
-A job is claimed with an atomic status change, so two workers never run it.
-Its input is deleted when it finishes, successful or not: the file is kept only
-as long as the work needs it. A job whose process died on it three times is
-failed instead of being retried forever.
+A job is claimed under a lease (jobs/leases.py): an atomic status change that names
+this claim as the job's holder, renewed while the job runs. Its outcome is recorded
+only while the claim still holds the lease, so a job that two workers ran (one thought
+dead) is stored once. Its input is deleted when it finishes, successful or not: the
+file is kept only as long as the work needs it. A job whose worker died on it
+MAX_ATTEMPTS times is failed instead of being retried forever.
 
 While it runs, the job row counts the pages done (``pages_done``), written as pages
 complete but at most every PROGRESS_INTERVAL seconds: a 500-page PDF of fast pages
@@ -23,6 +25,7 @@ from ocrvault.config import Settings
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
+from ocrvault.jobs.leases import Lease, LeaseKeeper, LeaseLost
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline, PageProgress
 from ocrvault.jobs.service import key_of, with_declared_type
@@ -43,38 +46,51 @@ PROGRESS_INTERVAL = 0.5  # seconds between two progress writes of one job
 
 class JobWorker:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
-                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink) -> None:
+                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink,
+                 leases: LeaseKeeper | None = None) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.pipeline = pipeline
         self.clock = clock
         self.audit = audit
+        self.leases = leases or LeaseKeeper(db, clock, settings.job_lease_seconds)
 
     def process(self, job_id: str) -> None:
+        """Run the job if it is queued (else someone else has it, or it is done)."""
+        lease = self.leases.claim(job_id)
+        if lease is None:
+            return
+        with self.leases.kept(lease):
+            try:
+                self._process(lease)
+            except LeaseLost:
+                log.warning("job %s: this worker no longer holds it (it was deleted, or its "
+                            "lease ran out and passed on); its work on it is dropped", job_id)
+
+    def _process(self, lease: Lease) -> None:
         with self.db.transaction() as session:
-            jobs = JobRepository(session)
-            if not jobs.claim(job_id, self.clock()):
-                return
-            row = jobs.by_id(job_id)
+            row = JobRepository(session).by_id(lease.job_id)
         assert row is not None
         if row.attempts > MAX_ATTEMPTS:
-            self._finish(row, [], ErrorCode.PROCESSING_FAILED,
+            self._finish(row, lease, [], ErrorCode.PROCESSING_FAILED,
                          "Processing stopped the worker repeatedly; the job was abandoned.")
             return
-        log.info("job %s started (attempt %d)", job_id, row.attempts)
+        log.info("job %s started (attempt %d)", row.id, row.attempts)
         try:
-            stored = self._run(row)
+            stored = self._run(row, lease)
+        except LeaseLost:
+            raise
         except OcrVaultError as error:
-            self._finish(row, [], error.code, error.detail)
+            self._finish(row, lease, [], error.code, error.detail)
         except Exception:
-            log.exception("job %s failed unexpectedly", job_id)
-            self._finish(row, [], ErrorCode.PROCESSING_FAILED,
+            log.exception("job %s failed unexpectedly", row.id)
+            self._finish(row, lease, [], ErrorCode.PROCESSING_FAILED,
                          "Processing failed unexpectedly; the error was logged.")
         else:
-            self._finish(row, stored, None, None)
+            self._finish(row, lease, stored, None, None)
 
-    def _run(self, row: JobRow) -> list[ObjectKind]:
+    def _run(self, row: JobRow, lease: Lease) -> list[ObjectKind]:
         key = key_of(row)
         data = self.documents.get(key, ObjectKind.INPUT)
         password = self._submitted(row, ObjectKind.PDF_PASSWORD)
@@ -88,8 +104,10 @@ class JobWorker:
         checked = CheckedInput(FileFormat(row.input_format), list(row.page_selection or []),
                                row.pages_requested, row.pages_missing)
         document = with_declared_type(
-            self.pipeline.run(data, checked, params, self._progress(row.id)), declared,
+            self.pipeline.run(data, checked, params, self._progress(lease)), declared,
             checked.format)
+        # Another worker holding the lease now runs the job: it writes these objects.
+        self.leases.renew(lease)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
         for fmt in outputs:
@@ -97,10 +115,11 @@ class JobWorker:
             stored.append(ObjectKind.output(fmt))
         return stored
 
-    def _progress(self, job_id: str,
+    def _progress(self, lease: Lease,
                   monotonic: Callable[[], float] = time.monotonic) -> PageProgress:
-        """Record pages done on the job row, at most every PROGRESS_INTERVAL seconds; the
-        last page is recorded by :meth:`_finish`."""
+        """Record pages done on the job row, renewing the lease, at most every
+        PROGRESS_INTERVAL seconds; the last page is recorded by :meth:`_finish`. Raises
+        LeaseLost (ending the run) once the lease has passed on."""
         last_write = -math.inf
 
         def advance(done: int, total: int) -> None:
@@ -109,8 +128,7 @@ class JobWorker:
             if done >= total or now - last_write < PROGRESS_INTERVAL:
                 return
             last_write = now
-            with self.db.transaction() as session:
-                JobRepository(session).record_progress(job_id, done)
+            self.leases.progress(lease, done)
 
         return advance
 
@@ -120,8 +138,8 @@ class JobWorker:
             return None
         return self.documents.get(key_of(row), kind).decode("utf-8")
 
-    def _finish(self, row: JobRow, stored: list[ObjectKind], code: ErrorCode | None,
-                detail: str | None) -> None:
+    def _finish(self, row: JobRow, lease: Lease, stored: list[ObjectKind],
+                code: ErrorCode | None, detail: str | None) -> None:
         now = self.clock()
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
         expiries = Expiries.at_completion(policy_of(row), now, code is None).capped_at(
@@ -142,7 +160,8 @@ class JobWorker:
             setattr(row, name, value)
         outcome["next_expiry_at"] = next_due(row)
         with self.db.transaction() as session:
-            still_ours = JobRepository(session).finish_running(row.id, **outcome)
+            jobs = JobRepository(session)
+            still_ours = jobs.finish_running(row.id, lease.holder, **outcome)
             if still_ours:
                 self.audit.record(AuditEvent(
                     AuditAction.JOB_PROCESSED,
@@ -150,10 +169,14 @@ class JobWorker:
                     target_id=row.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
                     reason=code,
                 ), session)
+            current = None if still_ours else jobs.by_id(row.id)
+        if not still_ours:
+            if current is None or current.status == JobStatus.DELETED:
+                # Deleted while running: what was just written must not outlive the job.
+                self.documents.delete_all(row.tenant_id, row.id)
+            # Else the lease passed to another worker, which owns the job's objects now.
+            raise LeaseLost(row.id)
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
                 self.documents.delete(row.tenant_id, row.id, kind)
-        if not still_ours:
-            # Deleted while running: what was just written must not outlive the job.
-            self.documents.delete_all(row.tenant_id, row.id)
         log.info("job %s %s%s", row.id, status.value, f" ({code.value})" if code else "")
