@@ -18,7 +18,7 @@ def job_row(db: Database, job_id: str) -> dict[str, Any]:
         assert row is not None
         return {name: getattr(row, name) for name in (
             "status", "attempts", "lease_owner", "lease_expires_at", "completed_at",
-            "error_code")}
+            "error_code", "pages_done")}
 
 
 def completions(db: Database, job_id: str) -> int:
