@@ -209,3 +209,11 @@ def test_open_queue_builds_the_queue_the_settings_name(tmp_path: Path) -> None:
     celery = open_queue(Settings(data_dir=tmp_path, queue="celery",
                                  broker_url="redis://127.0.0.1:6379/5"), 2)
     assert isinstance(celery, CeleryQueue) and celery.workers == 2
+
+
+def test_the_celery_queue_without_a_broker_url_is_refused_at_configuration(
+        tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="OCRVAULT_BROKER_URL"):
+        Settings(data_dir=tmp_path, queue="celery")
+    with pytest.raises(ValueError, match="OCRVAULT_BROKER_URL"):
+        Settings(data_dir=tmp_path, queue="celery", broker_url="http://127.0.0.1:6379")

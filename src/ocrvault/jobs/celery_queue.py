@@ -111,6 +111,9 @@ class CeleryQueue:
         self._lock = threading.Lock()
         self._worker: _Controller | None = None
         self._thread: threading.Thread | None = None
+        #: Set when the consumer's thread ends: asked to stop, or the broker was lost for
+        #: longer than Celery's reconnection attempts last.
+        self.ended = threading.Event()
 
     def enqueue(self, job_id: str, tenant_id: str) -> None:
         """Publish ``job_id`` alone (``tenant_id`` never leaves the process)."""
@@ -135,6 +138,13 @@ class CeleryQueue:
         self.check()
         if not _consuming.acquire(blocking=False):
             raise RuntimeError("this process already consumes from a Celery queue")
+        try:
+            self._worker, self._thread = self._start_consumer()
+        except BaseException:
+            _consuming.release()
+            raise
+
+    def _start_consumer(self) -> tuple[_Controller, threading.Thread]:
         worker_state.should_stop = worker_state.should_terminate = None
         # The pool's threads look tasks up in the process's default app, not in ours.
         self.app.set_default()
@@ -144,15 +154,22 @@ class CeleryQueue:
             queues=[self.queue_name], without_heartbeat=True, without_mingle=True,
             without_gossip=True, loglevel="WARNING",
         )
-        thread = threading.Thread(target=worker.start, name="celery-consumer", daemon=True)
+        self.ended.clear()
+
+        def consume() -> None:
+            try:
+                worker.start()
+            finally:
+                self.ended.set()
+
+        thread = threading.Thread(target=consume, name="celery-consumer", daemon=True)
         thread.start()
         deadline = time.monotonic() + _READY_SECONDS
         while not worker.ready.wait(_POLL_SECONDS):
             if not thread.is_alive() or time.monotonic() > deadline:
-                _consuming.release()
                 self.check()  # the likeliest cause, said plainly
                 raise QueueUnavailable(f"the Celery worker on {self.broker} did not start")
-        self._worker, self._thread = worker, thread
+        return worker, thread
 
     def _run(self, job_id: object) -> None:
         """The task: hand one job id to the handler. What the handler raises is logged,
@@ -213,5 +230,17 @@ def run_celery_worker(settings: Settings, handler: JobHandler, concurrency: int,
     queue.start(handler)
     log.info("consuming %s on %s with %d threads", settings.queue_name, queue.broker,
              concurrency)
+
+    def watch() -> None:
+        queue.ended.wait()
+        stop.set()
+
+    # A consumer that ends on its own has lost the broker: the process must end too (to be
+    # restarted), not live on taking nothing. Its end wakes the wait below.
+    threading.Thread(target=watch, name="celery-watch", daemon=True).start()
     stop.wait()
+    if queue.ended.is_set():
+        queue.stop()
+        raise QueueUnavailable(f"the Celery worker lost the broker at {queue.broker}; "
+                               "it stopped taking jobs")
     return queue.stop(give_up)
