@@ -18,7 +18,7 @@ import pytest
 from ocrvault.config import Settings
 from ocrvault.jobs.celery_queue import CeleryQueue
 from ocrvault.jobs.queue import JobQueue, LocalQueue, open_queue
-from tests.brokers import broker_space
+from tests.services import broker_space
 
 MakeQueue = Callable[[int], JobQueue]
 WAIT = 60  # seconds: a bound on waiting for deliveries, never a pause

@@ -27,11 +27,11 @@ from ocrvault.jobs.celery_queue import TASK_NAME, CeleryQueue
 from ocrvault.jobs.queue import QueueUnavailable
 from ocrvault.runtime import Runtime
 from ocrvault.store.repository import JobRepository
-from tests.brokers import BrokerSpace, broker_space
 from tests.clocks import FakeClock
 from tests.conftest import auth, issue, runtime_of, wait_for_job
 from tests.docgen import canary, encode, text_page
 from tests.jobrows import completions, job_row, outbox_ids
+from tests.services import BrokerSpace, broker_space
 
 DOWN = "redis://127.0.0.1:1/5"  # nothing listens on port 1
 
