@@ -106,7 +106,7 @@ class JobWorker:
         document = with_declared_type(
             self.pipeline.run(data, checked, params, self._progress(lease)), declared,
             checked.format)
-        # Another worker holding the lease now runs the job: it writes these objects.
+        # A worker that lost the lease must not write: the job's new holder writes these.
         self.leases.renew(lease)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
