@@ -7,6 +7,7 @@ beats during a test: a worker stuck in a BlockingEngine stands for one that died
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -159,3 +160,28 @@ def test_page_progress_renews_the_lease(
     row = job_row(runtime.db, job_id)
     assert row["lease_expires_at"] == clock.now + LEASE
     assert runtime.leases.reclaim_expired(clock.now + timedelta(seconds=2)) == []
+
+
+def test_the_heartbeat_keeps_the_lease_of_a_page_that_takes_longer_than_the_lease(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    engine = BlockingEngine()  # one page, held for as long as the test likes
+    settings = lease_settings(tmp_path, 1).model_copy(update={"job_lease_seconds": 1.5})
+    client = make_client(settings, engine=engine)
+    runtime = runtime_of(client)
+    key = issue(client, "acme")
+    job_id = submit(client, key)
+    assert engine.started.wait(30)
+    first = job_row(runtime.db, job_id)["lease_expires_at"]
+
+    # No page ends, so only the heartbeat can move the expiry; three beats outlast it.
+    for beat in range(3):
+        deadline = time.monotonic() + 30
+        while job_row(runtime.db, job_id)["lease_expires_at"] <= first:
+            assert time.monotonic() < deadline, f"no renewal after beat {beat}"
+            time.sleep(0.05)
+        first = job_row(runtime.db, job_id)["lease_expires_at"]
+        assert runtime.leases.reclaim_expired() == []
+    engine.release.set()
+
+    assert wait_for_job(client, job_id, key)["status"] == "succeeded"
+    assert job_row(runtime.db, job_id)["attempts"] == 1
