@@ -347,8 +347,10 @@ def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -
 
 
 def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
-                     shutdown: Shutdown | None = None) -> None:
-    """Run ``node`` until SIGTERM or Ctrl-C; a second one makes a worker leave its jobs."""
+                     shutdown: Shutdown | None = None,
+                     ended: threading.Event | None = None) -> None:
+    """Run ``node`` until SIGTERM or Ctrl-C, or until ``ended`` is set (its queue lost the
+    broker for good); a second signal makes a worker leave its jobs."""
     stopping = threading.Event()
 
     def handle(_sig: int, _frame: FrameType | None) -> None:
@@ -356,9 +358,15 @@ def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
             shutdown.now.set()
         stopping.set()
 
+    def watch(event: threading.Event) -> None:
+        event.wait()
+        stopping.set()
+
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     node.start()
+    if ended is not None:
+        threading.Thread(target=watch, args=(ended,), name="queue-watch", daemon=True).start()
     out.print(f"{what} running (data: {node.base.settings.data_dir.resolve()}); SIGTERM or "
               "Ctrl-C stops it", soft_wrap=True, highlight=False, markup=False)
     stopping.wait()
@@ -368,16 +376,28 @@ def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
 
 def _run_worker(settings: Settings, shutdown_timeout: float | None) -> None:
     from ocrvault.compose.worker import WorkerNode
+    from ocrvault.jobs.queue import QueueUnavailable
 
     try:
         node = WorkerNode.open(settings)
     except OcrVaultError as error:
         raise _fail(error) from None
     _configure_shutdown(node.shutdown, shutdown_timeout)
+    # A consumer that ends on its own has lost the broker: the process ends too (for its
+    # supervisor to restart it), instead of living on taking nothing.
+    ended: threading.Event | None = getattr(node.queue, "ended", None)
     try:
-        _until_signalled(node, "ocrvault worker", node.shutdown)
+        _until_signalled(node, "ocrvault worker", node.shutdown, ended)
+    except QueueUnavailable as error:
+        node.stop()
+        err.print(f"[red]error[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     finally:
         _exit_leaving_jobs(node.queue)
+    if ended is not None and ended.is_set() and not node.shutdown.now.is_set():
+        err.print("[red]error[/red] the worker lost its broker and stopped taking jobs",
+                  highlight=False)
+        raise typer.Exit(2)
 
 
 def _run_scheduler(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 MB = 1_000_000
+_BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
 
 
 def _default_workers() -> int:
@@ -44,9 +45,6 @@ class Settings(BaseSettings):
         default=True, description="Role 'all' brings the database schema to this version's "
         "at start; false (and every other role): refuse to start unless `ocrvault migrate` "
         "has done so")
-    # Backends: each role opens the one named here (jobs/queue.py; blob_store below).
-    queue: Literal["local"] = Field(
-        default="local", description="Job queue: 'local', the in-process pool of role 'all'")
 
     # Input limits, all checked before a file is decoded in full.
     max_file_bytes: int = Field(default=50 * MB, gt=0)
@@ -113,6 +111,26 @@ class Settings(BaseSettings):
         "reads one page at a time, so workers x this is the cores it uses"
     )
 
+    # Where jobs wait for workers, and how long a worker's claim on a job lasts unrenewed.
+    queue: Literal["local", "celery"] = Field(
+        default="local", description="Job queue: local (in-process threads) or celery "
+        "(workers on other nodes, through OCRVAULT_BROKER_URL)"
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker for OCRVAULT_QUEUE=celery: redis://... or "
+        "amqp://... (RabbitMQ)"
+    )
+    queue_name: str = Field(default="ocrvault.jobs", min_length=1, max_length=200,
+                            description="The broker queue (one per region or deployment)")
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A worker renews its claim on a job this often x 3; a "
+        "job whose worker stops renewing goes back to the queue once this has passed"
+    )
+    lease_reclaim_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often expired leases are reclaimed and the job "
+        "outbox is swept (by the scheduler)"
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -165,6 +183,13 @@ class Settings(BaseSettings):
     def _s3_needs_a_bucket(self) -> Settings:
         if self.blob_store == "s3" and not self.s3_bucket:
             raise ValueError("OCRVAULT_BLOB_STORE=s3 needs OCRVAULT_S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
+    def _a_broker_for_celery(self) -> Settings:
+        if self.queue == "celery" and not (self.broker_url or "").startswith(_BROKER_SCHEMES):
+            raise ValueError("OCRVAULT_QUEUE=celery needs OCRVAULT_BROKER_URL: redis://host:6379/0 "
+                             "or amqp://user:password@host:5672/vhost")
         return self
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from ocrvault.config import Settings
 from ocrvault.crypto import Keyring
 from ocrvault.engines.base import OcrEngine
 from ocrvault.engines.catalog import EngineCatalog
+from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
@@ -61,7 +62,7 @@ class Runtime:
         return cls(base=base, api=ApiNode.build(base, pipeline, queue, rate_limiter),
                    workers=WorkerNode.build(base, pipeline, queue,
                                             owns_engines=engine is None and engines is None),
-                   scheduler=SchedulerNode.build(base))
+                   scheduler=SchedulerNode.build(base, queue))
 
     def start(self) -> None:
         """Start the workers (resuming unfinished jobs), the scheduler and the API's own
@@ -141,6 +142,11 @@ class Runtime:
     @property
     def retention(self) -> RetentionService:
         return self.api.retention
+
+    @property
+    def leases(self) -> JobLeases:
+        assert self.scheduler.leases is not None, "role all always has its queue"
+        return self.scheduler.leases
 
     @property
     def reaper(self) -> Reaper:

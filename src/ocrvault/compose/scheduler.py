@@ -1,7 +1,9 @@
 """Role ``scheduler``: the periodic work that must run once per cluster, not once per node
-(the reaper, audit retention), under a lease in the database; no HTTP.
+(the reaper, audit retention, reclaiming the jobs of dead workers, sending what the job
+outbox holds), under a lease in the database; no HTTP.
 
-Each tick takes or renews the lease (store/locks.py) before each task, so of several
+Each task has its own interval. Each tick takes or renews the lease (store/locks.py) before
+each task due, so of several
 schedulers (a second one started by mistake, or a standby) one runs the tasks and the
 others wait; when the holder stops it releases the lease, and when it dies the lease runs
 out and another takes over. Every task is idempotent, so a moment of overlap (a holder
@@ -11,8 +13,10 @@ whose task outlived its lease) does no harm. The lease is three ticks long.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +25,8 @@ from datetime import timedelta
 from ocrvault.clock import Clock, utcnow
 from ocrvault.compose.parts import Foundation
 from ocrvault.config import Settings
+from ocrvault.jobs.leases import JobLeases
+from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import BlobStore
@@ -31,7 +37,12 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "scheduler"
 LEASE_TICKS = 3
 
-Task = tuple[str, Callable[[], object]]
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    every: float  # seconds between runs
+    run: Callable[[], object]
 
 
 def node_name() -> str:
@@ -40,29 +51,38 @@ def node_name() -> str:
 
 
 class Scheduler:
-    """Runs ``tasks`` every ``interval`` seconds while this node holds ``lock``."""
+    """Runs each of ``tasks`` at its own interval while this node holds ``lock``; it ticks
+    at the shortest interval, and the lease lasts LEASE_TICKS ticks."""
 
-    def __init__(self, lock: ClusterLock, tasks: Sequence[Task], interval: float) -> None:
+    def __init__(self, lock: ClusterLock, tasks: Sequence[Task],
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.lock = lock
         self.tasks = list(tasks)
-        self.interval = interval
+        self.interval = min(task.every for task in self.tasks)
+        self._monotonic = monotonic
+        self._due: dict[str, float] = {}  # task name -> monotonic time it is next due
         self._thread: PeriodicThread | None = None
 
     def tick(self) -> bool:
-        """One round of the tasks, each run only while the lease is held (it is renewed
-        before each); whether this node held it."""
+        """One round of the tasks that are due, each run only while the lease is held (it
+        is renewed before each); whether this node held it."""
         held = False
-        for name, task in self.tasks:
+        for task in self.tasks:
+            now = self._monotonic()
+            if now < self._due.get(task.name, -math.inf):
+                continue
             if not self.lock.hold():
                 if held:
-                    log.warning("lost the scheduler lease before %s; another node runs it", name)
+                    log.warning("lost the scheduler lease before %s; another node runs it",
+                                task.name)
                 return held
             held = True
+            self._due[task.name] = now + task.every
             try:
-                task()
+                task.run()
             except Exception:
-                log.exception("periodic task %s failed", name)
-        return held
+                log.exception("periodic task %s failed", task.name)
+        return held or self.lock.hold()
 
     def start(self) -> None:
         self._thread = PeriodicThread("scheduler", self.interval, self.tick)
@@ -80,31 +100,42 @@ class SchedulerNode:
     base: Foundation
     reaper: Reaper
     scheduler: Scheduler
+    leases: JobLeases | None = None  # with a queue: reclaims dead workers' jobs
     owns: bool = False  # whether stop() closes the foundation
     owner: str = field(default="")
 
     @classmethod
-    def build(cls, base: Foundation, *, owner: str | None = None) -> SchedulerNode:
-        """The periodic tasks on ``base``, which the caller closes."""
+    def build(cls, base: Foundation, queue: JobQueue | None, *,
+              owner: str | None = None) -> SchedulerNode:
+        """The periodic tasks on ``base``, which the caller closes. With ``queue``, the
+        jobs of workers that stopped renewing their lease go back to it, and what the job
+        outbox holds is sent to it."""
         settings = base.settings
         reaper = Reaper(base.db, Shredder(base.db, base.documents, base.clock, base.audit),
                         base.clock)
-        # Other once-per-cluster work (lease reclaim, webhook dispatch) joins this list.
-        tasks: list[Task] = [("reaper", reaper.run_once),
-                             ("audit-retention", base.audit.purge_expired)]
+        every = settings.reaper_interval_seconds
+        tasks = [Task("reaper", every, reaper.run_once),
+                 Task("audit-retention", every, base.audit.purge_expired)]
+        leases = JobLeases(base.db, queue, base.clock) if queue is not None else None
+        if leases is not None:
+            tasks.append(Task("lease-reclaim", settings.lease_reclaim_interval_seconds,
+                              leases.run_periodic))
         owner = owner or node_name()
-        lock = ClusterLock(base.db, LOCK_NAME, owner,
-                           timedelta(seconds=LEASE_TICKS * settings.reaper_interval_seconds),
+        tick = min(task.every for task in tasks)
+        lock = ClusterLock(base.db, LOCK_NAME, owner, timedelta(seconds=LEASE_TICKS * tick),
                            base.clock)
-        return cls(base, reaper, Scheduler(lock, tasks, settings.reaper_interval_seconds),
-                   owner=owner)
+        return cls(base, reaper, Scheduler(lock, tasks), leases, owner=owner)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = utcnow, blobs: BlobStore | None = None,
-             owner: str | None = None) -> SchedulerNode:
-        """Role ``scheduler`` on its own: refuses a database not at this code's schema."""
+             queue: JobQueue | None = None, owner: str | None = None) -> SchedulerNode:
+        """Role ``scheduler`` on its own: refuses a database not at this code's schema.
+        It sends reclaimed jobs to ``queue``, by default the shared queue the settings name
+        (a local queue belongs to role ``all``, whose start resumes its jobs itself)."""
+        if queue is None and settings.queue != "local":
+            queue = open_queue(settings, workers=0)
         node = cls.build(Foundation.open(settings, migrate=False, clock=clock, blobs=blobs),
-                         owner=owner)
+                         queue, owner=owner)
         node.owns = True
         return node
 

@@ -19,11 +19,11 @@ from ocrvault.engines.base import OcrEngine
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.types import Limits
+from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.store.blobs import BlobStore
-from ocrvault.store.repository import JobRepository
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +91,11 @@ class WorkerNode:
         return node
 
     def start(self) -> None:
-        """Start the queue's workers and hand them what a previous run left unfinished."""
-        # The local queue's state is the database: what was queued or running when the
-        # last process ended is queued again here. A queue shared by many workers must not
-        # do this (it would re-queue jobs other workers are running): there, jobs are
-        # claimed under a lease and reclaimed by the scheduler once it lapses.
-        with self.base.db.transaction() as session:
-            repository = JobRepository(session)
-            requeued = repository.requeue_running()
-            pending = repository.queued()
-        if pending:
-            log.info("resuming %d queued jobs (%d were interrupted)", len(pending), requeued)
+        """Start the queue's workers and hand them what a previous run left unfinished:
+        on a durable (shared) queue only jobs whose lease ran out, on the local queue
+        every job the last stop left queued or running (see JobLeases.resume_at_start)."""
         self.queue.start(self.worker.process)
-        for job_id, tenant_id in pending:
-            self.queue.enqueue(job_id, tenant_id)
+        JobLeases(self.base.db, self.queue, self.base.clock).resume_at_start()
 
     def stop_taking_jobs(self) -> int:
         """Stop the queue after the jobs in progress end, or as ``shutdown`` says; returns

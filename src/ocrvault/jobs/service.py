@@ -27,6 +27,7 @@ from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.listing import JobQuery, Position
+from ocrvault.jobs.outbox import Outbox
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue
@@ -112,6 +113,7 @@ class JobService:
         self.quotas = quotas
         self.retention = retention
         self.shredder = Shredder(db, documents, clock, audit)
+        self.outbox = Outbox(db, queue, clock)
         # Synchronous reads get their own threads, so each keeps its engine loaded
         # and a burst of them cannot starve the asynchronous workers.
         self._sync_pool = ThreadPoolExecutor(max(1, settings.workers), "ocr-sync")
@@ -187,9 +189,11 @@ class JobService:
                 customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
                 stored_objects=tuple(kind.value for kind in submission),
             ))
+            self.outbox.record(session, job_id, principal.tenant_id)
             self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, Actor.of(principal),
                                          target_id=job_id), session)
-        self.queue.enqueue(job_id, principal.tenant_id)
+        # After the commit: a worker must find the row, and a rollback must send nothing.
+        self.outbox.dispatch(job_id, principal.tenant_id)
         return job_of(job, now)
 
     def _owned(self, principal: Principal, job_id: str) -> JobRecord:

@@ -1,9 +1,11 @@
 """Processing one queued job: claim, open the input in memory, OCR, seal, finish.
 
-A job is claimed with an atomic status change, so two workers never run it.
-Its input is deleted when it finishes, successful or not: the file is kept only
-as long as the work needs it. A job whose process died on it three times is
-failed instead of being retried forever.
+A job is claimed under a lease (jobs/leases.py): an atomic status change that names
+this claim as the job's holder, renewed while the job runs. Its outcome is recorded
+only while the claim still holds the lease, so a job that two workers ran (one thought
+dead) is stored once. Its input is deleted when it finishes, successful or not: the
+file is kept only as long as the work needs it. A job whose worker died on it
+MAX_ATTEMPTS times is failed instead of being retried forever.
 
 While it runs, the job row counts the pages done (``pages_done``), written as pages
 complete but at most every PROGRESS_INTERVAL seconds: a 500-page PDF of fast pages
@@ -23,6 +25,7 @@ from ocrvault.clock import Clock
 from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
+from ocrvault.jobs.leases import Lease, LeaseKeeper, LeaseLost
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline, PageProgress
 from ocrvault.jobs.service import key_of, with_declared_type
@@ -44,38 +47,51 @@ PROGRESS_INTERVAL = 0.5  # seconds between two progress writes of one job
 
 class JobWorker:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
-                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink) -> None:
+                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink,
+                 leases: LeaseKeeper | None = None) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.pipeline = pipeline
         self.clock = clock
         self.audit = audit
+        self.leases = leases or LeaseKeeper(db, clock, settings.job_lease_seconds)
 
     def process(self, job_id: str) -> None:
+        """Run the job if it is queued (else someone else has it, or it is done)."""
+        lease = self.leases.claim(job_id)
+        if lease is None:
+            return
+        with self.leases.kept(lease):
+            try:
+                self._process(lease)
+            except LeaseLost:
+                log.warning("job %s: this worker no longer holds it (it was deleted, or its "
+                            "lease ran out and passed on); its work on it is dropped", job_id)
+
+    def _process(self, lease: Lease) -> None:
         with self.db.transaction() as session:
-            jobs = JobRepository(session)
-            if not jobs.claim(job_id, self.clock()):
-                return
-            row = jobs.by_id(job_id)
-        assert row is not None
-        if row.attempts > MAX_ATTEMPTS:
-            self._finish(row, [], ErrorCode.PROCESSING_FAILED,
+            job = JobRepository(session).by_id(lease.job_id)
+        assert job is not None
+        if job.attempts > MAX_ATTEMPTS:
+            self._finish(job, lease, [], ErrorCode.PROCESSING_FAILED,
                          "Processing stopped the worker repeatedly; the job was abandoned.")
             return
-        log.info("job %s started (attempt %d)", job_id, row.attempts)
+        log.info("job %s started (attempt %d)", job.id, job.attempts)
         try:
-            stored = self._run(row)
+            stored = self._run(job, lease)
+        except LeaseLost:
+            raise
         except OcrVaultError as error:
-            self._finish(row, [], error.code, error.detail)
+            self._finish(job, lease, [], error.code, error.detail)
         except Exception:
-            log.exception("job %s failed unexpectedly", job_id)
-            self._finish(row, [], ErrorCode.PROCESSING_FAILED,
+            log.exception("job %s failed unexpectedly", job.id)
+            self._finish(job, lease, [], ErrorCode.PROCESSING_FAILED,
                          "Processing failed unexpectedly; the error was logged.")
         else:
-            self._finish(row, stored, None, None)
+            self._finish(job, lease, stored, None, None)
 
-    def _run(self, job: JobRecord) -> list[ObjectKind]:
+    def _run(self, job: JobRecord, lease: Lease) -> list[ObjectKind]:
         key = key_of(job)
         data = self.documents.get(key, ObjectKind.INPUT)
         password = self._submitted(job, ObjectKind.PDF_PASSWORD)
@@ -89,8 +105,10 @@ class JobWorker:
         checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
                                job.pages_requested, job.pages_missing)
         document = with_declared_type(
-            self.pipeline.run(data, checked, params, self._progress(job.id)), declared,
+            self.pipeline.run(data, checked, params, self._progress(lease)), declared,
             checked.format)
+        # A worker that lost the lease must not write: the job's new holder writes these.
+        self.leases.renew(lease)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
         for fmt in outputs:
@@ -98,10 +116,11 @@ class JobWorker:
             stored.append(ObjectKind.output(fmt))
         return stored
 
-    def _progress(self, job_id: str,
+    def _progress(self, lease: Lease,
                   monotonic: Callable[[], float] = time.monotonic) -> PageProgress:
-        """Record pages done on the job row, at most every PROGRESS_INTERVAL seconds; the
-        last page is recorded by :meth:`_finish`."""
+        """Record pages done on the job row, renewing the lease, at most every
+        PROGRESS_INTERVAL seconds; the last page is recorded by :meth:`_finish`. Raises
+        LeaseLost (ending the run) once the lease has passed on."""
         last_write = -math.inf
 
         def advance(done: int, total: int) -> None:
@@ -110,8 +129,7 @@ class JobWorker:
             if done >= total or now - last_write < PROGRESS_INTERVAL:
                 return
             last_write = now
-            with self.db.transaction() as session:
-                JobRepository(session).record_progress(job_id, done)
+            self.leases.progress(lease, done)
 
         return advance
 
@@ -121,8 +139,8 @@ class JobWorker:
             return None
         return self.documents.get(key_of(job), kind).decode("utf-8")
 
-    def _finish(self, job: JobRecord, stored: list[ObjectKind], code: ErrorCode | None,
-                detail: str | None) -> None:
+    def _finish(self, job: JobRecord, lease: Lease, stored: list[ObjectKind],
+                code: ErrorCode | None, detail: str | None) -> None:
         now = self.clock()
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
         expiries = Expiries.at_completion(policy_of(job), now, code is None).capped_at(
@@ -141,7 +159,8 @@ class JobWorker:
         )
         finish = replace(finish, next_expiry_at=next_due(finish.applied_to(job)))
         with self.db.transaction() as session:
-            still_ours = JobRepository(session).finish_running(finish)
+            jobs = JobRepository(session)
+            still_ours = jobs.finish_running(finish, lease.holder)
             if still_ours:
                 self.audit.record(AuditEvent(
                     AuditAction.JOB_PROCESSED,
@@ -149,10 +168,14 @@ class JobWorker:
                     target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
                     reason=code,
                 ), session)
+            current = None if still_ours else jobs.by_id(job.id)
+        if not still_ours:
+            if current is None or current.status == JobStatus.DELETED:
+                # Deleted while running: what was just written must not outlive the job.
+                self.documents.delete_all(job.tenant_id, job.id)
+            # Else the lease passed to another worker, which owns the job's objects now.
+            raise LeaseLost(job.id)
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
                 self.documents.delete(job.tenant_id, job.id, kind)
-        if not still_ours:
-            # Deleted while running: what was just written must not outlive the job.
-            self.documents.delete_all(job.tenant_id, job.id)
         log.info("job %s %s%s", job.id, status.value, f" ({code.value})" if code else "")

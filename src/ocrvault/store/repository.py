@@ -228,30 +228,16 @@ class JobRepository:
             )
         ) or 0)
 
-    def claim(self, job_id: str, now: datetime) -> bool:
-        """Atomically move a queued job to running; False if someone else has it."""
+    def record_progress(self, job_id: str, pages_done: int, holder: str,
+                        lease_until: datetime) -> bool:
+        """A running job's pages done so far, renewing ``holder``'s lease; False (nothing
+        written) once the job stopped running under that lease."""
         result = self.session.execute(
-            update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
-            .values(status=JobStatus.RUNNING.value, started_at=now,
-                    attempts=JobRow.attempts + 1, pages_done=0)
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value,
+                                 JobRow.lease_owner == holder)
+            .values(pages_done=pages_done, lease_expires_at=lease_until)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
-
-    def record_progress(self, job_id: str, pages_done: int) -> None:
-        """A running job's pages done so far (nothing once it stopped running)."""
-        self.session.execute(
-            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-            .values(pages_done=pages_done)
-        )
-
-    def requeue_running(self) -> int:
-        """At start-up of the embedded deployment, running jobs were interrupted."""
-        result = self.session.execute(
-            update(JobRow).where(JobRow.status == JobStatus.RUNNING.value)
-            .values(status=JobStatus.QUEUED.value)
-        )
-        return int(getattr(result, "rowcount", 0))
 
     def queued(self) -> list[tuple[str, str]]:
         """(job id, tenant id) of every queued job, oldest first."""
@@ -306,12 +292,14 @@ class JobRepository:
             query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         )]
 
-    def finish_running(self, command: FinishJob) -> bool:
-        """Record a running job's outcome; False if it stopped running meanwhile (deleted)."""
+    def finish_running(self, command: FinishJob, holder: str) -> bool:
+        """Record a running job's outcome while ``holder`` holds its lease; False if it
+        stopped running meanwhile (deleted) or its lease passed to another worker."""
         dropped = {"wrapped_dek": None} if command.drop_wrapped_dek else {}
         result = self.session.execute(
             update(JobRow)
-            .where(JobRow.id == command.job_id, JobRow.status == JobStatus.RUNNING.value)
+            .where(JobRow.id == command.job_id, JobRow.status == JobStatus.RUNNING.value,
+                   JobRow.lease_owner == holder)
             .values(status=command.status.value, completed_at=command.completed_at,
                     expires_at=command.expires_at, input_expires_at=command.input_expires_at,
                     outputs_expires_at=command.outputs_expires_at,

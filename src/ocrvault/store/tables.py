@@ -166,6 +166,7 @@ class JobRow(Base):
         Index("ix_jobs_expires_at", "expires_at"),
         Index("ix_jobs_api_key_status", "api_key_id", "status"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -189,6 +190,10 @@ class JobRow(Base):
     pages_requested: Mapped[str | None] = mapped_column(String(1000))
     pages_missing: Mapped[str | None] = mapped_column(String(2000))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Who runs the job (a claim token: host, pid, claim) and until when: a running job
+    # whose lease has run out is returned to the queue (see jobs/leases.py).
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_detail: Mapped[str | None] = mapped_column(Text)
     # The job's data key, wrapped by a master key; NULL once the job is shredded.
@@ -209,6 +214,20 @@ class JobRow(Base):
     outputs_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     metadata_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_expiry_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+
+
+class JobOutboxRow(Base):
+    """A job committed but perhaps not yet handed to the queue (see jobs/outbox.py).
+
+    Written in the submission's transaction and deleted once the id is enqueued, so a
+    crash between the commit and the enqueue leaves a row for the sweep to send.
+    """
+
+    __tablename__ = "job_outbox"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class RetentionPolicyRow(Base):
