@@ -25,6 +25,14 @@ class FileFormat(StrEnum):
         return "application/pdf" if self is FileFormat.PDF else f"image/{self.value}"
 
 
+class PdfText(StrEnum):
+    """Where a PDF page's text comes from (``pdf_text=``; see ingest/pdftext.py)."""
+
+    AUTO = "auto"  # the page's own text layer where it is real, OCR elsewhere
+    OCR = "ocr"  # OCR every page, whatever text it carries
+    EXTRACT = "extract"  # the text layer wherever a page has one, even one auto distrusts
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_file_bytes: int

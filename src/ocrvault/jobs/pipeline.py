@@ -16,7 +16,8 @@ from ocrvault.ingest import Ingestor
 from ocrvault.ingest.pages import missing_pages, parse_page_selection
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
-from ocrvault.model import Document, Page
+from ocrvault.model import Document, OutputFormat, Page
+from ocrvault.render import SourceFile, default_registry, render_isolated
 
 PageProgress = Callable[[int, int], None]
 
@@ -44,12 +45,14 @@ class OcrPipeline:
 
     def params(self, languages: str | None, pages: str | None, outputs: str | None,
                default_languages: str = "eng", pdf_password: str | None = None,
-               engine: str | None = None) -> ReadParams:
+               engine: str | None = None, *, pdf_text: str | None = None,
+               pdf_profile: str | None = None) -> ReadParams:
         """A request's parameters, checked against the engines here: an engine that
         cannot read a language asked for is refused, never replaced by another."""
         name = self.engines.resolve(engine)
         params = ReadParams.parse(languages, pages, outputs, self.engines.all_languages(),
-                                  default_languages, pdf_password, engine=engine and name)
+                                  default_languages, pdf_password, engine=engine and name,
+                                  pdf_text=pdf_text, pdf_profile=pdf_profile)
         self.engines.check(name, params.languages)
         return params
 
@@ -58,6 +61,17 @@ class OcrPipeline:
         info = self.ingestor.inspect(data, params.pdf_password)
         return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count),
                             params.pages, missing_pages(params.pages, info.page_count))
+
+    def render(self, document: Document, data: bytes, checked: CheckedInput, params: ReadParams,
+               fmt: OutputFormat) -> bytes:
+        """Output ``fmt`` of ``document``; a renderer that draws the input (the searchable
+        PDF) parses it, so it runs in the decode sandbox like decoding does."""
+        renderer = default_registry().get(fmt)
+        if not renderer.reads_input:
+            return renderer.render(document, None)
+        source = SourceFile(data, checked.format, tuple(checked.pages), self.ingestor.limits,
+                            params.pdf_password, params.pdf_profile)
+        return self.ingestor.sandbox.call(render_isolated, fmt, document, source)
 
     def run(self, data: bytes, checked: CheckedInput, params: ReadParams,
             on_page: PageProgress | None = None) -> Document:
