@@ -323,7 +323,7 @@ def _graft_onto_pdf(pdf: pikepdf.Pdf, font: pikepdf.Dictionary, document: Docume
         for result_page, number in zip(document.pages, source.pages, strict=True):
             pdf.pages.append(original.pages[number - 1])
             page = pdf.pages[-1]
-            for key in [k for k in page.obj if k not in _PAGE_KEYS]:
+            for key in set(page.obj.keys()) - _PAGE_KEYS:
                 del page.obj[key]
             if result_page.source is PageSource.OCR and result_page.lines:
                 matrix = _pixels_to_page(rendered, number, result_page)
