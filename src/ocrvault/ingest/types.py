@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from PIL.Image import Image
 
+from ocrvault.model import Page
+
 if TYPE_CHECKING:
     from ocrvault.config import Settings
 
@@ -67,4 +69,12 @@ class InputInfo:
 class DecodedPage:
     number: int  # 1-based page number in the source document
     image: Image  # metadata already stripped; mode L or RGB
+    metadata_removed: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ExtractedPage:
+    """A PDF page read from its own text layer (ingest/pdftext.py), not rendered."""
+
+    page: Page  # source "extracted", confidence 1.0
     metadata_removed: set[str] = field(default_factory=set)

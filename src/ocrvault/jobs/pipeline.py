@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.engines.layout import order_page
-from ocrvault.ingest import Ingestor
+from ocrvault.ingest import DecodedPage, ExtractedPage, Ingestor
 from ocrvault.ingest.pages import missing_pages, parse_page_selection
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
@@ -62,6 +62,17 @@ class OcrPipeline:
         return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count),
                             params.pages, missing_pages(params.pages, info.page_count))
 
+    @staticmethod
+    def _recognize(engine: OcrEngine, decoded: DecodedPage, params: ReadParams) -> Page:
+        options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
+        try:
+            # Whatever the engine, its lines are put in reading order (columns, rows).
+            page = order_page(engine.recognize(decoded.image, options))
+        finally:
+            decoded.image.close()
+        # Engines that do not say which engine read the page (fakes, plugins) are it.
+        return page if page.engine else page.model_copy(update={"engine": engine.info.name})
+
     def render(self, document: Document, data: bytes, checked: CheckedInput, params: ReadParams,
                fmt: OutputFormat) -> bytes:
         """Output ``fmt`` of ``document``; a renderer that draws the input (the searchable
@@ -79,16 +90,13 @@ class OcrPipeline:
         removed: set[str] = set()
         engine = self.engines.get(params.engine)
         decoded_pages = self.ingestor.decode(data, checked.format, checked.pages,
-                                             params.pdf_password)
+                                             params.pdf_password, params.pdf_text)
         for index, decoded in enumerate(decoded_pages):
-            options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
-            # Whatever the engine, its lines are put in reading order (columns, rows).
-            page = order_page(engine.recognize(decoded.image, options))
-            # Engines that do not say which engine read the page (fakes, plugins) are it.
-            pages.append(page if page.engine else
-                         page.model_copy(update={"engine": engine.info.name}))
             removed |= decoded.metadata_removed
-            decoded.image.close()
+            if isinstance(decoded, ExtractedPage):  # a born-digital page: its own text
+                pages.append(order_page(decoded.page))
+            else:
+                pages.append(self._recognize(engine, decoded, params))
             if on_page is not None:
                 on_page(index + 1, len(checked.pages))
         document = Document.from_pages(pages, engine.info, list(params.languages),

@@ -39,7 +39,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from ocrvault.errors import ErrorCode, InputRejected
-from ocrvault.ingest.decode import decode_pages
+from ocrvault.ingest.decode import PagePixels, decode_pages
 from ocrvault.ingest.types import FileFormat
 from ocrvault.model import Document, OutputFormat, Page, PageSource
 from ocrvault.render.base import SourceFile
@@ -183,6 +183,7 @@ def _page_images(source: SourceFile) -> Iterator[_PageImage]:
         yield _jpeg_image(source.data, dpi)
         return
     for pixels in decode_pages(source.data, source.format, list(source.pages), source.limits):
+        assert isinstance(pixels, PagePixels), "an image's pages come as pixels"
         image = Image.frombytes(pixels.mode, pixels.size, pixels.pixels)
         yield _lossless_image(image, dpi)
 
