@@ -3,8 +3,10 @@ audited, and shredded with the job; one never asked for is a clear 409."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import pikepdf
 import pypdfium2 as pdfium
 from fastapi.testclient import TestClient
 
@@ -98,3 +100,16 @@ def test_reading_an_output_is_audited(client: TestClient, admin_key: str) -> Non
     entries = client.get("/v1/audit", params={"limit": 1000}, headers=auth(admin_key)).json()
     reads = [e for e in entries["entries"] if e["action"] == "job:output:read"]
     assert [e["target_id"] for e in reads] == [job["id"]]
+
+
+def test_pdfa_is_offered_for_images_and_refused_for_a_pdf_whose_pages_are_kept(
+    client: TestClient, admin_key: str
+) -> None:
+    job = submitted(client, admin_key, JPEG, outputs="pdf", pdf_profile="pdfa-2b")
+    pdf = client.get(f"/v1/jobs/{job['id']}/outputs/pdf", headers=auth(admin_key)).content
+    with pikepdf.open(io.BytesIO(pdf)) as opened:
+        assert opened.Root.OutputIntents[0].S == pikepdf.Name.GTS_PDFA1
+
+    refused = client.post("/v1/read", content=pdf, headers=auth(admin_key),
+                          params={"outputs": "pdf", "pdf_profile": "pdfa-2b"})
+    assert_problem(refused, 400, "invalid_parameter")

@@ -21,7 +21,7 @@ from ocrvault.engines.base import RecognizeOptions
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.ingest.types import FileFormat, Limits
 from ocrvault.model import Document, EngineInfo, OutputFormat, Page, PageSource
-from ocrvault.render import SourceFile, render_isolated
+from ocrvault.render import PdfProfile, SourceFile, render_isolated
 from ocrvault.render.pdf import strip_jpeg_metadata
 from tests.docgen import encode, mixed_pdf, pdf_of, text_page
 from tests.renderfix import line_of, word
@@ -265,4 +265,26 @@ def test_actions_and_metadata_a_page_itself_carries_are_removed_too(tmp_path: Pa
                  object_stream_mode=pikepdf.ObjectStreamMode.disable)
     for needle in (*FORBIDDEN, b"48.8583N", b"127.0.0.1", b"app.alert", b"/PieceInfo"):
         assert needle not in plain.getvalue(), needle
+    qpdf_check(pdf, tmp_path)
+
+
+def test_pdfa_2b_adds_an_srgb_output_intent_and_xmp_naming_the_conformance(
+    engine: TesseractEngine, tmp_path: Path
+) -> None:
+    image = text_page(LINES)
+    data = encode(image, "JPEG", quality=85)
+    source = SourceFile(data, FileFormat.JPEG, (1,), LIMITS, pdf_profile=PdfProfile.PDFA_2B)
+    pdf = render_isolated(OutputFormat.PDF, Document.from_pages([ocr(engine, image)],
+                                                                engine.info, ["eng"]), source)
+
+    with pikepdf.open(io.BytesIO(pdf)) as out:
+        assert "/Info" not in out.trailer
+        [intent] = out.Root.OutputIntents
+        assert intent.S == pikepdf.Name.GTS_PDFA1 and intent.DestOutputProfile.N == 3
+        assert "/Filter" not in out.Root.Metadata  # XMP stays readable, as PDF/A asks
+        xmp = out.Root.Metadata.read_bytes()
+        assert b">2</pdfaid:part>" in xmp and b">B</pdfaid:conformance>" in xmp
+        font = out.pages[0].Resources.Font.FOcr.DescendantFonts[0].FontDescriptor
+        assert "/FontFile2" in font  # embedded
+    assert pdftotext(pdf).split() == " ".join(LINES).split()
     qpdf_check(pdf, tmp_path)

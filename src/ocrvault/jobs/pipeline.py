@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.engines.layout import order_page
+from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.ingest import DecodedPage, ExtractedPage, Ingestor
 from ocrvault.ingest.pages import missing_pages, parse_page_selection
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
 from ocrvault.model import Document, OutputFormat, Page
-from ocrvault.render import SourceFile, default_registry, render_isolated
+from ocrvault.render import PdfProfile, SourceFile, default_registry, render_isolated
 
 PageProgress = Callable[[int, int], None]
 
@@ -59,6 +60,11 @@ class OcrPipeline:
     def check(self, data: bytes, params: ReadParams) -> CheckedInput:
         """Every check that can reject a file before it is stored or decoded in full."""
         info = self.ingestor.inspect(data, params.pdf_password)
+        if params.pdf_profile is PdfProfile.PDFA_2B and info.format is FileFormat.PDF:
+            raise InputRejected(
+                ErrorCode.INVALID_PARAMETER,
+                "pdf_profile=pdfa-2b is offered for image input: a PDF's own pages are kept "
+                "as they are (fonts, colours), which PDF/A may not allow. Leave it out.")
         return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count),
                             params.pages, missing_pages(params.pages, info.page_count))
 

@@ -36,13 +36,13 @@ from importlib.resources import files
 
 import pikepdf
 import pypdfium2 as pdfium
-from PIL import Image
+from PIL import Image, ImageCms
 
 from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.ingest.decode import PagePixels, decode_pages
 from ocrvault.ingest.types import FileFormat
 from ocrvault.model import Document, OutputFormat, Page, PageSource
-from ocrvault.render.base import SourceFile
+from ocrvault.render.base import PdfProfile, SourceFile
 
 GLYPHLESS_FONT = files("ocrvault.render").joinpath("glyphless.ttf").read_bytes()
 _CHAR_WIDTH = 0.5  # em: every glyph of the glyphless font
@@ -76,6 +76,8 @@ class SearchablePdfRenderer:
         else:
             for page, image in zip(document.pages, _page_images(source), strict=True):
                 _add_image_page(pdf, font, page, image)
+        if source.pdf_profile is PdfProfile.PDFA_2B:
+            _declare_pdfa_2b(pdf)
         return _saved(pdf)
 
 
@@ -180,8 +182,13 @@ class _PageImage:
 def _page_images(source: SourceFile) -> Iterator[_PageImage]:
     dpi = _dpi_of(source)
     if source.format is FileFormat.JPEG:
-        yield _jpeg_image(source.data, dpi)
-        return
+        jpeg = _jpeg_image(source.data, dpi)
+        # PDF/A-2b with an sRGB output intent admits no DeviceCMYK: such a JPEG goes in as
+        # its decoded RGB pixels instead (lossless from there on).
+        if not (jpeg.colour_space == "/DeviceCMYK"
+                and source.pdf_profile is PdfProfile.PDFA_2B):
+            yield jpeg
+            return
     for pixels in decode_pages(source.data, source.format, list(source.pages), source.limits):
         assert isinstance(pixels, PagePixels), "an image's pages come as pixels"
         image = Image.frombytes(pixels.mode, pixels.size, pixels.pixels)
@@ -365,6 +372,23 @@ def _scrub(pdf: pikepdf.Pdf) -> None:
             for key in _BANNED_KEYS:
                 if key in obj:
                     del obj[key]
+
+
+def _declare_pdfa_2b(pdf: pikepdf.Pdf) -> None:
+    """What PDF/A-2b asks beyond what every output already is (fonts embedded, no
+    encryption, scripts or actions): an sRGB output intent and XMP naming the conformance.
+    The XMP holds that and nothing of the input. Offered for image input only (the
+    pipeline refuses it for a PDF, whose own pages may break PDF/A)."""
+    profile = pikepdf.Stream(pdf, ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+                             .tobytes())
+    profile.N = 3
+    pdf.Root.OutputIntents = [pikepdf.Dictionary(
+        Type=pikepdf.Name.OutputIntent, S=pikepdf.Name.GTS_PDFA1,
+        OutputConditionIdentifier="sRGB IEC61966-2.1", Info="sRGB IEC61966-2.1",
+        DestOutputProfile=profile)]
+    with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as xmp:
+        xmp["pdfaid:part"] = "2"
+        xmp["pdfaid:conformance"] = "B"
 
 
 def _saved(pdf: pikepdf.Pdf) -> bytes:
