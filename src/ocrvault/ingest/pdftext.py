@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
@@ -119,6 +120,9 @@ def _chars(page: pdfium.PdfPage, size: tuple[int, int]) -> list[_Char]:
     text_page = page.get_textpage()
     try:
         raw, handle = pdfium.raw, text_page.raw
+        to_pixels = _page_to_pixels(page, size)
+        hidden_objects: dict[int, bool] = {}  # render mode per text object, looked up once
+        left, right, bottom, top = (ctypes.c_double() for _ in range(4))
         chars = []
         for index in range(raw.FPDFText_CountChars(handle)):
             code = raw.FPDFText_GetUnicode(handle, index)
@@ -127,10 +131,15 @@ def _chars(page: pdfium.PdfPage, size: tuple[int, int]) -> list[_Char]:
                 chars.append(_Char(text, None, hidden=False, junk=False))
                 continue
             text_object = raw.FPDFText_GetTextObject(handle, index)
-            hidden = bool(text_object) and (
-                raw.FPDFTextObj_GetTextRenderMode(text_object) in _HIDDEN_MODES)
+            address = ctypes.cast(text_object, ctypes.c_void_p).value or 0
+            if address not in hidden_objects:
+                hidden_objects[address] = bool(address) and (
+                    raw.FPDFTextObj_GetTextRenderMode(text_object) in _HIDDEN_MODES)
             junk = raw.FPDFText_HasUnicodeMapError(handle, index) == 1 or _is_junk(text)
-            chars.append(_Char(text, _char_box(page, handle, index, size), hidden, junk))
+            box = None
+            if raw.FPDFText_GetCharBox(handle, index, left, right, bottom, top):
+                box = to_pixels(left.value, bottom.value, right.value, top.value)
+            chars.append(_Char(text, box, hidden_objects[address], junk))
         return chars
     finally:
         text_page.close()
@@ -140,20 +149,31 @@ def _is_junk(text: str) -> bool:
     return text == "\ufffd" or unicodedata.category(text) in ("Cc", "Co", "Cs", "Cn")
 
 
-def _char_box(page: pdfium.PdfPage, handle: object, index: int,
-              size: tuple[int, int]) -> Box | None:
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-    if not pdfium.raw.FPDFText_GetCharBox(handle, index, left, right, bottom, top):
-        return None
-    xs, ys = [], []
-    for x, y in ((left.value, bottom.value), (right.value, top.value),
-                 (left.value, top.value), (right.value, bottom.value)):
+def _page_to_pixels(page: pdfium.PdfPage, size: tuple[int, int]
+                    ) -> Callable[[float, float, float, float], Box]:
+    """A box in page space to the pixels of the page rendered at ``size``, as pdfium maps
+    it (crop box, /Rotate): an affine map, found once from three points far apart (pdfium
+    rounds to whole pixels, so their distance keeps the error far under one)."""
+    def device(x: float, y: float) -> tuple[int, int]:
         device_x, device_y = ctypes.c_int(), ctypes.c_int()
         pdfium.raw.FPDF_PageToDevice(page.raw, 0, 0, size[0], size[1], 0, x, y,
                                      device_x, device_y)
-        xs.append(device_x.value)
-        ys.append(device_y.value)
-    return (max(min(xs), 0), max(min(ys), 0), min(max(xs), size[0]), min(max(ys), size[1]))
+        return device_x.value, device_y.value
+
+    reach = 10_000.0
+    (ox, oy), (ax, ay), (bx, by) = device(0, 0), device(reach, 0), device(0, reach)
+    xx, xy, yx, yy = (ax - ox) / reach, (ay - oy) / reach, (bx - ox) / reach, (by - oy) / reach
+    width, height = size
+
+    def to_pixels(left: float, bottom: float, right: float, top: float) -> Box:
+        # Opposite corners map to opposite corners under a rotation by quarter turns.
+        x1, x2 = ox + xx * left + yx * bottom, ox + xx * right + yx * top
+        y1, y2 = oy + xy * left + yy * bottom, oy + xy * right + yy * top
+        x1, x2 = (x1, x2) if x1 <= x2 else (x2, x1)
+        y1, y2 = (y1, y2) if y1 <= y2 else (y2, y1)
+        return max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height)
+
+    return to_pixels
 
 
 def _usable(chars: list[_Char], page: pdfium.PdfPage, mode: PdfText) -> bool:

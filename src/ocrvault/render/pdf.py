@@ -93,8 +93,12 @@ def text_layer(page: Page) -> bytes:
     ops = ["BT", "3 Tr"]
     for line in page.lines:
         words = [(w.text.strip(), _box(w.polygon)) for w in line.words if w.text.strip()]
-        for index, (text, (left, top, right, bottom)) in enumerate(words):
-            size = max(bottom - top, 1.0)
+        # One size and baseline per line: words of one size on one baseline read as one
+        # line to every extractor (per-word heights split a line where a word has no
+        # ascender). Each word is stretched to its own width.
+        _, line_top, _, line_bottom = _box(line.polygon)
+        size = max(line_bottom - line_top, 1.0)
+        for index, (text, (left, _top, right, _bottom)) in enumerate(words):
             span = right - left
             if index + 1 < len(words):  # a space after it, reaching to the next word
                 text += " "
@@ -102,7 +106,7 @@ def text_layer(page: Page) -> bytes:
             units = len(text.encode("utf-16-be")) // 2
             stretch = 100.0 * max(span, 1.0) / (units * _CHAR_WIDTH * size)
             ops.append(f"/FOcr {size:.2f} Tf {stretch:.2f} Tz 1 0 0 1 {left:.2f} "
-                       f"{page.height - bottom:.2f} Tm <{text.encode('utf-16-be').hex()}> Tj")
+                       f"{page.height - line_bottom:.2f} Tm <{text.encode('utf-16-be').hex()}> Tj")
     ops.append("ET")
     return "\n".join(ops).encode("ascii")
 
