@@ -127,7 +127,7 @@ def _chars(page: pdfium.PdfPage, size: tuple[int, int]) -> list[_Char]:
         for index in range(raw.FPDFText_CountChars(handle)):
             code = raw.FPDFText_GetUnicode(handle, index)
             text = chr(code) if 0 < code < 0x110000 else "\ufffd"
-            if raw.FPDFText_IsGenerated(handle, index) == 1 or text.isspace():
+            if text.isspace():  # pdfium's generated spaces and line breaks among them
                 chars.append(_Char(text, None, hidden=False, junk=False))
                 continue
             text_object = raw.FPDFText_GetTextObject(handle, index)
