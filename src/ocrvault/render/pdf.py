@@ -23,6 +23,13 @@ tesseract-ocr's tessdata/pdf.ttf, Apache-2.0): a CID font whose every glyph is e
 
 These functions parse the input (pikepdf, pdfium, Pillow): the worker calls them through
 the decode sandbox (``render_isolated``), never in its own process.
+
+Residual risks: the PDF comes back from the sandbox child as bytes that the worker stores
+without parsing them again (parsing them would be parsing what a subverted child chose),
+so a child taken over by an exploit could return any PDF for its own job. Text that a PDF
+page draws as vector outlines stays unsearchable unless the page was OCR'd. Form fields
+whose appearance qpdf cannot generate are dropped undrawn. One sandbox call renders the
+whole document, bounded by the decode timeout.
 """
 
 from __future__ import annotations
