@@ -288,3 +288,20 @@ def test_pdfa_2b_adds_an_srgb_output_intent_and_xmp_naming_the_conformance(
         assert "/FontFile2" in font  # embedded
     assert pdftotext(pdf).split() == " ".join(LINES).split()
     qpdf_check(pdf, tmp_path)
+
+
+@pytest.mark.parametrize(("fmt", "mode", "bits"), [("PNG", "RGB", 8), ("PNG", "L", 8),
+                                                  ("TIFF", "1", 1), ("WEBP", "RGB", 8)])
+def test_other_images_go_in_losslessly(fmt: str, mode: str, bits: int) -> None:
+    image = text_page(LINES, size=(600, 300), font_px=30).convert(mode)
+    save_args = {"lossless": True} if fmt == "WEBP" else {}
+    data = encode(image, fmt, **save_args)
+    page = Page(number=1, width=600, height=300, angle=0, lines=[])
+    pdf = searchable(Document.from_pages([page], _engine_info(), ["eng"]), data, FileFormat[fmt])
+
+    with pikepdf.open(io.BytesIO(pdf)) as out:
+        xobject = out.pages[0].Resources.XObject.Im0
+        assert xobject.BitsPerComponent == bits
+        placed = pikepdf.PdfImage(xobject).as_pil_image()
+    expected = image.convert("L" if mode in ("L", "1") else "RGB")
+    assert ImageChops.difference(placed.convert(expected.mode), expected).getbbox() is None
