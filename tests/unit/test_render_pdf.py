@@ -23,12 +23,11 @@ from ocrvault.ingest.types import FileFormat, Limits
 from ocrvault.model import Document, EngineInfo, OutputFormat, Page, PageSource
 from ocrvault.render import PdfProfile, SourceFile, render_isolated
 from ocrvault.render.pdf import strip_jpeg_metadata
+from tests.conftest import CORPUS
 from tests.docgen import encode, mixed_pdf, pdf_of, text_page
 from tests.renderfix import line_of, word
 
-HOSTILE = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "hostile"
-if not HOSTILE.is_dir():
-    HOSTILE = Path("/work/shared/corpus/hostile")
+HOSTILE = CORPUS / "hostile"
 LIMITS = Limits(max_file_bytes=200 * 2**20, max_pages=100, max_page_pixels=100_000_000,
                 max_side_px=20_000)
 LINES = ["Invoice number 4711", "Total amount due 99 EUR"]
