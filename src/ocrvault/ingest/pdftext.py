@@ -121,7 +121,10 @@ def _chars(page: pdfium.PdfPage, size: tuple[int, int]) -> list[_Char]:
     try:
         raw, handle = pdfium.raw, text_page.raw
         to_pixels = _page_to_pixels(page, size)
-        hidden_objects: dict[int, bool] = {}  # render mode per text object, looked up once
+        # Render mode per text object, looked up once; on a page where no text object is
+        # hidden (most born-digital pages) not at all per character.
+        any_hidden = _has_hidden_text(page)
+        hidden_objects: dict[int, bool] = {}
         left, right, bottom, top = (ctypes.c_double() for _ in range(4))
         chars = []
         for index in range(raw.FPDFText_CountChars(handle)):
@@ -130,19 +133,29 @@ def _chars(page: pdfium.PdfPage, size: tuple[int, int]) -> list[_Char]:
             if text.isspace():  # pdfium's generated spaces and line breaks among them
                 chars.append(_Char(text, None, hidden=False, junk=False))
                 continue
-            text_object = raw.FPDFText_GetTextObject(handle, index)
-            address = ctypes.cast(text_object, ctypes.c_void_p).value or 0
-            if address not in hidden_objects:
-                hidden_objects[address] = bool(address) and (
-                    raw.FPDFTextObj_GetTextRenderMode(text_object) in _HIDDEN_MODES)
+            hidden = False
+            if any_hidden:
+                text_object = raw.FPDFText_GetTextObject(handle, index)
+                address = ctypes.cast(text_object, ctypes.c_void_p).value or 0
+                if address not in hidden_objects:
+                    hidden_objects[address] = bool(address) and (
+                        raw.FPDFTextObj_GetTextRenderMode(text_object) in _HIDDEN_MODES)
+                hidden = hidden_objects[address]
             junk = raw.FPDFText_HasUnicodeMapError(handle, index) == 1 or _is_junk(text)
             box = None
             if raw.FPDFText_GetCharBox(handle, index, left, right, bottom, top):
                 box = to_pixels(left.value, bottom.value, right.value, top.value)
-            chars.append(_Char(text, box, hidden_objects[address], junk))
+            chars.append(_Char(text, box, hidden, junk))
         return chars
     finally:
         text_page.close()
+
+
+def _has_hidden_text(page: pdfium.PdfPage) -> bool:
+    """Whether any text object of the page (in form XObjects too) is drawn invisible."""
+    texts = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_TEXT], max_depth=8)
+    return any(pdfium.raw.FPDFTextObj_GetTextRenderMode(text.raw) in _HIDDEN_MODES
+               for text in texts)
 
 
 def _is_junk(text: str) -> bool:
