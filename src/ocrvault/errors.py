@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     DATA_EXPIRED = "data_expired"
     RETENTION_EXCEEDS_POLICY = "retention_exceeds_policy"
     OUTPUT_NOT_AVAILABLE = "output_not_available"
+    OUTPUT_NOT_REQUESTED = "output_not_requested"
     JOB_NOT_FINISHED = "job_not_finished"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -98,6 +99,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.DATA_EXPIRED: 410,
     ErrorCode.RETENTION_EXCEEDS_POLICY: 400,
     ErrorCode.OUTPUT_NOT_AVAILABLE: 404,
+    ErrorCode.OUTPUT_NOT_REQUESTED: 409,
     ErrorCode.JOB_NOT_FINISHED: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,

@@ -42,7 +42,7 @@ from ocrvault.model import (
     PartExpiries,
 )
 from ocrvault.principal import Principal
-from ocrvault.render import render
+from ocrvault.render import default_registry
 from ocrvault.retention.policy import ceiling_for
 from ocrvault.retention.service import RetentionService
 from ocrvault.retention.shredder import Shredder, gone_parts, policy_of
@@ -121,9 +121,11 @@ class JobService:
         self._sync_lock = threading.Lock()
 
     def params(self, languages: str | None, pages: str | None, outputs: str | None,
-               pdf_password: str | None = None, engine: str | None = None) -> ReadParams:
+               pdf_password: str | None = None, engine: str | None = None, *,
+               pdf_text: str | None = None, pdf_profile: str | None = None) -> ReadParams:
         return self.pipeline.params(languages, pages, outputs, self.settings.default_languages,
-                                    pdf_password, engine)
+                                    pdf_password, engine, pdf_text=pdf_text,
+                                    pdf_profile=pdf_profile)
 
     def record_rejection(self, principal: Principal, code: ErrorCode, size: int | None,
                          media_type: str | None) -> None:
@@ -167,6 +169,8 @@ class JobService:
             submission[ObjectKind.DECLARED_TYPE] = declared_type.encode("ascii")
         if params.engine is not None:
             submission[ObjectKind.ENGINE] = params.engine.encode("ascii")
+        if (options := params.options()) is not None:
+            submission[ObjectKind.READ_OPTIONS] = options
         # Sealed input first: a crash before the row commits leaves only ciphertext
         # whose key was never stored, which nothing can open.
         for kind, plaintext in submission.items():
@@ -252,8 +256,15 @@ class JobService:
                 ErrorCode.JOB_NOT_FINISHED,
                 f"The job is {job.status}; outputs exist once it has succeeded.",
             )
-        expired = gone_parts(job, self.clock())
         stored = fmt.value in job.outputs
+        renderer = default_registry().get(fmt)
+        if not stored and not renderer.view_of_result:
+            raise ResourceError(
+                ErrorCode.OUTPUT_NOT_REQUESTED,
+                f"The job was not asked for '{fmt.value}' at submission, and its input is "
+                f"not kept to render it now. Submit again with outputs={fmt.value}.",
+            )
+        expired = gone_parts(job, self.clock())
         if ("outputs" if stored else "result") in expired:
             raise ResourceError(
                 ErrorCode.DATA_EXPIRED,
@@ -263,11 +274,11 @@ class JobService:
         job_key = opener(job, customer_key)
         if stored:
             output = self.documents.get(job_key, ObjectKind.output(fmt))
-        else:
+        else:  # a view of the result (json, text), served from it
             document = Document.model_validate_json(
                 self.documents.get(job_key, ObjectKind.RESULT)
             )
-            output = render(document, fmt)
+            output = renderer.render(document, None)
         self._revealed(principal, AuditAction.JOB_OUTPUT_READ, job.id)
         return output
 

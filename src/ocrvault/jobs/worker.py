@@ -30,7 +30,6 @@ from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline, PageProgress
 from ocrvault.jobs.service import key_of, with_declared_type
 from ocrvault.model import JobStatus, OutputFormat
-from ocrvault.render import render
 from ocrvault.retention.policy import Expiries, ceiling_for
 from ocrvault.retention.shredder import next_due, policy_of
 from ocrvault.store.commands import FinishJob
@@ -99,7 +98,8 @@ class JobWorker:
         outputs = tuple(OutputFormat(o) for o in job.outputs)
         params = ReadParams(languages=job.languages, outputs=outputs,
                             pdf_password=password,
-                            engine=self._submitted(job, ObjectKind.ENGINE))
+                            engine=self._submitted(job, ObjectKind.ENGINE),
+                            ).with_options(self._submitted(job, ObjectKind.READ_OPTIONS))
         # Checked at submission: the bytes are those sealed then, so no second inspection.
         assert job.input_format is not None, "every submission records its sniffed format"
         checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
@@ -111,8 +111,9 @@ class JobWorker:
         self.leases.renew(lease)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
-        for fmt in outputs:
-            self.documents.put(key, ObjectKind.output(fmt), render(document, fmt))
+        for fmt in outputs:  # while the input is still here: the PDF output draws it
+            output = self.pipeline.render(document, data, checked, params, fmt)
+            self.documents.put(key, ObjectKind.output(fmt), output)
             stored.append(ObjectKind.output(fmt))
         return stored
 

@@ -30,8 +30,14 @@ class ObjectKind(StrEnum):
     DECLARED_TYPE = "declared-type"
     # The OCR engine the request named (none: the deployment's default at run time).
     ENGINE = "engine"
+    # How the request asked to read PDF text and write the PDF output (jobs/params.py),
+    # kept only when it differs from the defaults.
+    READ_OPTIONS = "read-options"
     RESULT = "result"
     OUTPUT_TEXT = "output-text"
+    OUTPUT_HOCR = "output-hocr"
+    OUTPUT_ALTO = "output-alto"
+    OUTPUT_PDF = "output-pdf"
 
     @classmethod
     def output(cls, fmt: OutputFormat) -> ObjectKind:
@@ -40,7 +46,7 @@ class ObjectKind(StrEnum):
 
 # What a job keeps of its submission until it has finished, successful or not.
 SUBMISSION_KINDS = (ObjectKind.INPUT, ObjectKind.PDF_PASSWORD, ObjectKind.DECLARED_TYPE,
-                    ObjectKind.ENGINE)
+                    ObjectKind.ENGINE, ObjectKind.READ_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,9 +55,10 @@ def get_job(job_id: str, jobs: JobServiceDep, caller: Reader,
 
 @router.get(
     "/{job_id}/outputs/{fmt}", response_class=Response,
-    responses={200: {"content": {"text/plain": {}}},
+    responses={200: {"content": {fmt.media_type.split(";")[0]: {} for fmt in OutputFormat}},
                **problems(400, 401, 403, 404, 409, 410, 429)},
-    summary="One rendered output of a succeeded job",
+    summary="One rendered output of a succeeded job: json and text always, hocr, alto and "
+    "pdf when asked for at submission (else 409 output_not_requested)",
 )
 def get_output(job_id: str, fmt: OutputFormat, jobs: JobServiceDep, caller: Reader,
                customer: CustomerKeyDep = None) -> Response:

@@ -55,7 +55,20 @@ Engine = Annotated[str | None, Query(
 )]
 Pages = Annotated[str | None, Query(max_length=MAX_PAGE_SPEC_CHARS,
                                     description="Pages of a PDF or TIFF, e.g. '1-3,5'")]
-Outputs = Annotated[str | None, Query(description="Outputs to render and keep: 'text'")]
+Outputs = Annotated[str | None, Query(
+    max_length=64,
+    description="Outputs to render and keep, comma-separated: 'text', 'hocr', 'alto', 'pdf' "
+    "(searchable PDF); 'json' (the result) is always there. Fetch each at "
+    "/v1/jobs/{id}/outputs/{fmt}; one not asked for here answers 409 output_not_requested.",
+)]
+PdfText = Annotated[str | None, Query(
+    max_length=16,
+    description="Text of PDF pages: 'auto' (default: a born-digital page's own text layer, "
+    "OCR for scanned pages and untrustworthy layers), 'ocr' (every page) or 'extract' "
+    "(any text layer). Each page of the result says its 'source'.",
+)]
+PdfProfileParam = Annotated[str | None, Query(
+    max_length=16, description="The searchable PDF's profile: 'default' or 'pdfa-2b'")]
 PdfPassword = Annotated[str | None, Query(
     max_length=MAX_PDF_PASSWORD_CHARS,
     description="The password of an encrypted PDF. Kept only sealed, with the input, until "
@@ -89,9 +102,11 @@ async def submit_read(request: Request, response: Response, jobs: JobServiceDep,
                       budget: UploadBudgetDep, languages: Languages = None,
                       pages: Pages = None, outputs: Outputs = None,
                       pdf_password: PdfPassword = None, retention: Retention = None,
-                      engine: Engine = None,
+                      engine: Engine = None, pdf_text: PdfText = None,
+                      pdf_profile: PdfProfileParam = None,
                       customer: CustomerKeyDep = None) -> JobCreated:
-    params = jobs.params(languages, pages, outputs, pdf_password, engine)
+    params = jobs.params(languages, pages, outputs, pdf_password, engine,
+                         pdf_text=pdf_text, pdf_profile=pdf_profile)
     keep_for = parse_retention(retention)
     async with budget.hold(caller.tenant_id) as reservation:
         upload = await _upload(request, jobs, caller, settings.max_file_bytes, reservation)
@@ -110,8 +125,8 @@ async def submit_read(request: Request, response: Response, jobs: JobServiceDep,
 async def read_sync(request: Request, jobs: JobServiceDep, settings: SettingsDep,
                     caller: Submitter, budget: UploadBudgetDep, languages: Languages = None,
                     pages: Pages = None, pdf_password: PdfPassword = None,
-                    engine: Engine = None) -> Document:
-    params = jobs.params(languages, pages, None, pdf_password, engine)
+                    engine: Engine = None, pdf_text: PdfText = None) -> Document:
+    params = jobs.params(languages, pages, None, pdf_password, engine, pdf_text=pdf_text)
     with jobs.sync_slot(caller):
         async with budget.hold(caller.tenant_id) as reservation:
             upload = await _upload(request, jobs, caller, settings.max_sync_file_bytes,
