@@ -136,6 +136,9 @@ class Settings(BaseSettings):
         "data dir, where a copy of the folder holds both the data and its keys",
     )
     docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")
+    result_link_seconds: int = Field(
+        default=3600, gt=0, le=7 * 86400,
+        description="How long a signed result URL (ABBYY's resultUrl) works")
 
     @property
     def inflight_upload_bytes(self) -> int:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from ocrvault import __version__
-from ocrvault.api import problems
+from ocrvault.api import compat, problems
 from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
@@ -63,4 +63,6 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for module in (health, read, sample, jobs, keys, audit, retention, capabilities):
         app.include_router(module.router)
+    for router in compat.routers:
+        app.include_router(router)
     return app

@@ -1,0 +1,14 @@
+"""Vendor front doors: Azure AI Vision Read 3.2, Azure Document Intelligence
+``prebuilt-read`` and ABBYY Cloud OCR SDK, so that the vendors' own clients work
+unmodified with a changed endpoint and key.
+
+Each module only translates: the vendor's request into the same service calls as /v1
+(the same JobService, the same key check with every restriction, the same audit), and
+the result or error back into the vendor's shapes. Nothing here stores anything.
+"""
+
+from ocrvault.api.compat import azure_read
+
+routers = (azure_read.router,)
+
+__all__ = ["routers"]
