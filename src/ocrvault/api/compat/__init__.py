@@ -7,8 +7,8 @@ Each module only translates: the vendor's request into the same service calls as
 the result or error back into the vendor's shapes. Nothing here stores anything.
 """
 
-from ocrvault.api.compat import azure_read
+from ocrvault.api.compat import azure_read, document_intelligence
 
-routers = (azure_read.router,)
+routers = (azure_read.router, document_intelligence.router)
 
 __all__ = ["routers"]

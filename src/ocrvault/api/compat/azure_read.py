@@ -7,7 +7,6 @@ Errors are Azure's flat ``{"code", "message", "requestId"}`` (the SDK's
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ocrvault.api.compat.common import (
     VendorError,
+    azure_pages,
     base_url,
     iso,
     subscription_key_caller,
@@ -26,7 +26,7 @@ from ocrvault.api.compat.languages import from_bcp47
 from ocrvault.api.deps import JobServiceDep, SettingsDep, UploadBudgetDep
 from ocrvault.api.routes.read import upload_of
 from ocrvault.errors import ErrorCode, OcrVaultError
-from ocrvault.ingest.pages import MAX_PAGE_NUMBER, MAX_PAGE_SPEC_CHARS
+from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
 from ocrvault.model import Document, JobStatus
 from ocrvault.principal import Principal, Scope
 
@@ -76,19 +76,6 @@ router = APIRouter(prefix=PREFIX, tags=["compat: Azure Read 3.2"],
 Submitter = Annotated[Principal, Depends(subscription_key_caller(Scope.READ_SUBMIT))]
 Reader = Annotated[Principal, Depends(subscription_key_caller(Scope.JOBS_READ))]
 
-_AZURE_PAGES = re.compile(r"\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*")
-
-
-def pages_of(spec: str | None) -> str | None:
-    """Azure's ``1,3-5,8-`` in /v1's terms: an open range runs to the last page."""
-    if not spec:
-        return None
-    if len(spec) > MAX_PAGE_SPEC_CHARS // 2 or not _AZURE_PAGES.fullmatch(spec):
-        raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidPageRange",
-                          f"The page range {spec[:40]!r} is not valid; use e.g. '1,3-5,8-'.")
-    return re.sub(r"-\s*(?=,|$)", f"-{MAX_PAGE_NUMBER}", spec.replace(" ", ""))
-
-
 class ReadOptions:
     """The query of analyze and syncAnalyze: ``language``, ``pages``, ``model-version`` (or
     ``modelVersion``) and ``readingOrder``; the model version and order are accepted as
@@ -108,7 +95,7 @@ class ReadOptions:
                                                    pattern="^(basic|natural)$")] = None,
     ) -> None:
         self.languages = from_bcp47(language)
-        self.pages = pages_of(pages)
+        self.pages = azure_pages(pages)
 
 
 Options = Annotated[ReadOptions, Depends()]

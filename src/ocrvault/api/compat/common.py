@@ -4,6 +4,7 @@ vendors' ways of presenting a key, and the timestamps their bodies carry."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
@@ -15,6 +16,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ocrvault.api.deps import authenticate_key
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, Throttled
+from ocrvault.ingest.pages import MAX_PAGE_NUMBER, MAX_PAGE_SPEC_CHARS
 from ocrvault.principal import Principal, Scope
 
 
@@ -106,3 +108,16 @@ def base_url(request: Request) -> str:
     """This server's URL as the client reached it, for the absolute URLs the vendors'
     clients follow (uvicorn takes scheme and host from a trusted proxy only)."""
     return str(request.base_url).rstrip("/")
+
+
+_AZURE_PAGES = re.compile(r"\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*")
+
+
+def azure_pages(spec: str | None) -> str | None:
+    """Azure's ``1,3-5,8-`` in /v1's terms: an open range runs to the last page."""
+    if not spec:
+        return None
+    if len(spec) > MAX_PAGE_SPEC_CHARS // 2 or not _AZURE_PAGES.fullmatch(spec):
+        raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidPageRange",
+                          f"The page range {spec[:40]!r} is not valid; use e.g. '1,3-5,8-'.")
+    return re.sub(r"-\s*(?=,|$)", f"-{MAX_PAGE_NUMBER}", spec.replace(" ", ""))
