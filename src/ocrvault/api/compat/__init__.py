@@ -7,8 +7,9 @@ Each module only translates: the vendor's request into the same service calls as
 the result or error back into the vendor's shapes. Nothing here stores anything.
 """
 
-from ocrvault.api.compat import azure_read, document_intelligence
+from ocrvault.api.compat import abbyy, azure_read, document_intelligence
 
-routers = (azure_read.router, document_intelligence.router)
+routers = (azure_read.router, document_intelligence.router, abbyy.v1_router,
+           abbyy.v2_router, abbyy.results_router)
 
 __all__ = ["routers"]
