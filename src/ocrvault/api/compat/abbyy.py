@@ -232,7 +232,7 @@ def _router(dialect: Dialect, single: Callable[[list[Task]], Response]) -> APIRo
     def status(request: Request, task_id: TaskId, jobs: JobServiceDep, caller: Reader,
                links: ResultLinksDep) -> Response:
         try:
-            job = jobs.get(caller, task_id).job
+            job = jobs.status(caller, task_id)
         except ResourceError as error:
             if error.code is not ErrorCode.JOB_DELETED:
                 raise
