@@ -7,6 +7,9 @@ Errors are Azure's flat ``{"code", "message", "requestId"}`` (the SDK's
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,19 +17,26 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ocrvault.api.body import Upload
 from ocrvault.api.compat.common import (
+    URL_BODY_LIMIT,
     VendorError,
     azure_pages,
     base_url,
+    fetched,
+    is_json,
     iso,
     subscription_key_caller,
     vendor_route,
 )
 from ocrvault.api.compat.languages import from_bcp47
 from ocrvault.api.deps import JobServiceDep, SettingsDep, UploadBudgetDep
+from ocrvault.api.limits import UploadBudget
 from ocrvault.api.routes.read import upload_of
+from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
+from ocrvault.jobs.service import JobService
 from ocrvault.model import Document, JobStatus
 from ocrvault.principal import Principal, Scope
 
@@ -101,21 +111,32 @@ class ReadOptions:
 Options = Annotated[ReadOptions, Depends()]
 
 
-def _refuse_url_body(request: Request) -> None:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() == \
-            "application/json":
-        raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidImageUrl",
-                          "Reading from a URL is turned off on this server; send the file "
-                          "as the body (application/octet-stream).")
+@asynccontextmanager
+async def _document(request: Request, jobs: JobService, caller: Principal,
+                    budget: UploadBudget, settings: Settings, limit: int
+                    ) -> AsyncIterator[Upload]:
+    """The body's file, or the one at the URL of a JSON body ``{"url": ...}``."""
+    if not is_json(request):
+        async with upload_of(request, jobs, caller, budget, limit) as upload:
+            yield upload
+        return
+    if not settings.url_input:  # before reading the body: nothing of it is needed
+        await fetched(None, settings, "InvalidImageUrl")
+    async with upload_of(request, jobs, caller, budget, URL_BODY_LIMIT) as body:
+        try:
+            url = json.loads(body.data).get("url")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            url = None
+        yield Upload(await fetched(url, settings, "InvalidImageUrl"), None)
 
 
 @router.post("/analyze", status_code=202, response_class=Response,
              summary="Azure Read 3.2: submit; poll the Operation-Location")
 async def analyze(request: Request, jobs: JobServiceDep, settings: SettingsDep,
                   caller: Submitter, budget: UploadBudgetDep, options: Options) -> Response:
-    _refuse_url_body(request)
     params = jobs.params(options.languages, options.pages, None)
-    async with upload_of(request, jobs, caller, budget, settings.max_file_bytes) as upload:
+    async with _document(request, jobs, caller, budget, settings,
+                         settings.max_file_bytes) as upload:
         job = await run_in_threadpool(jobs.submit, caller, upload.data, params,
                                       upload.declared_type)
     location = f"{base_url(request)}{PREFIX}/analyzeResults/{job.id}"
@@ -166,11 +187,10 @@ def analyze_results(operation_id: str, jobs: JobServiceDep, caller: Reader) -> d
 async def sync_analyze(request: Request, jobs: JobServiceDep, settings: SettingsDep,
                        caller: Submitter, budget: UploadBudgetDep,
                        options: Options) -> dict[str, Any]:
-    _refuse_url_body(request)
     params = jobs.params(options.languages, options.pages, None)
     started = jobs.clock()
     with jobs.sync_slot(caller):
-        async with upload_of(request, jobs, caller, budget,
+        async with _document(request, jobs, caller, budget, settings,
                              settings.max_sync_file_bytes) as upload:
             document = await run_in_threadpool(jobs.read_sync, caller, upload.data, params,
                                                upload.declared_type)

@@ -13,9 +13,12 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from starlette.concurrency import run_in_threadpool
 
 from ocrvault.api.deps import authenticate_key
+from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, Throttled
+from ocrvault.fetch import MAX_URL_CHARS, fetch
 from ocrvault.ingest.pages import MAX_PAGE_NUMBER, MAX_PAGE_SPEC_CHARS
 from ocrvault.principal import Principal, Scope
 
@@ -121,3 +124,28 @@ def azure_pages(spec: str | None) -> str | None:
         raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidPageRange",
                           f"The page range {spec[:40]!r} is not valid; use e.g. '1,3-5,8-'.")
     return re.sub(r"-\s*(?=,|$)", f"-{MAX_PAGE_NUMBER}", spec.replace(" ", ""))
+
+
+URL_BODY_LIMIT = MAX_URL_CHARS + 1024  # a JSON body that names a URL
+
+
+def is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == \
+        "application/json"
+
+
+async def fetched(url: object, settings: Settings, vendor_code: str) -> bytes:
+    """The document at ``url`` (fetch.py's guards), if the operator turned URL input on;
+    each refusal as the vendor's ``vendor_code``."""
+    if not settings.url_input:
+        raise VendorError(ErrorCode.INVALID_PARAMETER, vendor_code,
+                          "Reading from a URL is turned off on this server; send the file "
+                          "as the body (application/octet-stream).")
+    if not isinstance(url, str) or not url:
+        raise VendorError(ErrorCode.INVALID_PARAMETER, vendor_code, "Send the URL as a string.")
+    try:
+        return await run_in_threadpool(fetch, url, settings.max_file_bytes)
+    except InputRejected as refused:
+        if refused.code is not ErrorCode.INVALID_PARAMETER:
+            raise
+        raise VendorError(refused.code, vendor_code, refused.detail) from None

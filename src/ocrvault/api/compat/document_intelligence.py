@@ -25,6 +25,8 @@ from ocrvault.api.compat.common import (
     VendorError,
     azure_pages,
     base_url,
+    fetched,
+    is_json,
     iso,
     subscription_key_caller,
     vendor_route,
@@ -32,6 +34,7 @@ from ocrvault.api.compat.common import (
 from ocrvault.api.compat.languages import from_bcp47
 from ocrvault.api.deps import JobServiceDep, SettingsDep, UploadBudgetDep
 from ocrvault.api.routes.read import upload_of
+from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
 from ocrvault.model import Document, JobStatus, Line, OutputFormat, Page
@@ -111,16 +114,15 @@ def _outputs(requested: str | None) -> str | None:
     return ",".join(formats) or None
 
 
-def _source(data: bytes) -> bytes:
-    """The document of a JSON body: ``base64Source``; ``urlSource`` is turned off."""
+async def _source(data: bytes, settings: Settings) -> bytes:
+    """The document of a JSON body: ``base64Source``, or ``urlSource`` where URL input is
+    on (fetch.py)."""
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         body = None
     if isinstance(body, dict) and "urlSource" in body:
-        raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidRequest",
-                          "Reading from a URL (urlSource) is turned off on this server; send "
-                          "base64Source or the file as the body.")
+        return await fetched(body["urlSource"], settings, "InvalidRequest")
     if not isinstance(body, dict) or not isinstance(body.get("base64Source"), str):
         raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidRequest",
                           "Send {\"base64Source\": ...} or the file as the body.")
@@ -129,11 +131,6 @@ def _source(data: bytes) -> bytes:
     except binascii.Error:
         raise VendorError(ErrorCode.INVALID_PARAMETER, "InvalidRequest",
                           "base64Source is not valid base64.") from None
-
-
-def _is_json(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == \
-        "application/json"
 
 
 @router.post("/{model_id}:analyze", status_code=202, response_class=Response,
@@ -154,11 +151,11 @@ async def analyze(
                           "outputContentFormat=markdown is not available on this server yet; "
                           "use text.")
     params = jobs.params(from_bcp47(locale), azure_pages(pages), _outputs(output))
-    wrapped = _is_json(request)
+    wrapped = is_json(request)
     # A base64 body is a third larger than the file it carries.
     limit = settings.max_file_bytes * 4 // 3 + 1024 if wrapped else settings.max_file_bytes
     async with upload_of(request, jobs, caller, budget, limit) as upload:
-        data = _source(upload.data) if wrapped else upload.data
+        data = await _source(upload.data, settings) if wrapped else upload.data
         job = await run_in_threadpool(jobs.submit, caller, data, params,
                                       None if wrapped else upload.declared_type)
     query = {"api-version": api_version}
