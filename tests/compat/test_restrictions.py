@@ -80,3 +80,10 @@ def test_a_bearer_token_is_not_a_vendor_credential(live: Live) -> None:
     answer = httpx.post(live.url + AZURE, content=PNG,
                         headers={"Authorization": f"Bearer {live.key}"})
     assert answer.status_code == 401 and answer.json()["code"] == "Unauthorized"
+
+
+def test_the_vendor_doors_stay_out_of_ocrvaults_openapi(live: Live) -> None:
+    """Their contract is the vendor's; /openapi.json (and the schema fuzzing of it) is /v1's."""
+    paths = httpx.get(f"{live.url}/openapi.json").json()["paths"]
+    assert paths and all(path.startswith(("/v1", "/healthz", "/readyz", "/metrics", "/docs"))
+                         for path in paths), sorted(paths)

@@ -202,7 +202,7 @@ def _v2_task(tasks: list[Task]) -> Response:
 
 def _router(dialect: Dialect, single: Callable[[list[Task]], Response]) -> APIRouter:
     """The task endpoints in ``dialect``: the same calls, v1's XML or v2's JSON."""
-    router = APIRouter(prefix=dialect.prefix, tags=[f"compat: ABBYY {dialect.prefix or 'v1'}"],
+    router = APIRouter(prefix=dialect.prefix, include_in_schema=False,
                        route_class=vendor_route(dialect.error))
 
     async def process(
@@ -271,7 +271,7 @@ def _router(dialect: Dialect, single: Callable[[list[Task]], Response]) -> APIRo
 v1_router = _router(Dialect("", v1_error, _v1_tasks), _v1_tasks)
 v2_router = _router(Dialect("/v2", v2_error, _v2_tasks), _v2_task)
 
-results_router = APIRouter(prefix=RESULTS, tags=["compat: ABBYY"],
+results_router = APIRouter(prefix=RESULTS, include_in_schema=False,
                            route_class=vendor_route(v1_error))
 
 

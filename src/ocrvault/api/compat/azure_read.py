@@ -80,7 +80,7 @@ def azure_error(error: OcrVaultError, request_id: str) -> Response:
                         status_code=status, headers=headers)
 
 
-router = APIRouter(prefix=PREFIX, tags=["compat: Azure Read 3.2"],
+router = APIRouter(prefix=PREFIX, include_in_schema=False,
                    route_class=vendor_route(azure_error))
 
 Submitter = Annotated[Principal, Depends(subscription_key_caller(Scope.READ_SUBMIT))]

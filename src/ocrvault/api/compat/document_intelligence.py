@@ -81,7 +81,7 @@ def di_error(error: OcrVaultError, _request_id: str) -> Response:
     return JSONResponse({"error": body}, status_code=status)
 
 
-router = APIRouter(prefix=PREFIX, tags=["compat: Azure Document Intelligence"],
+router = APIRouter(prefix=PREFIX, include_in_schema=False,
                    route_class=vendor_route(di_error))
 
 Submitter = Annotated[Principal, Depends(subscription_key_caller(Scope.READ_SUBMIT))]
