@@ -3,6 +3,9 @@
 
 Errors are Azure's flat ``{"code", "message", "requestId"}`` (the SDK's
 ``ComputerVisionOcrError``: it needs both ``code`` and ``message``).
+
+Coordinates are page pixels for every input; Azure gives PDF pages in inches, which needs
+each page's rendering resolution, and the result does not carry it yet.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ocrvault.api.compat.common import (
     is_json,
     iso,
     subscription_key_caller,
+    url_input_off,
     vendor_route,
 )
 from ocrvault.api.compat.languages import from_bcp47
@@ -121,7 +125,7 @@ async def _document(request: Request, jobs: JobService, caller: Principal,
             yield upload
         return
     if not settings.url_input:  # before reading the body: nothing of it is needed
-        await fetched(None, settings, "InvalidImageUrl")
+        raise url_input_off("InvalidImageUrl")
     async with upload_of(request, jobs, caller, budget, URL_BODY_LIMIT) as body:
         try:
             url = json.loads(body.data).get("url")

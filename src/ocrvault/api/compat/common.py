@@ -23,9 +23,10 @@ from ocrvault.ingest.pages import MAX_PAGE_NUMBER, MAX_PAGE_SPEC_CHARS
 from ocrvault.principal import Principal, Scope
 
 
-class VendorError(InputRejected):
+class VendorError(OcrVaultError):
     """A refusal that the vendor names more precisely than our ErrorCode does
-    (``NotSupportedLanguage``, ``InvalidImageUrl``, ``ModelNotFound``, ...)."""
+    (``NotSupportedLanguage``, ``InvalidImageUrl``, ``ModelNotFound``, ...); ``code``
+    still gives its status and its meaning to anything that is not the vendor's door."""
 
     def __init__(self, code: ErrorCode, vendor_code: str, detail: str) -> None:
         super().__init__(code, detail)
@@ -134,13 +135,17 @@ def is_json(request: Request) -> bool:
         "application/json"
 
 
+def url_input_off(vendor_code: str) -> VendorError:
+    return VendorError(ErrorCode.INVALID_PARAMETER, vendor_code,
+                       "Reading from a URL is turned off on this server; send the file "
+                       "as the body (application/octet-stream).")
+
+
 async def fetched(url: object, settings: Settings, vendor_code: str) -> bytes:
     """The document at ``url`` (fetch.py's guards), if the operator turned URL input on;
     each refusal as the vendor's ``vendor_code``."""
     if not settings.url_input:
-        raise VendorError(ErrorCode.INVALID_PARAMETER, vendor_code,
-                          "Reading from a URL is turned off on this server; send the file "
-                          "as the body (application/octet-stream).")
+        raise url_input_off(vendor_code)
     if not isinstance(url, str) or not url:
         raise VendorError(ErrorCode.INVALID_PARAMETER, vendor_code, "Send the URL as a string.")
     try:
