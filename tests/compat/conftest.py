@@ -15,10 +15,11 @@ from ocrvault.audit import AuditAction
 from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
-from tests.docgen import encode, text_page
+from tests.docgen import encode, pdf_of, text_page
 from tests.servers import serving
 
 PNG = encode(text_page(["Quarterly report ready", "Signed by Ada"], size=(1200, 260)), "PNG")
+PDF = pdf_of([text_page([f"Minutes page {n}"], size=(900, 200)) for n in (1, 2, 3)])
 
 
 @dataclass
@@ -28,11 +29,11 @@ class Live:
     key: str  # tenant A's admin key
     other_key: str  # tenant B's admin key
 
-    def v1_text(self, data: bytes) -> str:
+    def v1_text(self, data: bytes, **params: str) -> str:
         """The text /v1 reads from ``data`` (job, polled to the end)."""
         headers = {"Authorization": f"Bearer {self.key}"}
         with httpx.Client(base_url=self.url, headers=headers, timeout=60) as http:
-            job = http.post("/v1/read", content=data).json()
+            job = http.post("/v1/read", content=data, params=params).json()
             deadline = time.monotonic() + 60
             while (got := http.get(f"/v1/jobs/{job['id']}").json())["status"] in (
                     "queued", "running"):

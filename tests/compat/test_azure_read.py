@@ -18,7 +18,7 @@ from azure.cognitiveservices.vision.computervision.models import (
 from msrest.authentication import CognitiveServicesCredentials
 
 from ocrvault.audit import AuditAction
-from tests.compat.conftest import PNG, Live
+from tests.compat.conftest import PDF, PNG, Live
 
 
 def sdk(live: Live, key: str) -> ComputerVisionClient:
@@ -114,5 +114,6 @@ def test_refusals_are_flat_azure_errors_with_code_and_message(
 
 
 def test_open_page_ranges_read_to_the_last_page(live: Live) -> None:
-    _, result = read(sdk(live, live.key), PNG, pages=["1-"])
-    assert [page.page for page in result.analyze_result.read_results] == [1]
+    _, result = read(sdk(live, live.key), PDF, pages=["2-"])
+    assert [page.page for page in result.analyze_result.read_results] == [2, 3]
+    assert text_of(result) == live.v1_text(PDF, pages="2-3")

@@ -15,7 +15,7 @@ from azure.core.exceptions import (
 )
 
 from ocrvault.audit import AuditAction
-from tests.compat.conftest import PNG, Live
+from tests.compat.conftest import PDF, PNG, Live
 
 
 def sdk(live: Live, key: str) -> DocumentIntelligenceClient:
@@ -48,6 +48,18 @@ def test_the_sdk_reads_the_same_text_as_v1_with_spans_into_content(live: Live) -
     assert result.pages[0].page_number == 1 and len(result.pages[0].lines[0].polygon) == 8
     assert live.audited(AuditAction.JOB_SUBMITTED, result_id) == 1
     assert live.audited(AuditAction.JOB_RESULT_READ, result_id) >= 1
+
+
+def test_pages_of_a_pdf_each_span_their_own_lines_of_content(live: Live) -> None:
+    _, result = analyze(sdk(live, live.key), PDF, pages="2-3")
+    assert [page.page_number for page in result.pages] == [2, 3]
+    assert_spans_consistent(result)
+    for page in result.pages:
+        (span,) = page.spans
+        assert result.content[span.offset:span.offset + span.length] == "\n".join(
+            line.content for line in page.lines)
+    # /v1 separates pages with a form feed, Document Intelligence with a newline.
+    assert result.content == live.v1_text(PDF, pages="2-3").replace("\f", "\n")
 
 
 def test_a_base64_source_reads_as_the_raw_body_does(live: Live) -> None:
