@@ -14,6 +14,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
+from ocrvault.api.compat.document_intelligence import OUTPUTS
 from ocrvault.audit import AuditAction
 from tests.compat.conftest import PDF, PNG, Live
 
@@ -106,7 +107,8 @@ def test_other_models_answer_model_not_found_in_dis_error_shape(live: Live) -> N
     assert missing.value.error is not None and missing.value.error.code == "ModelNotFound"
 
 
-@pytest.mark.parametrize("options", [{"output": ["pdf"]}, {"output_content_format": "markdown"}])
+@pytest.mark.parametrize("options", [{"output": ["figures"]},
+                                     {"output_content_format": "markdown"}])
 def test_formats_not_available_yet_are_refused_clearly(live: Live,
                                                         options: dict[str, object]) -> None:
     with pytest.raises(HttpResponseError) as refused:
@@ -126,3 +128,13 @@ def test_utf16_offsets_count_code_units() -> None:
     document = Document.from_pages([page], EngineInfo(name="t", version="1"), ["eng"])
     spans = [w["span"] for w in analyze_result(document, "utf16CodeUnit")["pages"][0]["words"]]
     assert spans == [{"offset": 0, "length": 3}, {"offset": 4, "length": 2}]
+
+
+@pytest.mark.skipif(OUTPUTS["pdf"] is None,
+                    reason="no searchable PDF renderer on this branch: map OUTPUTS['pdf']")
+def test_output_pdf_is_a_searchable_pdf_fetched_with_the_sdk(live: Live) -> None:
+    client = sdk(live, live.key)
+    result_id, _ = analyze(client, PNG, output=["pdf"])
+    pdf = b"".join(client.get_analyze_result_pdf("prebuilt-read", result_id))
+    assert pdf.startswith(b"%PDF")
+    assert live.audited(AuditAction.JOB_OUTPUT_READ, result_id) >= 1
