@@ -53,6 +53,9 @@ def test_delete_task_answers_deleted_and_revokes_its_result_url(live: Live) -> N
     assert live.audited(AuditAction.JOB_DELETED, done["id"]) == 1
     assert requests.get(done["resultUrl"], timeout=30).status_code in (404, 410)
     assert ocr.getTaskStatus(taskId=done["id"])["status"] == "Deleted"
+    listed = {t["id"]: t["status"] for t in ocr.listTasks()}
+    assert listed[done["id"]] == "Deleted"
+    assert done["id"] not in {t["id"] for t in ocr.listTasks(excludeDeleted="true")}
 
 
 def test_a_wrong_password_is_401_with_basic_challenge(live: Live) -> None:

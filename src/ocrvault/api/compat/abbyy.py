@@ -34,6 +34,7 @@ from ocrvault.api.deps import (
     request_context,
 )
 from ocrvault.api.routes.read import upload_of
+from ocrvault.api.schemas import Timestamp
 from ocrvault.errors import ErrorCode, OcrVaultError, ResourceError
 from ocrvault.jobs.links import MAX_LINK_CHARS, ResultLinks
 from ocrvault.jobs.listing import MAX_PAGE, JobQuery
@@ -247,8 +248,16 @@ def _router(dialect: Dialect, single: Callable[[list[Task]], Response]) -> APIRo
         statuses = (JobStatus.SUCCEEDED, JobStatus.FAILED) if finished else (
             JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED)
 
-        def list_tasks(jobs: JobServiceDep, caller: Reader) -> Response:
-            page = jobs.list_jobs(caller, JobQuery(statuses=statuses, limit=MAX_PAGE))
+        def list_tasks(
+            jobs: JobServiceDep, caller: Reader,
+            from_date: Annotated[Timestamp | None, Query(alias="fromDate")] = None,
+            to_date: Annotated[Timestamp | None, Query(alias="toDate")] = None,
+            exclude_deleted: Annotated[bool, Query(alias="excludeDeleted")] = False,
+        ) -> Response:
+            """The newest tasks (one page of the /v1 listing), as ABBYY lists them."""
+            wanted = statuses if finished or exclude_deleted else (*statuses, JobStatus.DELETED)
+            page = jobs.list_jobs(caller, JobQuery(statuses=wanted, since=from_date,
+                                                   until=to_date, limit=MAX_PAGE))
             return dialect.tasks([task_of(job) for job in page.jobs])
 
         return list_tasks
