@@ -41,7 +41,9 @@ def test_process_and_download_and_list_finished_tasks(live: Live) -> None:
     streams = ocr.process_and_download({"upload": ("page.png", PNG)}, exportFormat="txt",
                                        language="English", timeout=60)
     assert streams["txt"].read().decode() == live.v1_text(PNG)
+    listed = live.audited(AuditAction.JOB_LISTED)
     finished = ocr.listFinishedTasks()
+    assert live.audited(AuditAction.JOB_LISTED) == listed + 1
     assert finished and {t["status"] for t in finished} <= {"Completed", "ProcessingFailed"}
 
 

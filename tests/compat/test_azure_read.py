@@ -117,3 +117,12 @@ def test_open_page_ranges_read_to_the_last_page(live: Live) -> None:
     _, result = read(sdk(live, live.key), PDF, pages=["2-"])
     assert [page.page for page in result.analyze_result.read_results] == [2, 3]
     assert text_of(result) == live.v1_text(PDF, pages="2-3")
+
+
+def test_a_refused_upload_is_audited_as_on_v1(live: Live) -> None:
+    before = live.audited(AuditAction.JOB_REJECTED)
+    answer = httpx.post(f"{live.url}/vision/v3.2/read/analyze", content=b"\x00not an image",
+                        headers={"Ocp-Apim-Subscription-Key": live.key,
+                                 "Content-Type": "application/octet-stream"})
+    assert answer.json()["code"] == "InvalidImageFormat"
+    assert live.audited(AuditAction.JOB_REJECTED) == before + 1
