@@ -149,5 +149,6 @@ async def _read_multipart(chunks: AsyncIterator[bytes], boundary: bytes | None,
         ) from error
     if not part.found:
         raise InputRejected(ErrorCode.INVALID_PARAMETER,
-                            "Send the file in the multipart field 'file'.")
+                            f"Send the file in the multipart field '{field.decode()}'."
+                            if field else "The multipart body holds no part.")
     return part
