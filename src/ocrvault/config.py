@@ -161,6 +161,12 @@ class Settings(BaseSettings):
         "data dir, where a copy of the folder holds both the data and its keys",
     )
     docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")
+    url_input: bool = Field(
+        default=False, description="Let the Azure doors read a document from a URL the caller "
+        "gives (https only, public addresses only, no redirects: see fetch.py)")
+    result_link_seconds: int = Field(
+        default=3600, gt=0, le=7 * 86400,
+        description="How long a signed result URL (ABBYY's resultUrl) works")
 
     # Where sealed blobs live. S3 credentials come from the usual AWS sources (environment,
     # profile, instance role), never from these settings: there is no field for them.

@@ -23,6 +23,7 @@ from ocrvault.crypto import Keyring
 from ocrvault.engines.base import OcrEngine
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.jobs.leases import JobLeases
+from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
@@ -142,6 +143,10 @@ class Runtime:
     @property
     def retention(self) -> RetentionService:
         return self.api.retention
+
+    @property
+    def links(self) -> ResultLinks:
+        return self.api.links
 
     @property
     def leases(self) -> JobLeases:

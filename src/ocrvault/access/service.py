@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -306,13 +307,28 @@ class AccessService:
                 Refusal(ErrorCode.UNAUTHORIZED,
                         "Send a valid API key as 'Authorization: Bearer <key>'."),
                 Actor.anonymous(request))
+        return self._admit(lambda keys: keys.by_secret(parsed.digest), parsed.environment,
+                           lambda key: key.previous_digest == parsed.digest, request, scope)
+
+    def authenticate_link(self, tenant_id: str, key_id: str, environment: Environment,
+                          request: RequestContext, scope: Scope) -> Principal:
+        """The caller behind a signed link (an ABBYY result URL) made for key ``key_id``:
+        the key is checked now, as if it were presented (revoked, expired, IP allow-list,
+        environment, rate, scope), so that revoking a key revokes its links too."""
+        return self._admit(
+            lambda keys: keys.for_tenant(key_id, tenant_id, (environment.value,)),
+            environment, lambda _key: False, request, scope)
+
+    def _admit(self, find: Callable[[KeyRepository], ApiKeyRecord | None],
+               environment: Environment, previous_secret: Callable[[ApiKeyRecord], bool],
+               request: RequestContext, scope: Scope) -> Principal:
         now = self.clock()
         with self.db.transaction() as session:
             keys = KeyRepository(session)
-            key = keys.by_secret(parsed.digest)
+            key = find(keys)
             refusal = INVALID if key is None else evaluate(Attempt(
-                key=key, previous_secret=key.previous_digest == parsed.digest,
-                environment=parsed.environment, scope=scope, client_ip=request.client_ip,
+                key=key, previous_secret=previous_secret(key),
+                environment=environment, scope=scope, client_ip=request.client_ip,
                 now=now,
             ))
             if key is not None and refusal is None and (
@@ -321,7 +337,7 @@ class AccessService:
                 keys.touch(key.id, now)
         if key is None:
             raise self._refused(INVALID, Actor.anonymous(request))
-        actor = Actor(name=key.name, tenant_id=key.tenant_id, environment=parsed.environment,
+        actor = Actor(name=key.name, tenant_id=key.tenant_id, environment=environment,
                       key_id=key.id, client_ip=request.client_ip,
                       request_id=request.request_id or None)
         if refusal is not None:
@@ -338,7 +354,7 @@ class AccessService:
         return Principal(
             tenant_id=key.tenant_id, key_id=key.id,
             scopes=frozenset(Scope(s) for s in key.scopes),
-            environment=parsed.environment, key_name=key.name, limits=limits,
+            environment=environment, key_name=key.name, limits=limits,
             job_visibility=JobVisibility(key.job_visibility), request=request,
         )
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from ocrvault import __version__
-from ocrvault.api import problems
+from ocrvault.api import compat, problems
 from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.deps import Served
 from ocrvault.api.docs import DOCS_PATH, install_docs
@@ -65,4 +65,6 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for module in (health, read, sample, jobs, keys, audit, retention, capabilities):
         app.include_router(module.router)
+    for router in compat.routers:
+        app.include_router(router)
     return app

@@ -26,6 +26,7 @@ from ocrvault.config import Settings
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
+from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
 from ocrvault.retention.reaper import Reaper, ReaperStats
@@ -51,6 +52,8 @@ class Served(Protocol):
     def audit_reader(self) -> AuditService: ...
     @property
     def retention(self) -> RetentionService: ...
+    @property
+    def links(self) -> ResultLinks: ...
     @property
     def engines(self) -> EngineCatalog:
         """Describes the engines (GET /v1/engines) without creating them."""
@@ -95,6 +98,10 @@ def settings(request: Request) -> Settings:
     return _runtime(request).settings
 
 
+def result_links(request: Request) -> ResultLinks:
+    return _runtime(request).links
+
+
 Probe = Callable[[], object]
 
 
@@ -115,6 +122,7 @@ RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
 AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
 EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
 SettingsDep = Annotated[Settings, Depends(settings)]
+ResultLinksDep = Annotated[ResultLinks, Depends(result_links)]
 ReadinessProbesDep = Annotated[Mapping[str, Probe], Depends(readiness_probes)]
 ReaperStatsDep = Annotated[ReaperStats | None, Depends(reaper_stats)]
 
@@ -132,10 +140,15 @@ _SCOPE_OF: dict[Callable[..., Principal], Scope] = {}
 
 def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None,
                   scope: Scope) -> Principal:
-    """The caller, checked once per request and scope."""
+    return authenticate_key(request, credentials.credentials if credentials else None, scope)
+
+
+def authenticate_key(request: Request, presented: str | None, scope: Scope) -> Principal:
+    """The caller of a key ``presented`` however the API asks for it (a bearer token here,
+    a vendor's header in api/compat/), checked once per request and scope, with every
+    restriction of the key."""
     checked: dict[Scope, Principal] = request.scope.setdefault(_PRINCIPALS, {})
     if scope not in checked:
-        presented = credentials.credentials if credentials else None
         checked[scope] = access_service(request).authenticate(
             presented, request_context(request), scope)
     return checked[scope]

@@ -22,6 +22,7 @@ from ocrvault.engines import registry
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.types import Limits
+from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
@@ -50,6 +51,7 @@ class ApiNode:
     audit_reader: AuditService
     jobs: JobService
     retention: RetentionService
+    links: ResultLinks  # signed result URLs of the ABBYY door
     owns: bool = False  # whether stop() closes the pipeline and the foundation
     _flush: PeriodicThread | None = field(default=None, repr=False)
 
@@ -64,7 +66,8 @@ class ApiNode:
         return cls(base=base, pipeline=pipeline, queue=queue,
                    access=AccessService(base.db, base.audit, base.clock, rate_limiter),
                    audit_reader=AuditService(base.db, base.audit), jobs=jobs,
-                   retention=retention)
+                   retention=retention,
+                   links=ResultLinks(base.keyring, base.clock, base.settings.result_link_seconds))
 
     @classmethod
     def open(cls, settings: Settings, *, queue: JobQueue | None = None, clock: Clock = utcnow,

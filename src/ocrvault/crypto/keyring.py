@@ -68,6 +68,7 @@ class MacPurpose(StrEnum):
     version can keep the verification key of every purpose (:meth:`Keyring.retire`)."""
 
     AUDIT_CHAIN = "audit-chain"
+    RESULT_LINK = "result-link"  # short-lived result URLs (ABBYY's resultUrl)
 
 
 @runtime_checkable

@@ -212,6 +212,11 @@ class JobService:
             raise ResourceError(ErrorCode.JOB_DELETED, "The job and its data have been deleted.")
         return job
 
+    def status(self, principal: Principal, job_id: str) -> Job:
+        """The job's metadata, as a listing shows it: nothing is opened, so nothing of the
+        document is revealed (ABBYY's getTaskStatus)."""
+        return job_of(self._owned(principal, job_id), self.clock())
+
     def get(self, principal: Principal, job_id: str,
             customer_key: CustomerKey | None = None) -> JobView:
         record = self._owned(principal, job_id)

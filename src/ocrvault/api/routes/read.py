@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ocrvault.api.body import Upload, receive_upload
+from ocrvault.api.body import FILE_FIELD, Upload, receive_upload
 from ocrvault.api.deps import (
     AuthFirstRoute,
     CustomerKeyDep,
@@ -16,7 +18,7 @@ from ocrvault.api.deps import (
     UploadBudgetDep,
     require_scope,
 )
-from ocrvault.api.limits import Reservation
+from ocrvault.api.limits import Reservation, UploadBudget
 from ocrvault.api.schemas import JobCreated, problems
 from ocrvault.errors import InputRejected
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
@@ -83,13 +85,24 @@ Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
 
 
 async def _upload(request: Request, jobs: JobService, caller: Principal, limit: int,
-                  reservation: Reservation) -> Upload:
+                  reservation: Reservation, field: bytes | None) -> Upload:
     """The request's file; a body refused before it was read in full is audited too."""
     try:
-        return await receive_upload(request, limit, reservation)
+        return await receive_upload(request, limit, reservation, field)
     except InputRejected as error:
         await run_in_threadpool(jobs.record_rejection, caller, error.code, None, None)
         raise
+
+
+@asynccontextmanager
+async def upload_of(request: Request, jobs: JobService, caller: Principal,
+                    budget: UploadBudget, limit: int,
+                    field: bytes | None = FILE_FIELD) -> AsyncIterator[Upload]:
+    """The request's file (at most ``limit`` bytes), held in the caller's upload budget
+    while the block runs. The one way in for uploads: /v1 and the vendor doors of
+    api/compat/ alike."""
+    async with budget.hold(caller.tenant_id) as reservation:
+        yield await _upload(request, jobs, caller, limit, reservation, field)
 
 
 @router.post(
@@ -108,8 +121,7 @@ async def submit_read(request: Request, response: Response, jobs: JobServiceDep,
     params = jobs.params(languages, pages, outputs, pdf_password, engine,
                          pdf_text=pdf_text, pdf_profile=pdf_profile)
     keep_for = parse_retention(retention)
-    async with budget.hold(caller.tenant_id) as reservation:
-        upload = await _upload(request, jobs, caller, settings.max_file_bytes, reservation)
+    async with upload_of(request, jobs, caller, budget, settings.max_file_bytes) as upload:
         job = await run_in_threadpool(jobs.submit, caller, upload.data, params,
                                       upload.declared_type, keep_for, customer)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -128,8 +140,7 @@ async def read_sync(request: Request, jobs: JobServiceDep, settings: SettingsDep
                     engine: Engine = None, pdf_text: PdfText = None) -> Document:
     params = jobs.params(languages, pages, None, pdf_password, engine, pdf_text=pdf_text)
     with jobs.sync_slot(caller):
-        async with budget.hold(caller.tenant_id) as reservation:
-            upload = await _upload(request, jobs, caller, settings.max_sync_file_bytes,
-                                   reservation)
+        async with upload_of(request, jobs, caller, budget,
+                             settings.max_sync_file_bytes) as upload:
             return await run_in_threadpool(jobs.read_sync, caller, upload.data, params,
                                            upload.declared_type)
