@@ -36,7 +36,7 @@ from tests.docgen import encode, text_page
 
 # Measured 2026-11 (bench/engines.py; tesseract 5.5, rapidocr 3.10 PP-OCRv6 small at
 # this engine's defaults): receipts CER 0.108, word F1 0.714 split on whitespace, 0.770
-# with punctuation apart (tesseract); CER 0.032, F1 0.8807 / 0.929 (rapidocr, auto);
+# with punctuation apart (tesseract); CER 0.032, F1 0.8821 / 0.930 (rapidocr, auto);
 # every other kind 0.000. The targets are the issue's (tests/accuracy.py): receipts
 # CER <= 0.04 and word F1 >= 0.88 as the issue measured it (words split on whitespace),
 # two-column pages <= 0.08, clean text <= 0.01. The punctuation-aware F1 (the spacing

@@ -175,6 +175,14 @@ def test_a_space_spread_over_steps_is_written_though_no_step_outweighs_its_blank
                          SPACE_STEPS)[0] == "ab"
 
 
+def test_equal_characters_a_blank_may_part_are_read_as_two_though_the_best_path_joins_them(
+        ) -> None:
+    a, unsure = (0.0, 0.9, 0.0, 0.1), (0.45, 0.5, 0.0, 0.05)
+    # Best path: a a a a, one "a". Summed over alignments, "aa" (a blank somewhere between)
+    # is likelier (0.53 against 0.20).
+    assert module.decode(steps(a, unsure, unsure, a), SPACE_STEPS)[0] == "aa"
+
+
 def test_decoding_keeps_repeated_characters_apart_and_reports_their_confidence() -> None:
     a, blank = (0.0, 0.8, 0.0, 0.2), (1.0, 0.0, 0.0, 0.0)
     text, confidence = module.decode(steps(a, a, blank, a), SPACE_STEPS)
