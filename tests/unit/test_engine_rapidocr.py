@@ -201,24 +201,25 @@ def test_rapidocr_page_over_its_time_limit_fails_with_a_timeout(engine: RapidOcr
     assert engine.recognize(image, RecognizeOptions(timeout_seconds=60)).text.split("\n") == LINES
 
 
-def test_rapidocr_stops_between_lines_once_the_deadline_has_passed(
+def test_rapidocr_checks_the_deadline_at_every_line_not_only_once_the_page_is_read(
         engine: RapidOcrEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The deadline is checked after each line, not only once the page is done."""
-    decoded: list[int] = []
-    clock = iter([0.0] + [100.0] * 1000)  # the reading starts at 0 s, then 100 s have passed
+    decoded: list[str] = []
+    # The reading starts at 0 s with 10 s to go; two lines are read at 1 s, then 100 s
+    # have passed.
+    clock = iter([0.0, 1.0, 1.0] + [100.0] * 100)
     real_decode = module.decode
 
     def counting(probs: Any, characters: list[str]) -> tuple[str, float]:
-        decoded.append(1)
+        decoded.append(real_decode(probs, characters)[0])
         return real_decode(probs, characters)
 
     monkeypatch.setattr(module.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(module, "decode", counting)
     with pytest.raises(ProcessingError) as caught:
-        engine.recognize(text_page(LINES, size=(1200, 300)),
+        engine.recognize(text_page([*LINES, "Paid by card"], size=(1200, 400)),
                          RecognizeOptions(timeout_seconds=10))
     assert caught.value.code is ErrorCode.PROCESSING_TIMEOUT
-    assert decoded == []  # the first line's batch already found the deadline passed
+    assert len(decoded) == 2  # the third line found the deadline passed
 
 
 def test_rapidocr_decodes_each_reading_in_its_languages_alphabets(
