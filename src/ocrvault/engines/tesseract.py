@@ -48,7 +48,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 import tesserocr
 from PIL import Image
 
-from ocrvault.engines.base import RecognizeOptions
+from ocrvault.engines.base import RecognizeOptions, timeout_error
 from ocrvault.engines.pixels import eight_bit
 from ocrvault.engines.tessdata import find_tessdata, installed_languages
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
@@ -109,8 +109,7 @@ class TesseractEngine:
 
     def recognize(self, image: Image.Image, options: RecognizeOptions) -> Page:
         langs = self._language_key(options.languages)
-        deadline = (time.monotonic() + options.timeout_seconds
-                    if options.timeout_seconds is not None else None)
+        deadline = options.deadline()
         gray = _to_gray(image)
         slot = self._slot(langs)
         with slot.lock:
@@ -235,21 +234,13 @@ def _recognize(api: Any, gray: Image.Image, view: _View, options: RecognizeOptio
     if deadline is not None:
         timeout_ms = math.ceil((deadline - time.monotonic()) * 1000)
         if timeout_ms <= 0:
-            raise _timeout_error(options)
+            raise timeout_error(options)
     if not api.Recognize(timeout_ms):
         if deadline is not None and time.monotonic() >= deadline:
-            raise _timeout_error(options)
+            raise timeout_error(options)
         raise ProcessingError(ErrorCode.PROCESSING_FAILED,
                               f"Tesseract failed to read page {options.page_number}")
     return _read_lines(api.GetIterator(), view)
-
-
-def _timeout_error(options: RecognizeOptions) -> ProcessingError:
-    return ProcessingError(
-        ErrorCode.PROCESSING_TIMEOUT,
-        f"reading page {options.page_number} took longer than {options.timeout_seconds:g} s; "
-        "send smaller or fewer pages",
-    )
 
 
 @dataclass(frozen=True, slots=True)
