@@ -13,10 +13,8 @@ whose task outlived its lease) does no harm. The lease is three ticks long.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,38 +49,38 @@ def node_name() -> str:
 
 
 class Scheduler:
-    """Runs each of ``tasks`` at its own interval while this node holds ``lock``; it ticks
-    at the shortest interval, and the lease lasts LEASE_TICKS ticks."""
+    """Runs each of ``tasks`` at its own interval while this node holds ``lock``: it ticks
+    at the shortest interval and runs a task every ``round(task.every / interval)`` ticks
+    (the first tick runs them all); the lease lasts LEASE_TICKS ticks."""
 
-    def __init__(self, lock: ClusterLock, tasks: Sequence[Task],
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, lock: ClusterLock, tasks: Sequence[Task]) -> None:
         self.lock = lock
         self.tasks = list(tasks)
         self.interval = min(task.every for task in self.tasks)
-        self._monotonic = monotonic
-        self._due: dict[str, float] = {}  # task name -> monotonic time it is next due
+        self._ticks = 0
         self._thread: PeriodicThread | None = None
+
+    def _due(self, task: Task) -> bool:
+        return self._ticks % max(1, round(task.every / self.interval)) == 0
 
     def tick(self) -> bool:
         """One round of the tasks that are due, each run only while the lease is held (it
         is renewed before each); whether this node held it."""
+        due = [task for task in self.tasks if self._due(task)]
+        self._ticks += 1
         held = False
-        for task in self.tasks:
-            now = self._monotonic()
-            if now < self._due.get(task.name, -math.inf):
-                continue
+        for task in due:
             if not self.lock.hold():
                 if held:
                     log.warning("lost the scheduler lease before %s; another node runs it",
                                 task.name)
                 return held
             held = True
-            self._due[task.name] = now + task.every
             try:
                 task.run()
             except Exception:
                 log.exception("periodic task %s failed", task.name)
-        return held or self.lock.hold()
+        return held
 
     def start(self) -> None:
         self._thread = PeriodicThread("scheduler", self.interval, self.tick)
