@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         "reads one page at a time, so workers x this is the cores it uses"
     )
 
+    # Webhooks go to public HTTPS addresses only (webhooks/ssrf.py); these are the only ways
+    # past that, for development and for receivers on the operator's own network.
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow plain-http webhook URLs (development only)")
+    webhook_allow_cidrs: str = Field(
+        default="", description="Comma-separated CIDRs a webhook may reach although they "
+        "are loopback, private, link-local or reserved, e.g. '10.1.2.0/24'")
+
     @classmethod
     def settings_customise_sources(
         cls,

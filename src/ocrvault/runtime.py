@@ -31,6 +31,8 @@ from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
+from ocrvault.webhooks.dispatcher import Dispatcher
+from ocrvault.webhooks.service import WebhookService
 
 __all__ = ["Runtime", "Shutdown", "build_pipeline"]
 
@@ -141,6 +143,14 @@ class Runtime:
     @property
     def retention(self) -> RetentionService:
         return self.api.retention
+
+    @property
+    def webhooks(self) -> WebhookService:
+        return self.api.webhooks
+
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        return self.scheduler.dispatcher
 
     @property
     def reaper(self) -> Reaper:

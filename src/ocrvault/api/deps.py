@@ -30,6 +30,7 @@ from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
 from ocrvault.retention.reaper import Reaper, ReaperStats
 from ocrvault.retention.service import RetentionService
+from ocrvault.webhooks.service import WebhookService
 
 _bearer = HTTPBearer(auto_error=False,
                      description="An ocrvault API key: ocv_live_... or ocv_test_...")
@@ -51,6 +52,8 @@ class Served(Protocol):
     def audit_reader(self) -> AuditService: ...
     @property
     def retention(self) -> RetentionService: ...
+    @property
+    def webhooks(self) -> WebhookService: ...
     @property
     def engines(self) -> EngineCatalog:
         """Describes the engines (GET /v1/engines) without creating them."""
@@ -83,6 +86,10 @@ def retention_service(request: Request) -> RetentionService:
     return _runtime(request).retention
 
 
+def webhook_service(request: Request) -> WebhookService:
+    return _runtime(request).webhooks
+
+
 def audit_reader(request: Request) -> AuditService:
     return _runtime(request).audit_reader
 
@@ -112,6 +119,7 @@ def reaper_stats(request: Request) -> ReaperStats | None:
 JobServiceDep = Annotated[JobService, Depends(job_service)]
 AccessServiceDep = Annotated[AccessService, Depends(access_service)]
 RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
+WebhookServiceDep = Annotated[WebhookService, Depends(webhook_service)]
 AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
 EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
 SettingsDep = Annotated[Settings, Depends(settings)]

@@ -1,5 +1,5 @@
 """Role ``scheduler``: the periodic work that must run once per cluster, not once per node
-(the reaper, audit retention), under a lease in the database; no HTTP.
+(the reaper, audit retention, webhook dispatch), under a lease in the database; no HTTP.
 
 Each tick takes or renews the lease (store/locks.py) before each task, so of several
 schedulers (a second one started by mistake, or a standby) one runs the tasks and the
@@ -25,6 +25,8 @@ from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import BlobStore
 from ocrvault.store.locks import ClusterLock
+from ocrvault.webhooks.dispatcher import Dispatcher
+from ocrvault.webhooks.ssrf import guard_for
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class SchedulerNode:
     scheduler: Scheduler
     owns: bool = False  # whether stop() closes the foundation
     owner: str = field(default="")
+    dispatcher: Dispatcher | None = None
 
     @classmethod
     def build(cls, base: Foundation, *, owner: str | None = None) -> SchedulerNode:
@@ -89,15 +92,22 @@ class SchedulerNode:
         settings = base.settings
         reaper = Reaper(base.db, Shredder(base.db, base.documents, base.clock, base.audit),
                         base.clock)
-        # Other once-per-cluster work (lease reclaim, webhook dispatch) joins this list.
-        tasks: list[Task] = [("reaper", reaper.run_once),
-                             ("audit-retention", base.audit.purge_expired)]
         owner = owner or node_name()
+        # Dispatchers claim deliveries under their own leases, so one that overlaps with
+        # another (a lease that ran out mid-task) still sends no attempt twice.
+        dispatcher = Dispatcher(base.db, base.keyring,
+                                guard_for(settings.webhook_allow_http,
+                                          settings.webhook_allow_cidrs),
+                                base.clock, owner=owner)
+        # Other once-per-cluster work (lease reclaim) joins this list.
+        tasks: list[Task] = [("reaper", reaper.run_once),
+                             ("audit-retention", base.audit.purge_expired),
+                             ("webhooks", dispatcher.run_once)]
         lock = ClusterLock(base.db, LOCK_NAME, owner,
                            timedelta(seconds=LEASE_TICKS * settings.reaper_interval_seconds),
                            base.clock)
         return cls(base, reaper, Scheduler(lock, tasks, settings.reaper_interval_seconds),
-                   owner=owner)
+                   owner=owner, dispatcher=dispatcher)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = utcnow, blobs: BlobStore | None = None,

@@ -35,6 +35,7 @@ from ocrvault.store.db import Database
 from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
+from ocrvault.webhooks.events import EventType, queue_job_event
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ class JobWorker:
                     target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
                     reason=code,
                 ), session)
+                queue_job_event(session, job, EventType.JOB_FAILED if code
+                                else EventType.JOB_SUCCEEDED, status.value, now)
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
                 self.documents.delete(job.tenant_id, job.id, kind)
