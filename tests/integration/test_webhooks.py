@@ -11,7 +11,9 @@ hand (``run_once``) and time moves on a fake clock: no sleeps.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -31,7 +34,9 @@ from ocrvault.compose.parts import Foundation
 from ocrvault.config import Settings
 from ocrvault.environments import Environment
 from ocrvault.principal import Principal, RequestContext, Role, Scope
+from ocrvault.webhooks.delivery import Sender
 from ocrvault.webhooks.dispatcher import Dispatcher
+from ocrvault.webhooks.secrets import count_sealed_under, reseal_all
 from ocrvault.webhooks.ssrf import AddressGuard, guard_for
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
@@ -467,3 +472,45 @@ def test_changes_and_rotations_are_audited_and_the_secret_is_never_shown_again_o
             if path.is_file() and path.name != "keyring.json":
                 data = path.read_bytes()
                 assert raw.encode() not in data and base64.b64decode(raw) not in data
+
+
+def test_https_connects_to_the_checked_address_naming_the_host_in_sni_and_host(
+        app: TestClient, key: str) -> None:
+    # A name only this resolver knows (.example never resolves in DNS): the delivery arrives
+    # only if the connection goes to the address the guard checked, not a second lookup.
+    name = "hooks.example"
+    guard = AddressGuard(allow_cidrs=[ipaddress.ip_network("127.0.0.1/32")],
+                         resolver=lambda host, port: {name: ["127.0.0.1"]}[host])
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(name).configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    authority.configure_trust(client_tls)
+    runtime_of(app).webhooks.guard = guard
+    dispatcher = dispatcher_of(app)
+    dispatcher.guard, dispatcher.sender = guard, Sender(verify=client_tls)
+    with receiving(tls=server_tls, host=name) as receiver:
+        made = register(app, key, receiver.url())
+        app.post(f"/v1/webhooks/{made['id']}/test", headers=auth(key))
+        assert dispatcher.run_once() == 1
+    (delivery,) = receiver.received
+    assert delivery.sni == name  # and the certificate was checked for the name, not the IP
+    assert delivery.headers["host"] == f"{name}:{receiver.port}"
+    assert delivery.verifies_with(made["secret"])
+
+
+def test_secrets_are_resealed_with_a_master_key_rotation_and_hold_its_retirement_back(
+        app: TestClient, key: str) -> None:
+    runtime = runtime_of(app)
+    with receiving() as receiver:
+        made = register(app, key, receiver.url())
+        app.post(f"/v1/webhooks/{made['id']}/rotate-secret", headers=auth(key))  # two sealed
+        old_version = runtime.keyring.primary
+        runtime.keyring.rotate()
+        assert count_sealed_under(runtime.db, runtime.keyring, old_version) == 2
+        assert reseal_all(runtime.db, runtime.keyring, runtime.keyring.primary) == 2
+        assert count_sealed_under(runtime.db, runtime.keyring, old_version) == 0
+        runtime.keyring.retire(old_version)
+        app.post(f"/v1/webhooks/{made['id']}/test", headers=auth(key))
+        assert dispatcher_of(app).run_once() == 1
+    assert receiver.received[0].verifies_with(made["secret"])  # the previous, in its grace

@@ -103,6 +103,16 @@ class WebhookRepository:
         self.session.flush()
         return WebhookEndpointRecord.of(row)
 
+    def all_endpoints(self) -> list[WebhookEndpointRecord]:
+        """Every tenant's endpoints: for re-sealing secrets under a new master key only."""
+        return [WebhookEndpointRecord.of(row) for row in
+                self.session.scalars(select(WebhookEndpointRow).order_by(WebhookEndpointRow.id))]
+
+    def reseal(self, endpoint_id: str, sealed: bytes, previous: bytes | None) -> None:
+        """Store the endpoint's secrets sealed anew (the same secrets, another master key)."""
+        row = self._row(endpoint_id)
+        row.sealed_secret, row.previous_sealed_secret = sealed, previous
+
     def delete_endpoint(self, endpoint_id: str) -> None:
         """The endpoint and its deliveries and log (the messages stay for other endpoints)."""
         deliveries = select(WebhookDeliveryRow.id).where(

@@ -99,14 +99,14 @@ def create_webhook(body: WebhookCreate, webhooks: WebhookServiceDep,
                                              body.description))
 
 
-@router.get("", response_model=WebhookList, responses=problems(401, 403, 429),
+@router.get("", response_model=WebhookList, responses=problems(400, 401, 403, 429),
             summary="The endpoints of this key's tenant and environment; never a secret")
 def list_webhooks(webhooks: WebhookServiceDep, caller: Manager) -> WebhookList:
     return WebhookList(webhooks=webhooks.endpoints(caller))
 
 
 @router.get("/{webhook_id}", response_model=EndpointInfo,
-            responses=problems(401, 403, 404, 429), summary="One endpoint; never its secret")
+            responses=problems(400, 401, 403, 404, 429), summary="One endpoint; never its secret")
 def get_webhook(webhook_id: str, webhooks: WebhookServiceDep, caller: Manager) -> EndpointInfo:
     return webhooks.get(caller, webhook_id)
 
@@ -122,7 +122,7 @@ def update_webhook(webhook_id: str, body: WebhookUpdate, webhooks: WebhookServic
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response,
-               responses=problems(401, 403, 404, 429),
+               responses=problems(400, 401, 403, 404, 429),
                summary="Delete an endpoint; what was queued for it is dropped")
 def delete_webhook(webhook_id: str, webhooks: WebhookServiceDep, caller: Manager) -> Response:
     webhooks.delete(caller, webhook_id)
@@ -130,7 +130,7 @@ def delete_webhook(webhook_id: str, webhooks: WebhookServiceDep, caller: Manager
 
 
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookCreated,
-             responses=problems(401, 403, 404, 429),
+             responses=problems(400, 401, 403, 404, 429),
              summary="A new signing secret; the current one keeps signing beside it for 24 h")
 def rotate_webhook_secret(webhook_id: str, webhooks: WebhookServiceDep,
                           caller: Manager) -> WebhookCreated:
@@ -138,14 +138,14 @@ def rotate_webhook_secret(webhook_id: str, webhooks: WebhookServiceDep,
 
 
 @router.post("/{webhook_id}/test", status_code=202, response_model=Queued,
-             responses=problems(401, 403, 404, 429),
+             responses=problems(400, 401, 403, 404, 429),
              summary="Queue a webhook.test event for this endpoint")
 def test_webhook(webhook_id: str, webhooks: WebhookServiceDep, caller: Manager) -> Queued:
     return Queued(message_id=webhooks.test(caller, webhook_id))
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryLog,
-            responses=problems(401, 403, 404, 429),
+            responses=problems(400, 401, 403, 404, 429),
             summary="The delivery log: time, event, status code, latency, attempt")
 def list_deliveries(webhook_id: str, webhooks: WebhookServiceDep, caller: Manager,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> DeliveryLog:
@@ -157,7 +157,7 @@ def list_deliveries(webhook_id: str, webhooks: WebhookServiceDep, caller: Manage
 
 
 @router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202,
-             response_model=Queued, responses=problems(401, 403, 404, 429),
+             response_model=Queued, responses=problems(400, 401, 403, 404, 429),
              summary="Send a delivery again (same webhook-id and body)")
 def redeliver(webhook_id: str, delivery_id: str, webhooks: WebhookServiceDep,
               caller: Manager) -> Queued:
