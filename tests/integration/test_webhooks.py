@@ -221,6 +221,8 @@ def test_a_delivery_is_given_up_after_the_schedule_and_can_be_redelivered_by_han
             attempts += dispatcher.run_once()
             clock.advance(timedelta(hours=8))
         assert attempts == 7
+        endpoint = app.get(f"/v1/webhooks/{made['id']}", headers=auth(key)).json()
+        assert (endpoint["consecutive_failures"], endpoint["status"]) == (7, "active")
         delivery_id = deliveries_of(app, key, made["id"])[0]["delivery_id"]
         again = app.post(f"/v1/webhooks/{made['id']}/deliveries/{delivery_id}/redeliver",
                          headers=auth(key))
@@ -231,6 +233,8 @@ def test_a_delivery_is_given_up_after_the_schedule_and_can_be_redelivered_by_han
     verify_webhook(last.body, last.headers, made["secret"], seen=SeenIds(),
                    now=clock.now.timestamp)
     assert deliveries_of(app, key, made["id"])[0]["outcome"] == "succeeded"
+    endpoint = app.get(f"/v1/webhooks/{made['id']}", headers=auth(key)).json()
+    assert endpoint["consecutive_failures"] == 0
     missing = app.post(f"/v1/webhooks/{made['id']}/deliveries/nope/redeliver", headers=auth(key))
     assert_problem(missing, 404, "webhook_delivery_not_found")
 
@@ -514,3 +518,22 @@ def test_secrets_are_resealed_with_a_master_key_rotation_and_hold_its_retirement
         app.post(f"/v1/webhooks/{made['id']}/test", headers=auth(key))
         assert dispatcher_of(app).run_once() == 1
     assert receiver.received[0].verifies_with(made["secret"])  # the previous, in its grace
+
+
+def test_ten_failed_attempts_in_a_row_mark_the_endpoint_failing_until_one_succeeds(
+        app: TestClient, key: str, clock: FakeClock) -> None:
+    with receiving(answers=[500] * 14) as receiver:
+        made = register(app, key, receiver.url())
+        for _ in range(2):
+            app.post(f"/v1/webhooks/{made['id']}/test", headers=auth(key))
+        dispatcher = dispatcher_of(app)
+        for _ in range(10):
+            dispatcher.run_once()
+            clock.advance(timedelta(hours=8))
+        failing = app.get(f"/v1/webhooks/{made['id']}", headers=auth(key)).json()
+        assert (failing["status"], failing["consecutive_failures"]) == ("failing", 14)
+        app.post(f"/v1/webhooks/{made['id']}/test", headers=auth(key))
+        assert dispatcher.run_once() == 1  # a failing endpoint is still tried
+    recovered = app.get(f"/v1/webhooks/{made['id']}", headers=auth(key)).json()
+    assert (recovered["status"], recovered["consecutive_failures"]) == ("active", 0)
+    assert len(receiver.received) == 15

@@ -146,7 +146,7 @@ class WebhookRepository:
         self.session.flush()  # the deliveries refer to it
         for endpoint_id in command.endpoint_ids:
             self.session.add(WebhookDeliveryRow(
-                id=_delivery_id(command.id, endpoint_id), message_id=command.id,
+                id=delivery_id_of(command.id, endpoint_id), message_id=command.id,
                 endpoint_id=endpoint_id, state=PENDING, attempts=0,
                 next_attempt_at=command.created_at, created_at=command.created_at))
         self.session.flush()
@@ -257,6 +257,6 @@ class WebhookRepository:
         return int(getattr(gone, "rowcount", 0))
 
 
-def _delivery_id(message_id: str, endpoint_id: str) -> str:
+def delivery_id_of(message_id: str, endpoint_id: str) -> str:
     """Deterministic, so one message reaches one endpoint through one delivery only."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ocrvault:webhook:{message_id}:{endpoint_id}"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -33,15 +34,17 @@ from ocrvault.webhooks.ssrf import AddressGuard
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)  # far above an attempt's 10 s timeout
+LEASE = timedelta(seconds=60)  # above a run's budget plus an attempt's 10 s timeout
+RUN_BUDGET_SECONDS = 20.0  # no new batch after this: the scheduler's other tasks wait on a run
 FAILING_AFTER = 10  # failed attempts in a row that mark an endpoint failing
 LOG_RETENTION = timedelta(days=30)  # finished deliveries and their log are kept this long
 
 
 class Dispatcher:
     def __init__(self, db: Database, keyring: DekWrapper, guard: AddressGuard, clock: Clock,
-                 *, owner: str, sender: Sender | None = None, batch: int = 100,
-                 concurrency: int = 4, rng: random.Random | None = None) -> None:
+                 *, owner: str, sender: Sender | None = None, batch: int = 32,
+                 concurrency: int = 16, rng: random.Random | None = None,
+                 budget_seconds: float = RUN_BUDGET_SECONDS) -> None:
         self.db = db
         self.keyring = keyring
         self.guard = guard
@@ -51,15 +54,19 @@ class Dispatcher:
         self.batch = batch
         self.concurrency = concurrency
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self.budget_seconds = budget_seconds
 
     def run_once(self) -> int:
-        """Send every delivery due now (batch after batch); how many attempts were made."""
-        made = 0
+        """Send the deliveries due now, batch after batch until none is left or the run's
+        budget is spent (the rest wait for the next run); how many attempts were made. A
+        batch of slow receivers takes at most one 10 s timeout per ``concurrency`` of them."""
+        made, started = 0, time.monotonic()
         with ThreadPoolExecutor(self.concurrency, "webhook-send") as pool:
             while True:
                 due, claimed = self._claim_due()
                 made += sum(pool.map(self._attempt, claimed))
-                if due < self.batch:  # not len(claimed): others may have claimed the rest
+                # Not len(claimed): other dispatchers may have claimed the rest.
+                if due < self.batch or time.monotonic() - started > self.budget_seconds:
                     break
         with self.db.transaction() as session:
             WebhookRepository(session).purge_finished(self.clock() - LOG_RETENTION)

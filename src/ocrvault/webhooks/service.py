@@ -35,7 +35,7 @@ from ocrvault.webhooks.secrets import seal_secret
 from ocrvault.webhooks.ssrf import AddressGuard
 
 ROTATION_GRACE = timedelta(hours=24)
-MAX_ENDPOINTS = 20  # per tenant and environment
+MAX_ENDPOINTS = 100  # per tenant and environment: each event fans out to all of them
 MAX_DESCRIPTION_CHARS = 500
 
 
