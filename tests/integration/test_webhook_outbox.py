@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import inspect
 
 from ocrvault.environments import Environment
 from ocrvault.store.commands import (
@@ -22,11 +23,12 @@ from ocrvault.store.commands import (
     NewWebhookEndpoint,
     NewWebhookMessage,
 )
-from ocrvault.store.db import Database
+from ocrvault.store.db import Database, code_revisions
 from ocrvault.store.records import ClaimedDelivery
 from ocrvault.store.repository import TenantRepository
 from ocrvault.store.webhooks import WebhookRepository
 from tests.clocks import FakeClock
+from tests.integration.test_audit_migration import move
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LEASE = timedelta(seconds=60)
@@ -127,3 +129,13 @@ def test_of_many_dispatchers_claiming_at_once_exactly_one_wins(db: Database) -> 
     for thread in threads:
         thread.join()
     assert len(won) == 1
+
+
+def test_the_migration_goes_down_to_0008_and_up_again(db: Database) -> None:
+    webhook_tables = {"webhook_endpoints", "webhook_messages", "webhook_deliveries",
+                      "webhook_attempts", "webhook_job_targets"}
+    move(db, "0008", down=True)
+    assert not webhook_tables & set(inspect(db.engine).get_table_names())
+    move(db, "head")
+    assert webhook_tables <= set(inspect(db.engine).get_table_names())
+    assert db.schema_revisions() == code_revisions()

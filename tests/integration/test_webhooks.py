@@ -31,6 +31,7 @@ from ocrvault.client import SeenIds, verify_webhook
 from ocrvault.client import WebhookVerificationError as SdkRefusal
 from ocrvault.clock import utcnow
 from ocrvault.compose.parts import Foundation
+from ocrvault.compose.scheduler import SchedulerNode
 from ocrvault.config import Settings
 from ocrvault.environments import Environment
 from ocrvault.principal import Principal, RequestContext, Role, Scope
@@ -537,3 +538,19 @@ def test_ten_failed_attempts_in_a_row_mark_the_endpoint_failing_until_one_succee
     recovered = app.get(f"/v1/webhooks/{made['id']}", headers=auth(key)).json()
     assert (recovered["status"], recovered["consecutive_failures"]) == ("active", 0)
     assert len(receiver.received) == 15
+
+
+def test_the_scheduler_role_delivers_what_the_api_role_queued(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    settings = webhook_settings(tmp_path)
+    with receiving() as receiver:
+        app = make_client(settings, engine=FixedEngine())  # its own scheduler waits an hour
+        key = issue(app, "acme")
+        made = register(app, key, receiver.url())
+        app.post(f"/v1/webhooks/{made['id']}/test", headers=auth(key))
+        scheduler = SchedulerNode.open(settings, owner="scheduler-node")
+        try:
+            assert scheduler.tick()  # it holds the cluster lease and runs its tasks
+        finally:
+            scheduler.stop()
+    assert receiver.received[0].verifies_with(made["secret"])
