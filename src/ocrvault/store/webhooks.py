@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ocrvault.store.commands import (
@@ -208,14 +208,15 @@ class WebhookRepository:
             attempt=outcome.attempt, at=outcome.at, status_code=outcome.status_code,
             latency_ms=outcome.latency_ms,
             outcome=SUCCEEDED if outcome.succeeded else FAILED, error=outcome.error))
-        endpoint = self.session.get(WebhookEndpointRow, outcome.endpoint_id)
-        if endpoint is not None:
-            if outcome.succeeded:
-                endpoint.consecutive_failures, endpoint.status = 0, ACTIVE
-            else:
-                endpoint.consecutive_failures = (endpoint.consecutive_failures or 0) + 1
-                if endpoint.consecutive_failures >= outcome.failing_after:
-                    endpoint.status = FAILING
+        # One UPDATE each: dispatchers settling attempts of one endpoint at once all count.
+        failures = WebhookEndpointRow.consecutive_failures + 1
+        counted = ({"consecutive_failures": 0, "status": ACTIVE} if outcome.succeeded else
+                   {"consecutive_failures": failures,
+                    "status": case((failures >= outcome.failing_after, FAILING),
+                                   else_=WebhookEndpointRow.status)})
+        self.session.execute(
+            update(WebhookEndpointRow).where(WebhookEndpointRow.id == outcome.endpoint_id)
+            .values(**counted).execution_options(synchronize_session=False))
         self.session.flush()
         return True
 
