@@ -53,6 +53,7 @@ from ocrvault.model import Document
 from ocrvault.store.db import Database
 from ocrvault.store.rekey import count_wrapped_under, rewrap_all
 from ocrvault.store.repository import TenantRepository
+from ocrvault.webhooks.secrets import count_sealed_under, reseal_all
 
 if TYPE_CHECKING:
     from ocrvault.compose.scheduler import SchedulerNode
@@ -608,6 +609,7 @@ def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
         task = progress.add_task("rewrap", total=None)
         done = rewrap_all(db, keyring, batch,
                           lambda n, total: progress.update(task, completed=n, total=total))
+        done += reseal_all(db, keyring, keyring.primary)  # webhook signing secrets
         _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, keyring.primary,
                            data_keys=done)
     out.print(f"{done} data keys now wrapped under v{keyring.primary}.")
@@ -623,7 +625,8 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
         keyring = audit.signer.keyring
         try:
             keyring.check_retirable(version)  # before counting: the primary always has keys
-            remaining = count_wrapped_under(db, version)
+            remaining = (count_wrapped_under(db, version)
+                         + count_sealed_under(db, keyring, version))
             if remaining:
                 hint = escape(command_hint(settings, "keys rewrap"))
                 err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "

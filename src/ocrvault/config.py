@@ -130,6 +130,16 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often expired leases are reclaimed and the job "
         "outbox is swept (by the scheduler)"
     )
+    # Webhooks go to public HTTPS addresses only (webhooks/ssrf.py); these are the only ways
+    # past that, for development and for receivers on the operator's own network.
+    webhook_dispatch_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often the scheduler sends the webhook deliveries "
+        "that are due")
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow plain-http webhook URLs (development only)")
+    webhook_allow_cidrs: str = Field(
+        default="", description="Comma-separated CIDRs a webhook may reach although they "
+        "are loopback, private, link-local or reserved, e.g. '10.1.2.0/24'")
 
     @classmethod
     def settings_customise_sources(

@@ -64,6 +64,10 @@ class ErrorCode(StrEnum):
     KEY_NOT_FOUND = "key_not_found"
     KEY_REVOKED = "key_revoked"
     AUDIT_ENTRY_NOT_FOUND = "audit_entry_not_found"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
+    WEBHOOK_DELIVERY_NOT_FOUND = "webhook_delivery_not_found"
+    WEBHOOK_URL_REFUSED = "webhook_url_refused"
+    CALLBACK_URL_NOT_REGISTERED = "callback_url_not_registered"
     INTEGRITY_ERROR = "integrity_error"
     SERVER_BUSY = "server_busy"
     ENGINE_UNAVAILABLE = "engine_unavailable"
@@ -115,6 +119,10 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.KEY_NOT_FOUND: 404,
     ErrorCode.KEY_REVOKED: 409,
     ErrorCode.AUDIT_ENTRY_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_DELIVERY_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_URL_REFUSED: 400,
+    ErrorCode.CALLBACK_URL_NOT_REGISTERED: 400,
     ErrorCode.INTEGRITY_ERROR: 500,
     ErrorCode.SERVER_BUSY: 503,
     ErrorCode.ENGINE_UNAVAILABLE: 503,

@@ -33,6 +33,8 @@ from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
+from ocrvault.webhooks.dispatcher import Dispatcher
+from ocrvault.webhooks.service import WebhookService
 
 __all__ = ["Runtime", "Shutdown", "build_pipeline"]
 
@@ -152,6 +154,14 @@ class Runtime:
     def leases(self) -> JobLeases:
         assert self.scheduler.leases is not None, "role all always has its queue"
         return self.scheduler.leases
+
+    @property
+    def webhooks(self) -> WebhookService:
+        return self.api.webhooks
+
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        return self.scheduler.dispatcher
 
     @property
     def reaper(self) -> Reaper:

@@ -15,7 +15,17 @@ from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.deps import Served
 from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
-from ocrvault.api.routes import audit, capabilities, health, jobs, keys, read, retention, sample
+from ocrvault.api.routes import (
+    audit,
+    capabilities,
+    health,
+    jobs,
+    keys,
+    read,
+    retention,
+    sample,
+    webhooks,
+)
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
 from ocrvault.logs import install_key_redaction
@@ -63,7 +73,8 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, read, sample, jobs, keys, audit, retention, capabilities):
+    for module in (health, read, sample, jobs, keys, audit, retention, capabilities,
+                   webhooks):
         app.include_router(module.router)
     for router in compat.routers:
         app.include_router(router)

@@ -31,6 +31,7 @@ from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
 from ocrvault.retention.reaper import Reaper, ReaperStats
 from ocrvault.retention.service import RetentionService
+from ocrvault.webhooks.service import WebhookService
 
 _bearer = HTTPBearer(auto_error=False,
                      description="An ocrvault API key: ocv_live_... or ocv_test_...")
@@ -54,6 +55,8 @@ class Served(Protocol):
     def retention(self) -> RetentionService: ...
     @property
     def links(self) -> ResultLinks: ...
+    @property
+    def webhooks(self) -> WebhookService: ...
     @property
     def engines(self) -> EngineCatalog:
         """Describes the engines (GET /v1/engines) without creating them."""
@@ -84,6 +87,10 @@ def access_service(request: Request) -> AccessService:
 
 def retention_service(request: Request) -> RetentionService:
     return _runtime(request).retention
+
+
+def webhook_service(request: Request) -> WebhookService:
+    return _runtime(request).webhooks
 
 
 def audit_reader(request: Request) -> AuditService:
@@ -119,6 +126,7 @@ def reaper_stats(request: Request) -> ReaperStats | None:
 JobServiceDep = Annotated[JobService, Depends(job_service)]
 AccessServiceDep = Annotated[AccessService, Depends(access_service)]
 RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
+WebhookServiceDep = Annotated[WebhookService, Depends(webhook_service)]
 AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
 EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
 SettingsDep = Annotated[Settings, Depends(settings)]

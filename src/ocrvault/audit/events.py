@@ -45,7 +45,9 @@ class AuditAction(StrEnum):
     JOB_DELETED = "job:data:deleted"
     JOB_EXPIRED = "job:data:expired"
     POLICY_CHANGED = "policy:retention:changed"
+    # An endpoint made, changed or deleted (detail: which), or a delivery redelivered by hand.
     WEBHOOK_CHANGED = "webhook:endpoint:changed"
+    WEBHOOK_SECRET_ROTATED = "webhook:secret:rotated"  # noqa: S105 - an action's name
     AUDIT_READ = "audit:log:read"
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_PURGED = "audit:log:purged"

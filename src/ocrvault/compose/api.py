@@ -31,6 +31,8 @@ from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
+from ocrvault.webhooks.service import WebhookService
+from ocrvault.webhooks.ssrf import guard_for
 
 
 def checking_pipeline(settings: Settings, engines: EngineCatalog | None = None) -> OcrPipeline:
@@ -52,6 +54,7 @@ class ApiNode:
     jobs: JobService
     retention: RetentionService
     links: ResultLinks  # signed result URLs of the ABBYY door
+    webhooks: WebhookService
     owns: bool = False  # whether stop() closes the pipeline and the foundation
     _flush: PeriodicThread | None = field(default=None, repr=False)
 
@@ -67,7 +70,10 @@ class ApiNode:
                    access=AccessService(base.db, base.audit, base.clock, rate_limiter),
                    audit_reader=AuditService(base.db, base.audit), jobs=jobs,
                    retention=retention,
-                   links=ResultLinks(base.keyring, base.clock, base.settings.result_link_seconds))
+                   links=ResultLinks(base.keyring, base.clock, base.settings.result_link_seconds),
+                   webhooks=WebhookService(base.db, base.keyring, base.audit, base.clock,
+                                           guard_for(base.settings.webhook_allow_http,
+                                                     base.settings.webhook_allow_cidrs)))
 
     @classmethod
     def open(cls, settings: Settings, *, queue: JobQueue | None = None, clock: Clock = utcnow,

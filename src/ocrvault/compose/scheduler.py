@@ -1,6 +1,6 @@
 """Role ``scheduler``: the periodic work that must run once per cluster, not once per node
 (the reaper, audit retention, reclaiming the jobs of dead workers, sending what the job
-outbox holds), under a lease in the database; no HTTP.
+outbox holds, webhook dispatch), under a lease in the database; no HTTP.
 
 Each task has its own interval. Each tick takes or renews the lease (store/locks.py) before
 each task due, so of several
@@ -29,6 +29,8 @@ from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import BlobStore
 from ocrvault.store.locks import ClusterLock
+from ocrvault.webhooks.dispatcher import Dispatcher
+from ocrvault.webhooks.ssrf import guard_for
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class SchedulerNode:
     leases: JobLeases | None = None  # with a queue: reclaims dead workers' jobs
     owns: bool = False  # whether stop() closes the foundation
     owner: str = field(default="")
+    dispatcher: Dispatcher | None = None
 
     @classmethod
     def build(cls, base: Foundation, queue: JobQueue | None, *,
@@ -112,17 +115,26 @@ class SchedulerNode:
         reaper = Reaper(base.db, Shredder(base.db, base.documents, base.clock, base.audit),
                         base.clock)
         every = settings.reaper_interval_seconds
+        owner = owner or node_name()
+        # Dispatchers claim deliveries under their own leases, so one that overlaps with
+        # another (a lease that ran out mid-task) still sends no attempt twice.
+        dispatcher = Dispatcher(base.db, base.keyring,
+                                guard_for(settings.webhook_allow_http,
+                                          settings.webhook_allow_cidrs),
+                                base.clock, owner=owner)
         tasks = [Task("reaper", every, reaper.run_once),
-                 Task("audit-retention", every, base.audit.purge_expired)]
+                 Task("audit-retention", every, base.audit.purge_expired),
+                 Task("webhooks", settings.webhook_dispatch_interval_seconds,
+                      dispatcher.run_once)]
         leases = JobLeases(base.db, queue, base.clock) if queue is not None else None
         if leases is not None:
             tasks.append(Task("lease-reclaim", settings.lease_reclaim_interval_seconds,
                               leases.run_periodic))
-        owner = owner or node_name()
         tick = min(task.every for task in tasks)
         lock = ClusterLock(base.db, LOCK_NAME, owner, timedelta(seconds=LEASE_TICKS * tick),
                            base.clock)
-        return cls(base, reaper, Scheduler(lock, tasks), leases, owner=owner)
+        return cls(base, reaper, Scheduler(lock, tasks), leases, owner=owner,
+                   dispatcher=dispatcher)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = utcnow, blobs: BlobStore | None = None,

@@ -51,6 +51,7 @@ from ocrvault.store.db import Database
 from ocrvault.store.documents import JobKey, ObjectKind, SealedDocuments
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
+from ocrvault.store.webhooks import WebhookRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +148,12 @@ class JobService:
 
     def submit(self, principal: Principal, data: bytes, params: ReadParams,
                declared_type: str | None = None, retention: int | None = None,
-               customer_key: CustomerKey | None = None) -> Job:
+               customer_key: CustomerKey | None = None,
+               callback_endpoint: str | None = None) -> Job:
         """Check ``data`` and queue it; ``declared_type`` is the client's (normalised) claim,
         ``retention`` the request's own (shorter) retention of result and outputs,
-        ``customer_key`` a key of the caller's without which the result cannot be read."""
+        ``customer_key`` a key of the caller's without which the result cannot be read,
+        ``callback_endpoint`` the one webhook endpoint (the caller's) for its events."""
         policy = (self.retention.effective(principal.tenant_id, principal.key_id,
                                            principal.environment)
                   .for_environment(principal.environment).shortened_to(retention))
@@ -196,6 +199,8 @@ class JobService:
             self.outbox.record(session, job_id, principal.tenant_id)
             self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, Actor.of(principal),
                                          target_id=job_id), session)
+            if callback_endpoint is not None:
+                WebhookRepository(session).bind_job(job_id, callback_endpoint)
         # After the commit: a worker must find the row, and a rollback must send nothing.
         self.outbox.dispatch(job_id, principal.tenant_id)
         return job_of(job, now)

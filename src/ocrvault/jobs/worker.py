@@ -37,6 +37,7 @@ from ocrvault.store.db import Database
 from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
+from ocrvault.webhooks.events import EventType, queue_job_event
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,8 @@ class JobWorker:
                     target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
                     reason=code,
                 ), session)
+                queue_job_event(session, job, EventType.JOB_FAILED if code
+                                else EventType.JOB_SUCCEEDED, status.value, now)
             current = None if still_ours else jobs.by_id(job.id)
         if not still_ours:
             if current is None or current.status == JobStatus.DELETED:

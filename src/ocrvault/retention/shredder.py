@@ -38,6 +38,7 @@ from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import ObjectKind, SealedDocuments
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
+from ocrvault.webhooks.events import EventType, queue_job_event
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,10 @@ class Shredder:
             job = JobRepository(session).by_id(job_id)
             if job is None:
                 raise ResourceError(ErrorCode.JOB_NOT_FOUND, "No such job.")
-            deleted_at = self._tombstone(job, self.clock(), AuditEvent(
+            now = self.clock()
+            if job.deleted_at is None:
+                queue_job_event(session, job, EventType.JOB_DELETED, JobStatus.DELETED, now)
+            deleted_at = self._tombstone(job, now, AuditEvent(
                 AuditAction.JOB_DELETED, by, target_id=job_id), session)
         self.db.scrub()
         try:
@@ -141,6 +145,8 @@ class Shredder:
                 due_times.append(job.next_expiry_at)
                 if job.status == JobStatus.DELETED or (
                         job.metadata_expires_at is not None and job.metadata_expires_at <= now):
+                    if job.status != JobStatus.DELETED and ObjectKind.RESULT in job.stored_objects:
+                        queue_job_event(session, job, EventType.JOB_EXPIRED, job.status, now)
                     self._tombstone(job, now, AuditEvent(
                         AuditAction.JOB_EXPIRED, _reaper(job), target_id=job.id,
                         detail={"deleted": "all"}), session)
@@ -175,6 +181,8 @@ class Shredder:
         left = replace(job, stored_objects=tuple(k for k in job.stored_objects
                                                  if k not in deleted))
         jobs.set_stored_objects(SetStoredObjects(job.id, left.stored_objects, next_due(left)))
+        if ObjectKind.RESULT in deleted:
+            queue_job_event(session, job, EventType.JOB_EXPIRED, job.status, self.clock())
         if deleted:
             self.audit.record(AuditEvent(
                 AuditAction.JOB_EXPIRED, _reaper(job), target_id=job.id,

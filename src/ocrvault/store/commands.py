@@ -154,3 +154,74 @@ class SetRetentionPolicy:
     seconds: Mapping[str, int]
     at: datetime
     by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhookEndpoint:
+    """An endpoint to store, with its signing secret already sealed."""
+
+    id: str
+    tenant_id: str
+    environment: Environment
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    sealed_secret: bytes
+    created_at: datetime
+    created_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeWebhookEndpoint:
+    """New values for an endpoint's url, events or description (None: unchanged). A new
+    url makes a failing endpoint active again: it is worth trying."""
+
+    endpoint_id: str
+    at: datetime
+    url: str | None = None
+    events: tuple[str, ...] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotateWebhookSecret:
+    """A new sealed secret; the current one keeps signing until ``previous_expires_at``."""
+
+    endpoint_id: str
+    sealed_secret: bytes
+    previous_expires_at: datetime
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhookMessage:
+    """One event for the outbox, to be delivered to each of ``endpoint_ids``."""
+
+    id: str
+    tenant_id: str
+    environment: Environment
+    type: str
+    job_id: str | None
+    body: str
+    created_at: datetime
+    endpoint_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one attempt of a claimed delivery came to. ``retry_at`` None: no retry (it
+    succeeded, or it was the last)."""
+
+    delivery_id: str
+    owner: str
+    attempt: int
+    endpoint_id: str
+    message_id: str
+    event_type: str
+    at: datetime
+    succeeded: bool
+    status_code: int | None
+    latency_ms: int | None
+    error: str | None
+    retry_at: datetime | None
+    failing_after: int  # consecutive failed attempts that mark the endpoint failing

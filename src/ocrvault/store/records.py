@@ -19,7 +19,14 @@ from types import MappingProxyType
 
 from ocrvault.environments import Environment
 from ocrvault.model import JobStatus
-from ocrvault.store.tables import ApiKeyRow, JobRow, RetentionPolicyRow, TenantRow
+from ocrvault.store.tables import (
+    ApiKeyRow,
+    JobRow,
+    RetentionPolicyRow,
+    TenantRow,
+    WebhookAttemptRow,
+    WebhookEndpointRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +161,68 @@ class RetentionPolicyRecord:
         return cls(tenant_id=row.tenant_id, scope=row.scope, environment=row.environment,
                    seconds=MappingProxyType(dict(row.seconds)), updated_at=row.updated_at,
                    updated_by=row.updated_by)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpointRecord:
+    """A stored endpoint: its secrets sealed, never in clear. See tables.WebhookEndpointRow."""
+
+    id: str
+    tenant_id: str
+    environment: Environment
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    sealed_secret: bytes
+    previous_sealed_secret: bytes | None
+    previous_expires_at: datetime | None
+    status: str
+    consecutive_failures: int
+    created_at: datetime
+    created_by: str | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: WebhookEndpointRow) -> WebhookEndpointRecord:
+        return cls(id=row.id, tenant_id=row.tenant_id, environment=Environment(row.environment),
+                   url=row.url, events=tuple(row.events), description=row.description,
+                   sealed_secret=row.sealed_secret,
+                   previous_sealed_secret=row.previous_sealed_secret,
+                   previous_expires_at=row.previous_expires_at, status=row.status,
+                   consecutive_failures=row.consecutive_failures or 0,
+                   created_at=row.created_at, created_by=row.created_by,
+                   updated_at=row.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery a dispatcher holds the lease on: what it needs to send this attempt."""
+
+    id: str
+    attempt: int  # this attempt's number, from 1
+    message_id: str
+    event_type: str
+    body: str
+    endpoint: WebhookEndpointRecord
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttemptRecord:
+    """One line of an endpoint's delivery log."""
+
+    delivery_id: str
+    message_id: str
+    event_type: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: int | None
+    outcome: str
+    error: str | None
+
+    @classmethod
+    def of(cls, row: WebhookAttemptRow) -> WebhookAttemptRecord:
+        return cls(delivery_id=row.delivery_id, message_id=row.message_id,
+                   event_type=row.event_type, attempt=row.attempt, at=row.at,
+                   status_code=row.status_code, latency_ms=row.latency_ms,
+                   outcome=row.outcome, error=row.error)

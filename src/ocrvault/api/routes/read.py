@@ -16,6 +16,7 @@ from ocrvault.api.deps import (
     JobServiceDep,
     SettingsDep,
     UploadBudgetDep,
+    WebhookServiceDep,
     require_scope,
 )
 from ocrvault.api.limits import Reservation, UploadBudget
@@ -27,6 +28,7 @@ from ocrvault.jobs.service import JobService
 from ocrvault.model import Document
 from ocrvault.principal import Principal, Scope
 from ocrvault.retention.policy import MAX_RETENTION_CHARS, parse_retention
+from ocrvault.webhooks.ssrf import MAX_URL_CHARS
 
 router = APIRouter(prefix="/v1", tags=["read"], route_class=AuthFirstRoute)
 
@@ -81,6 +83,11 @@ Retention = Annotated[str | None, Query(
     description="Keep the result and outputs for less than the policy: seconds or an ISO 8601 "
     "duration such as 'PT1H'. Longer than the policy is refused.",
 )]
+CallbackUrl = Annotated[str | None, Query(
+    max_length=MAX_URL_CHARS,
+    description="Send this job's webhooks to this endpoint only; it must be the URL of one of "
+    "the tenant's registered webhook endpoints in this environment",
+)]
 Submitter = Annotated[Principal, Depends(require_scope(Scope.READ_SUBMIT))]
 
 
@@ -112,18 +119,22 @@ async def upload_of(request: Request, jobs: JobService, caller: Principal,
 )
 async def submit_read(request: Request, response: Response, jobs: JobServiceDep,
                       settings: SettingsDep, caller: Submitter,
-                      budget: UploadBudgetDep, languages: Languages = None,
+                      budget: UploadBudgetDep, webhooks: WebhookServiceDep,
+                      languages: Languages = None,
                       pages: Pages = None, outputs: Outputs = None,
                       pdf_password: PdfPassword = None, retention: Retention = None,
                       engine: Engine = None, pdf_text: PdfText = None,
                       pdf_profile: PdfProfileParam = None,
-                      customer: CustomerKeyDep = None) -> JobCreated:
+                      customer: CustomerKeyDep = None,
+                      callback_url: CallbackUrl = None) -> JobCreated:
     params = jobs.params(languages, pages, outputs, pdf_password, engine,
                          pdf_text=pdf_text, pdf_profile=pdf_profile)
     keep_for = parse_retention(retention)
+    callback = None if callback_url is None else await run_in_threadpool(
+        webhooks.callback_endpoint, caller, callback_url)
     async with upload_of(request, jobs, caller, budget, settings.max_file_bytes) as upload:
         job = await run_in_threadpool(jobs.submit, caller, upload.data, params,
-                                      upload.declared_type, keep_for, customer)
+                                      upload.declared_type, keep_for, customer, callback)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, created_at=job.created_at,
                       expires_at=job.expires_at)
