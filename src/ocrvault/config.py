@@ -157,6 +157,30 @@ class Settings(BaseSettings):
     s3_read_timeout_seconds: float = Field(default=30.0, gt=0)
     s3_max_attempts: int = Field(default=3, ge=1, description="Tries per S3 call, retries included")
 
+    # Which master-key provider wraps the tenant keys (crypto/master.py). The PKCS#11 PIN
+    # and AWS credentials are secrets: the PIN is read from a setting (environment), the
+    # AWS credentials from the usual AWS chain; neither belongs in the data dir.
+    key_provider: Literal["keyring", "pkcs11", "aws-kms"] = Field(
+        default="keyring", description="keyring (the file or OCRVAULT_MASTER_KEY), pkcs11 "
+        "(an HSM) or aws-kms")
+    pkcs11_library: str | None = Field(
+        default=None, description="The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token_label: str | None = Field(default=None, description="The HSM token's label")
+    pkcs11_pin: str | None = Field(default=None, description="The token's user PIN")
+    pkcs11_key_label: str = Field(
+        default="ocrvault-master", description="Master keys are labelled <this>-v<N>")
+    kms_key_id: str | None = Field(
+        default=None, description="The AWS KMS key (id, ARN or alias) with key_provider=aws-kms")
+    kms_region: str | None = Field(default=None, description="The KMS key's region")
+    kms_endpoint_url: str | None = Field(
+        default=None, description="A KMS-compatible endpoint (default: AWS for the region)")
+    kms_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    kms_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    kms_max_attempts: int = Field(default=2, ge=1)
+    tenant_key_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long an unwrapped tenant key stays in memory: "
+        "a revoked KMS grant takes effect within this time (offboarding at once)")
+
     @property
     def inflight_upload_bytes(self) -> int:
         return self.max_inflight_upload_bytes or 4 * self.max_file_bytes
@@ -165,6 +189,16 @@ class Settings(BaseSettings):
     def _s3_needs_a_bucket(self) -> Settings:
         if self.blob_store == "s3" and not self.s3_bucket:
             raise ValueError("OCRVAULT_BLOB_STORE=s3 needs OCRVAULT_S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
+    def _key_provider_is_complete(self) -> Settings:
+        if self.key_provider == "pkcs11" and not (
+                self.pkcs11_library and self.pkcs11_token_label and self.pkcs11_pin):
+            raise ValueError("OCRVAULT_KEY_PROVIDER=pkcs11 needs OCRVAULT_PKCS11_LIBRARY, "
+                             "OCRVAULT_PKCS11_TOKEN_LABEL and OCRVAULT_PKCS11_PIN")
+        if self.key_provider == "aws-kms" and not self.kms_key_id:
+            raise ValueError("OCRVAULT_KEY_PROVIDER=aws-kms needs OCRVAULT_KMS_KEY_ID")
         return self
 
     @model_validator(mode="after")

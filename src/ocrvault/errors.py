@@ -16,8 +16,8 @@ document content or secrets.
     ├── ResourceError             not found, gone, conflict (404, 409, 410)
     ├── IntegrityError            a stored object failed to authenticate (500, no oracle)
     ├── ProcessingError           decoding or OCR failed for a reason not the caller's
-    └── Unavailable               a backend (the blob store) cannot serve now (503); with
-                                  Retry-After
+    └── Unavailable               a backend (the blob store, the master-key provider)
+                                  cannot serve now (503); with Retry-After
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ class ErrorCode(StrEnum):
     SERVER_BUSY = "server_busy"
     ENGINE_UNAVAILABLE = "engine_unavailable"
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    KEY_SERVICE_UNAVAILABLE = "key_service_unavailable"
+    KEY_ACCESS_DENIED = "key_access_denied"
+    TENANT_OFFBOARDED = "tenant_offboarded"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -117,6 +120,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.SERVER_BUSY: 503,
     ErrorCode.ENGINE_UNAVAILABLE: 503,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.KEY_SERVICE_UNAVAILABLE: 503,
+    ErrorCode.KEY_ACCESS_DENIED: 403,
+    ErrorCode.TENANT_OFFBOARDED: 410,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
