@@ -46,6 +46,7 @@ from ocrvault.audit import (
 from ocrvault.compose import NodeRole
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import install_key_redaction
@@ -567,7 +568,8 @@ def keys_rotate_master() -> None:
     settings = _settings()
     with _audited_db(settings) as (_db, audit):
         try:
-            version = audit.signer.keyring.rotate()
+            # The provider's own rotation; with the keyring it is the keyring's.
+            version = open_tenant_keys(settings, audit.signer.keyring).master.rotate()
         except OcrVaultError as error:
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_ROTATED, version)
@@ -581,16 +583,22 @@ def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
                                                    help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
-    with _audited_db(_settings()) as (db, audit), \
+    settings = _settings()
+    with _audited_db(settings) as (db, audit), \
             Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      console=err) as progress:
         keyring = audit.signer.keyring
+        tenant_keys = open_tenant_keys(settings, keyring)
         task = progress.add_task("rewrap", total=None)
-        done = rewrap_all(db, keyring, batch,
-                          lambda n, total: progress.update(task, completed=n, total=total))
-        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, keyring.primary,
-                           data_keys=done)
-    out.print(f"{done} data keys now wrapped under v{keyring.primary}.")
+        try:
+            primary = tenant_keys.master.describe().version
+            done = rewrap_all(db, keyring, batch,
+                              lambda n, total: progress.update(task, completed=n, total=total),
+                              tenant_keys)
+        except OcrVaultError as error:
+            raise _fail(error) from None
+        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, primary, data_keys=done)
+    out.print(f"{done} data keys now wrapped under v{primary}.")
 
 
 @keys.command("retire")
@@ -604,6 +612,12 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
         try:
             keyring.check_retirable(version)  # before counting: the primary always has keys
             remaining = count_wrapped_under(db, version)
+            if not remaining and version in open_tenant_keys(
+                    settings, keyring).master_versions_in_use():
+                err.print(f"[red]error[/red] tenant keys are still wrapped under v{version}; "
+                          f"run {escape(command_hint(settings, 'keys rewrap'))} first.",
+                          soft_wrap=True, highlight=False)
+                raise typer.Exit(1)
             if remaining:
                 hint = escape(command_hint(settings, "keys rewrap"))
                 err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "

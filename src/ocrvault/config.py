@@ -177,9 +177,19 @@ class Settings(BaseSettings):
     kms_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     kms_read_timeout_seconds: float = Field(default=5.0, gt=0)
     kms_max_attempts: int = Field(default=2, ge=1)
+    key_store_dir: Path | None = Field(
+        default=None, description="Tenant and epoch keys (wrapped); default 'keys' beside "
+        "the keyring file. Never backed up with the data: that is what makes deletion stick")
+    epoch_seconds: int = Field(
+        default=86400, ge=60, description="Width of an epoch key's window: data is unreadable "
+        "in every backup at most this long after its retention ends (docs/security.md)")
     tenant_key_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long an unwrapped tenant key stays in memory: "
         "a revoked KMS grant takes effect within this time (offboarding at once)")
+
+    @property
+    def resolved_key_store_dir(self) -> Path:
+        return self.key_store_dir or self.keyring_path.parent / "keys"
 
     @property
     def inflight_upload_bytes(self) -> int:

@@ -100,7 +100,8 @@ class ApiNode:
 
     def probes(self) -> dict[str, Callable[[], object]]:
         """What /readyz checks: what this node needs to serve."""
-        return {"database": self.db.ping, "blob_store": self.documents.blobs.ping}
+        return {"database": self.db.ping, "blob_store": self.documents.blobs.ping,
+                "key_service": self.documents.ping_keys}
 
     def start(self) -> None:
         self._flush = PeriodicThread("audit-refusals", self.settings.reaper_interval_seconds,

@@ -29,12 +29,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ocrvault.config import Settings
 from ocrvault.crypto import _aead
 from ocrvault.crypto.keyring import Keyring
 from ocrvault.errors import ErrorCode, OcrVaultError, Unavailable
+
+if TYPE_CHECKING:
+    from ocrvault.crypto.tenant_keys import TenantKeys
 
 RETRY_AFTER_SECONDS = 5
 
@@ -150,3 +153,16 @@ def open_kms(settings: Settings, key_id: str) -> MasterKeyProvider:
                             connect_timeout=settings.kms_connect_timeout_seconds,
                             read_timeout=settings.kms_read_timeout_seconds,
                             max_attempts=settings.kms_max_attempts)
+
+
+def open_tenant_keys(settings: Settings, keyring: Keyring) -> TenantKeys:
+    """Tenant and epoch keys in the settings' key store, under the settings' provider;
+    tenants' own KMS keys are reached on the settings' KMS endpoint."""
+    from ocrvault.crypto.keystore import DirectoryKeyStore
+    from ocrvault.crypto.tenant_keys import TenantKeys
+
+    return TenantKeys(open_master_keys(settings, keyring),
+                      DirectoryKeyStore(settings.resolved_key_store_dir),
+                      epoch_seconds=settings.epoch_seconds,
+                      cache_seconds=settings.tenant_key_cache_seconds,
+                      tenant_kms=lambda key_id: open_kms(settings, key_id))
