@@ -90,7 +90,9 @@ class Pkcs11MasterKeys:
         def run(session: Any) -> bytes:
             secret = self._key(session, version)
             if secret is None:
-                raise IntegrityError
+                if not self._versions(session):  # none of ours: not our token, or it is gone
+                    raise p11.TokenNotPresent
+                raise IntegrityError  # a version that never was, or was destroyed
             nonce = wrapped[header_end:header_end + _aead.NONCE_BYTES]
             try:
                 key = secret.decrypt(
