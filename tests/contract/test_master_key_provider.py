@@ -108,9 +108,11 @@ def test_altered_or_foreign_bytes_fail_as_integrity_errors(
         provider.unwrap(wrapped[:-1], CONTEXT)
     with pytest.raises(IntegrityError):
         provider.unwrap(b"", CONTEXT)
-    # The same kind of provider with another master key cannot open it.
+    # The same kind of provider with another master key (in use) cannot open it.
+    other = make_provider()
+    other.wrap(KEY, CONTEXT)
     with pytest.raises(IntegrityError):
-        make_provider().unwrap(wrapped, CONTEXT)
+        other.unwrap(wrapped, CONTEXT)
 
 
 @parametrized
