@@ -21,6 +21,7 @@ from datetime import timedelta
 from ocrvault.clock import Clock, utcnow
 from ocrvault.compose.parts import Foundation
 from ocrvault.config import Settings
+from ocrvault.retention.epochs import EpochKeyReaper
 from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import BlobStore
@@ -92,6 +93,9 @@ class SchedulerNode:
         # Other once-per-cluster work (lease reclaim, webhook dispatch) joins this list.
         tasks: list[Task] = [("reaper", reaper.run_once),
                              ("audit-retention", base.audit.purge_expired)]
+        if base.documents.tenant_keys is not None:
+            tasks.append(("epoch-keys", EpochKeyReaper(base.db, base.documents.tenant_keys,
+                                                       base.audit, base.clock).run_once))
         owner = owner or node_name()
         lock = ClusterLock(base.db, LOCK_NAME, owner,
                            timedelta(seconds=LEASE_TICKS * settings.reaper_interval_seconds),
