@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 _PREFIX = b"OCA\x01"
 
 # What KMS answers when the key exists but refuses this caller or this state.
-_DENIED = {"AccessDeniedException", "DisabledException", "KMSInvalidStateException",
+_DENIED = {"AccessDeniedException", "AccessDenied", "DisabledException", "KMSInvalidStateException",
            "NotFoundException", "KeyUnavailableException", "UnrecognizedClientException",
            "InvalidGrantTokenException", "InvalidKeyUsageException"}
 # What a wrong ciphertext, context or key earns: the bytes are not for this call.
@@ -112,7 +112,8 @@ class AwsKmsMasterKeys:
             code = str(error.response.get("Error", {}).get("Code", ""))
             if code in _WRONG:
                 raise IntegrityError from None
-            if code in _DENIED:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _DENIED or status == 403:  # IAM's refusal, whatever code it carries
                 raise KeyAccessDenied(self.name, f"{operation}: {code}") from None
             raise KeyServiceUnavailable(self.name, f"{operation}: {code}") from None
         except BotoCoreError as error:  # unreachable, timed out, no credentials
