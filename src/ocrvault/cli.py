@@ -179,7 +179,7 @@ def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path |
 
 def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> IssuedKey:
     with _audited_db(settings) as (db, audit):
-        access = AccessService(db, audit)
+        access = AccessService(db, audit, region=settings.region)
         return access.create_tenant(tenant) if new_tenant else access.bootstrap_tenant(tenant)
 
 

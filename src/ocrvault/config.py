@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     s3_read_timeout_seconds: float = Field(default=30.0, gt=0)
     s3_max_attempts: int = Field(default=3, ge=1, description="Tries per S3 call, retries included")
 
+    # Data residency: a deployment serves one region; keys name their tenant's home region.
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        description="This deployment's region, e.g. eu-central: its keys carry it, and keys "
+        "of another region are answered 421 wrong_region before any body is read")
+    region_urls: dict[str, str] = Field(
+        default_factory=dict, description="Base URL of each region, as JSON: "
+        "{\"eu-central\": \"https://ocr.eu.example\"}; the 421 answer names it")
+
     # Which master-key provider wraps the tenant keys (crypto/master.py). The PKCS#11 PIN
     # and AWS credentials are secrets: the PIN is read from a setting (environment), the
     # AWS credentials from the usual AWS chain; neither belongs in the data dir.

@@ -62,7 +62,8 @@ class ApiNode:
                           audit=base.audit, quotas=QuotaGuard(base.db, base.clock),
                           retention=retention)
         return cls(base=base, pipeline=pipeline, queue=queue,
-                   access=AccessService(base.db, base.audit, base.clock, rate_limiter),
+                   access=AccessService(base.db, base.audit, base.clock, rate_limiter,
+                                        base.settings.region, base.settings.region_urls),
                    audit_reader=AuditService(base.db, base.audit), jobs=jobs,
                    retention=retention)
 

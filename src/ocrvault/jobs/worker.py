@@ -91,6 +91,8 @@ class JobWorker:
         document = with_declared_type(
             self.pipeline.run(data, checked, params, self._progress(job.id)), declared,
             checked.format)
+        if self.settings.region is not None:
+            document = document.model_copy(update={"region": self.settings.region})
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
         for fmt in outputs:
@@ -147,7 +149,8 @@ class JobWorker:
                     AuditAction.JOB_PROCESSED,
                     Actor.system("worker", job.tenant_id, job.environment),
                     target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
-                    reason=code,
+                    reason=code, detail={"region": self.settings.region}
+                    if self.settings.region else None,
                 ), session)
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
