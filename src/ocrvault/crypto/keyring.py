@@ -78,13 +78,10 @@ class MacPurpose(StrEnum):
 class DekWrapper(Protocol):
     """What the store needs from whatever holds the master keys.
 
-    :class:`Keyring` implements it with local keys. An external KMS (Vault transit,
-    AWS KMS, GCP KMS) plugs in here rather than as a :class:`KeyringProvider`, because it
-    never hands out key material: ``wrap_dek`` calls the KMS's Encrypt with
-    (tenant id, job id) as the encryption context / AAD and returns the KMS ciphertext
-    with the key version it reports; ``unwrap_dek`` calls Decrypt with the same context
-    and raises IntegrityError on any failure; ``rewrap`` maps to the KMS's rewrap.
-    Rotation and retirement then happen in the KMS itself.
+    :class:`Keyring` implements it with local keys, for DEKs wrapped before tenant keys.
+    An HSM or a KMS, which never hands out key material, is a
+    :class:`ocrvault.crypto.master.MasterKeyProvider` instead: it wraps tenant keys, and
+    DEKs go under those (``tenant_keys.py``).
     """
 
     def wrap_dek(self, dek: bytes, tenant_id: str, job_id: str) -> bytes: ...
