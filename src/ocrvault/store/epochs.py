@@ -19,6 +19,6 @@ def epoch_still_needed(db: Database, tenant_id: str, epoch: int, now: datetime) 
     with db.transaction() as session:
         return bool(session.scalar(select(exists().where(
             JobRow.tenant_id == tenant_id, JobRow.key_epoch == epoch,
-            JobRow.wrapped_dek.is_not(None) | JobRow.customer_wrapped_dek.is_not(None),
+            JobRow.wrapped_dek.is_not(None),  # a customer-wrapped DEK needs no epoch key
             or_(JobRow.status.in_(unfinished), JobRow.expires_at > now,
                 JobRow.input_expires_at > now, JobRow.outputs_expires_at > now)))))
