@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -92,3 +93,28 @@ def test_master_rotation_then_rewrap_moves_tenant_keys_and_keeps_deks(
     assert tenant_keys.rewrap_tenant_keys() == {"t1": 2}
     assert tenant_keys.master_versions_in_use() == {2}
     assert tenant_keys.unwrap_dek(under.wrapped, "t1", "j1") == DEK
+
+
+def test_racing_first_uses_of_a_tenant_agree_on_one_tenant_key_and_one_epoch_key(
+        tmp_path: Path) -> None:
+    """Processes starting at once each find no tenant key and make one: the key store keeps
+    the first, and every DEK wrapped by any of them opens."""
+    store = DirectoryKeyStore(tmp_path / "keys")
+    keyring = Keyring(FileKeyringProvider(tmp_path / "keyring.json"))
+    nodes = [TenantKeys(KeyringMasterKeys(keyring, "file"), store, epoch_seconds=3600,
+                        cache_seconds=3600) for _ in range(8)]
+    barrier = threading.Barrier(len(nodes))
+    wrapped: dict[int, bytes] = {}
+
+    def first_use(n: int) -> None:
+        barrier.wait()
+        wrapped[n] = nodes[n].wrap_dek(DEK, "t1", f"j{n}", WHEN).wrapped
+
+    threads = [threading.Thread(target=first_use, args=(n,)) for n in range(len(nodes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reader = TenantKeys(KeyringMasterKeys(keyring, "file"), store, epoch_seconds=3600)
+    assert all(reader.unwrap_dek(wrapped[n], "t1", f"j{n}") == DEK for n in range(len(nodes)))
+    assert len(store.names("tenants/t1/epochs")) == 1
