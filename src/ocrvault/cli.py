@@ -46,6 +46,7 @@ from ocrvault.audit import (
 from ocrvault.compose import NodeRole
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import install_key_redaction
@@ -68,6 +69,12 @@ app.add_typer(admin, name="admin")
 keys = typer.Typer(help="Master keys: rotate, rewrap data keys, retire old versions.",
                    no_args_is_help=True)
 app.add_typer(keys, name="keys")
+backup_app = typer.Typer(help="Backups of the database and sealed blobs, never of keys.",
+                         no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
+tenant_app = typer.Typer(help="A tenant's keys: its own KMS key, offboarding.",
+                         no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
 audit_app = typer.Typer(help="The audit log on the data dir (--data-dir or OCRVAULT_DATA_DIR).",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -173,7 +180,7 @@ def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path |
 
 def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> IssuedKey:
     with _audited_db(settings) as (db, audit):
-        access = AccessService(db, audit)
+        access = AccessService(db, audit, region=settings.region)
         return access.create_tenant(tenant) if new_tenant else access.bootstrap_tenant(tenant)
 
 
@@ -588,7 +595,8 @@ def keys_rotate_master() -> None:
     settings = _settings()
     with _audited_db(settings) as (_db, audit):
         try:
-            version = audit.signer.keyring.rotate()
+            # The provider's own rotation; with the keyring it is the keyring's.
+            version = open_tenant_keys(settings, audit.signer.keyring).master.rotate()
         except OcrVaultError as error:
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_ROTATED, version)
@@ -602,17 +610,23 @@ def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
                                                    help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
-    with _audited_db(_settings()) as (db, audit), \
+    settings = _settings()
+    with _audited_db(settings) as (db, audit), \
             Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      console=err) as progress:
         keyring = audit.signer.keyring
+        tenant_keys = open_tenant_keys(settings, keyring)
         task = progress.add_task("rewrap", total=None)
-        done = rewrap_all(db, keyring, batch,
-                          lambda n, total: progress.update(task, completed=n, total=total))
+        try:
+            primary = tenant_keys.master.describe().version
+            done = rewrap_all(db, keyring, batch,
+                              lambda n, total: progress.update(task, completed=n, total=total),
+                              tenant_keys)
+        except OcrVaultError as error:
+            raise _fail(error) from None
         done += reseal_all(db, keyring, keyring.primary)  # webhook signing secrets
-        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, keyring.primary,
-                           data_keys=done)
-    out.print(f"{done} data keys now wrapped under v{keyring.primary}.")
+        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, primary, data_keys=done)
+    out.print(f"{done} data keys now wrapped under v{primary}.")
 
 
 @keys.command("retire")
@@ -627,6 +641,12 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
             keyring.check_retirable(version)  # before counting: the primary always has keys
             remaining = (count_wrapped_under(db, version)
                          + count_sealed_under(db, keyring, version))
+            if not remaining and version in open_tenant_keys(
+                    settings, keyring).master_versions_in_use():
+                err.print(f"[red]error[/red] tenant keys are still wrapped under v{version}; "
+                          f"run {escape(command_hint(settings, 'keys rewrap'))} first.",
+                          soft_wrap=True, highlight=False)
+                raise typer.Exit(1)
             if remaining:
                 hint = escape(command_hint(settings, "keys rewrap"))
                 err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "
@@ -637,6 +657,91 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_RETIRED, version)
     out.print(f"master key v{version} retired.")
+
+
+@tenant_app.command("offboard")
+def tenant_offboard(name: Annotated[str, typer.Argument(help="Tenant name")],
+                    confirm: Annotated[str, typer.Option(
+                        help="The tenant's name again: this cannot be undone")] = "") -> None:
+    """Destroy the tenant's keys: everything it stored becomes unreadable at once, backups
+    included; its API keys are revoked and the reaper deletes its blobs."""
+    from ocrvault.access.offboard import offboard_tenant
+    from ocrvault.clock import utcnow
+
+    settings = _settings()
+    with _audited_db(settings) as (db, audit):
+        try:
+            done = offboard_tenant(db, open_tenant_keys(settings, audit.signer.keyring), audit,
+                                   utcnow, name, confirm)
+        except OcrVaultError as error:
+            raise _fail(error) from None
+    out.print(f"tenant {name!r} offboarded: {done.keys_destroyed} keys destroyed, "
+              f"{done.jobs} jobs unreadable, {done.api_keys_revoked} API keys revoked.",
+              soft_wrap=True, highlight=False, markup=False)
+
+
+@tenant_app.command("kms-key")
+def tenant_kms_key(name: Annotated[str, typer.Argument(help="Tenant name")],
+                   key_id: Annotated[str | None, typer.Argument(
+                       help="The tenant's AWS KMS key (id or ARN); omit with --master")] = None,
+                   master: Annotated[bool, typer.Option(
+                       help="Back under the deployment's master key")] = False) -> None:
+    """Wrap the tenant's key under its own AWS KMS key (bring your own key): revoking
+    ocrvault's grant on it makes the tenant's data unreadable to the operator."""
+    if (key_id is None) != master:
+        err.print("[red]error[/red] give a KMS key id, or --master (not both).")
+        raise typer.Exit(2)
+    settings = _settings()
+    with _audited_db(settings) as (db, audit):
+        with db.transaction() as session:
+            tenant = TenantRepository(session).by_name(name)
+        if tenant is None:
+            err.print(f"[red]error[/red] no tenant named {name!r}.")
+            raise typer.Exit(2)
+        try:
+            open_tenant_keys(settings, audit.signer.keyring).use_kms_key(tenant.id, key_id)
+        except OcrVaultError as error:
+            raise _fail(error) from None
+        audit.record(AuditEvent(AuditAction.TENANT_KEY_WRAPPER_CHANGED,
+                                Actor.system("cli", tenant.id), target_id=f"tenant:{tenant.id}",
+                                detail={"kms_key_id": key_id}))
+    out.print(f"tenant {name!r}: its key is now under "
+              f"{'the master key' if key_id is None else key_id}.", soft_wrap=True,
+              highlight=False, markup=False)
+
+
+@backup_app.command("create")
+def backup_create(target: Annotated[Path, typer.Argument(help="A new or empty folder")]) -> None:
+    """Copy the database (SQLite online backup) and the sealed blobs; never any key."""
+    from ocrvault.clock import utcnow
+    from ocrvault.store.backup import create_backup
+
+    settings = _settings()
+    with _data_dir(settings):
+        try:
+            done = create_backup(settings, target, utcnow())
+        except OcrVaultError as error:
+            raise _fail(error) from None
+    out.print(f"backup in {done.path}: database ({done.database_bytes} bytes), "
+              f"{done.blobs} sealed blobs, no keys.", soft_wrap=True, highlight=False,
+              markup=False)
+
+
+@backup_app.command("restore")
+def backup_restore(source: Annotated[Path, typer.Argument(help="A folder `backup create` made")],
+                   ) -> None:
+    """Replace the database and blobs with a backup's (stop the server first). What was
+    deleted or expired since stays unreadable once its epoch key is gone."""
+    from ocrvault.store.backup import restore_backup
+
+    settings = _settings()
+    try:
+        prepare_data_dir(settings.data_dir)
+        done = restore_backup(settings, source)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    out.print(f"restored from {done.path}: {done.blobs} sealed blobs.", soft_wrap=True,
+              highlight=False, markup=False)
 
 
 # Commands that talk to a running server, kept in their own module (ocrvault/cli_client.py).

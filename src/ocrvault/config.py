@@ -191,6 +191,49 @@ class Settings(BaseSettings):
     s3_read_timeout_seconds: float = Field(default=30.0, gt=0)
     s3_max_attempts: int = Field(default=3, ge=1, description="Tries per S3 call, retries included")
 
+    # Data residency: a deployment serves one region; keys name their tenant's home region.
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        description="This deployment's region, e.g. eu-central: its keys carry it, and keys "
+        "of another region are answered 421 wrong_region before any body is read")
+    region_urls: dict[str, str] = Field(
+        default_factory=dict, description="Base URL of each region, as JSON: "
+        "{\"eu-central\": \"https://ocr.eu.example\"}; the 421 answer names it")
+
+    # Which master-key provider wraps the tenant keys (crypto/master.py). The PKCS#11 PIN
+    # and AWS credentials are secrets: the PIN is read from a setting (environment), the
+    # AWS credentials from the usual AWS chain; neither belongs in the data dir.
+    key_provider: Literal["keyring", "pkcs11", "aws-kms"] = Field(
+        default="keyring", description="keyring (the file or OCRVAULT_MASTER_KEY), pkcs11 "
+        "(an HSM) or aws-kms")
+    pkcs11_library: str | None = Field(
+        default=None, description="The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token_label: str | None = Field(default=None, description="The HSM token's label")
+    pkcs11_pin: str | None = Field(default=None, description="The token's user PIN")
+    pkcs11_key_label: str = Field(
+        default="ocrvault-master", description="Master keys are labelled <this>-v<N>")
+    kms_key_id: str | None = Field(
+        default=None, description="The AWS KMS key (id, ARN or alias) with key_provider=aws-kms")
+    kms_region: str | None = Field(default=None, description="The KMS key's region")
+    kms_endpoint_url: str | None = Field(
+        default=None, description="A KMS-compatible endpoint (default: AWS for the region)")
+    kms_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    kms_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    kms_max_attempts: int = Field(default=2, ge=1)
+    key_store_dir: Path | None = Field(
+        default=None, description="Tenant and epoch keys (wrapped); default 'keys' beside "
+        "the keyring file. Never backed up with the data: that is what makes deletion stick")
+    epoch_seconds: int = Field(
+        default=86400, ge=60, description="Width of an epoch key's window: data is unreadable "
+        "in every backup at most this long after its retention ends (docs/security.md)")
+    tenant_key_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long an unwrapped tenant key stays in memory: "
+        "a revoked KMS grant takes effect within this time (offboarding at once)")
+
+    @property
+    def resolved_key_store_dir(self) -> Path:
+        return self.key_store_dir or self.keyring_path.parent / "keys"
+
     @property
     def inflight_upload_bytes(self) -> int:
         return self.max_inflight_upload_bytes or 4 * self.max_file_bytes
@@ -206,6 +249,16 @@ class Settings(BaseSettings):
         if self.queue == "celery" and not (self.broker_url or "").startswith(_BROKER_SCHEMES):
             raise ValueError("OCRVAULT_QUEUE=celery needs OCRVAULT_BROKER_URL: redis://host:6379/0 "
                              "or amqp://user:password@host:5672/vhost")
+        return self
+
+    @model_validator(mode="after")
+    def _key_provider_is_complete(self) -> Settings:
+        if self.key_provider == "pkcs11" and not (
+                self.pkcs11_library and self.pkcs11_token_label and self.pkcs11_pin):
+            raise ValueError("OCRVAULT_KEY_PROVIDER=pkcs11 needs OCRVAULT_PKCS11_LIBRARY, "
+                             "OCRVAULT_PKCS11_TOKEN_LABEL and OCRVAULT_PKCS11_PIN")
+        if self.key_provider == "aws-kms" and not self.kms_key_id:
+            raise ValueError("OCRVAULT_KEY_PROVIDER=aws-kms needs OCRVAULT_KMS_KEY_ID")
         return self
 
     @model_validator(mode="after")

@@ -14,10 +14,11 @@ document content or secrets.
     ├── Throttled                 over a key's rate limit or quota (429), or the server full
     │                             of uploads (503); with Retry-After
     ├── ResourceError             not found, gone, conflict (404, 409, 410)
+    ├── Misdirected               another region's key (421), with that region's base URL
     ├── IntegrityError            a stored object failed to authenticate (500, no oracle)
     ├── ProcessingError           decoding or OCR failed for a reason not the caller's
-    └── Unavailable               a backend (the blob store) cannot serve now (503); with
-                                  Retry-After
+    └── Unavailable               a backend (the blob store, the master-key provider)
+                                  cannot serve now (503); with Retry-After
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class ErrorCode(StrEnum):
     SERVER_BUSY = "server_busy"
     ENGINE_UNAVAILABLE = "engine_unavailable"
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    KEY_SERVICE_UNAVAILABLE = "key_service_unavailable"
+    KEY_ACCESS_DENIED = "key_access_denied"
+    TENANT_OFFBOARDED = "tenant_offboarded"
+    WRONG_REGION = "wrong_region"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -127,6 +132,10 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.SERVER_BUSY: 503,
     ErrorCode.ENGINE_UNAVAILABLE: 503,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.KEY_SERVICE_UNAVAILABLE: 503,
+    ErrorCode.KEY_ACCESS_DENIED: 403,
+    ErrorCode.TENANT_OFFBOARDED: 410,
+    ErrorCode.WRONG_REGION: 421,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
@@ -169,6 +178,15 @@ class IntegrityError(OcrVaultError):
 
     def __init__(self, detail: str = "a stored object failed its integrity check") -> None:
         super().__init__(ErrorCode.INTEGRITY_ERROR, detail)
+
+
+class Misdirected(OcrVaultError):
+    """The request belongs to another deployment (421): ``location`` is its base URL, when
+    known. Raised before a byte of the request body is read."""
+
+    def __init__(self, code: ErrorCode, detail: str, location: str | None) -> None:
+        super().__init__(code, detail)
+        self.location = location
 
 
 class ProcessingError(OcrVaultError):

@@ -90,6 +90,9 @@ class Document(_Frozen):
     )
     pages_requested: str | None = Field(
         default=None, description="The 'pages' selection as the request gave it, if any")
+    region: str | None = Field(
+        default=None, description="The region whose deployment processed the job "
+        "(OCRVAULT_REGION); null where none is set")
     pages_missing: str | None = Field(
         default=None,
         description="Pages of the selection beyond the document's last page, as ranges "

@@ -87,7 +87,7 @@ def test_the_api_role_is_ready_without_an_engine_and_shows_no_reaper_metrics(
                     ) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert set(ready.json()["checks"]) == {"database", "blob_store"}
+        assert set(ready.json()["checks"]) == {"database", "blob_store", "key_service"}
         assert "reaper" not in client.get("/metrics").text
     assert catalog.creations == []
 

@@ -127,9 +127,6 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def schedulers(settings: Settings, clock: FakeClock) -> Iterator[list[SchedulerNode]]:
-    # Every task at one interval, so that each tick runs all of them (the reaper included).
-    settings = settings.model_copy(update={
-        "webhook_dispatch_interval_seconds": settings.reaper_interval_seconds})
     migrated(settings)
     nodes = [SchedulerNode.open(settings, clock=clock, owner=name) for name in ("one", "two")]
     yield nodes

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,6 +38,7 @@ from ocrvault.errors import (
     AuthError,
     ErrorCode,
     InputRejected,
+    Misdirected,
     OcrVaultError,
     ResourceError,
     Throttled,
@@ -149,8 +150,12 @@ def _limits_of(key: ApiKeyRecord) -> KeyLimits:
 
 class AccessService:
     def __init__(self, db: Database, audit: AuditSink, clock: Clock = utcnow,
-                 rate_limiter: RateLimiter | None = None) -> None:
+                 rate_limiter: RateLimiter | None = None, region: str | None = None,
+                 region_urls: Mapping[str, str] | None = None) -> None:
         self.db = db
+        # This deployment's region: keys name it, and keys naming another are sent there.
+        self.region = region
+        self.region_urls = dict(region_urls or {})
         self.audit = audit
         self.clock = clock
         self.rate_limiter = rate_limiter or TokenBuckets(clock)
@@ -260,7 +265,7 @@ class AccessService:
             if key.revoked_at is not None:
                 raise ResourceError(ErrorCode.KEY_REVOKED, "A revoked key cannot be rotated.")
             now = self.clock()
-            secret = generate_key(Environment(key.environment))
+            secret = generate_key(Environment(key.environment), self.region)
             rotated = KeyRepository(session).rotate(RotateSecret(
                 key.id, digest_of(secret), hint_of(secret), at=now,
                 previous_expires_at=now + grace))
@@ -278,7 +283,7 @@ class AccessService:
         problem = name_problem(spec.name, _OPERATOR_NAME_CHARS)
         if problem is not None:
             raise InputRejected(ErrorCode.INVALID_PARAMETER, f"Key name: {problem}.")
-        secret = generate_key(spec.environment)
+        secret = generate_key(spec.environment, self.region)
         key = KeyRepository(session).add(NewApiKey(
             id=str(uuid.uuid4()), tenant_id=tenant_id, name=spec.name,
             environment=spec.environment, digest=digest_of(secret), hint=hint_of(secret),
@@ -294,6 +299,13 @@ class AccessService:
         self.audit.record(AuditEvent(AuditAction.KEY_CREATED, actor, target_id=key.id), session)
         return IssuedKey(tenant_id=tenant_id, key_id=key.id, secret=secret, key=info_of(key))
 
+    def _misdirected(self, region: str) -> Misdirected:
+        url = self.region_urls.get(region)
+        where = f"; send it to {url}" if url else ""
+        return Misdirected(ErrorCode.WRONG_REGION,
+                           f"This key's tenant lives in region {region!r}, not here{where}.",
+                           url)
+
     def authenticate(self, presented: str | None, request: RequestContext,
                      scope: Scope) -> Principal:
         """Resolve a bearer key for a call that needs ``scope``, or raise.
@@ -307,6 +319,8 @@ class AccessService:
                 Refusal(ErrorCode.UNAUTHORIZED,
                         "Send a valid API key as 'Authorization: Bearer <key>'."),
                 Actor.anonymous(request))
+        if parsed.region is not None and parsed.region != self.region:
+            raise self._misdirected(parsed.region)
         return self._admit(lambda keys: keys.by_secret(parsed.digest), parsed.environment,
                            lambda key: key.previous_digest == parsed.digest, request, scope)
 

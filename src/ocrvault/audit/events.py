@@ -21,6 +21,12 @@ from ocrvault.principal import Principal, RequestContext
 
 class AuditAction(StrEnum):
     TENANT_CREATED = "tenant:tenant:created"
+    # Its tenant key and epoch keys destroyed: everything it stored is unreadable.
+    TENANT_OFFBOARDED = "tenant:tenant:offboarded"
+    # The tenant key rewrapped under the tenant's own KMS key (or back under the master).
+    TENANT_KEY_WRAPPER_CHANGED = "key:tenant_key:wrapper_changed"
+    # An epoch key destroyed once nothing under it may live any longer (tenant_keys.py).
+    EPOCH_KEY_DESTROYED = "key:epoch_key:destroyed"
     KEY_CREATED = "key:api_key:created"
     KEY_ROTATED = "key:api_key:rotated"
     KEY_REVOKED = "key:api_key:revoked"

@@ -67,7 +67,8 @@ class ApiNode:
                           audit=base.audit, quotas=QuotaGuard(base.db, base.clock),
                           retention=retention)
         return cls(base=base, pipeline=pipeline, queue=queue,
-                   access=AccessService(base.db, base.audit, base.clock, rate_limiter),
+                   access=AccessService(base.db, base.audit, base.clock, rate_limiter,
+                                        base.settings.region, base.settings.region_urls),
                    audit_reader=AuditService(base.db, base.audit), jobs=jobs,
                    retention=retention,
                    links=ResultLinks(base.keyring, base.clock, base.settings.result_link_seconds),
@@ -109,7 +110,8 @@ class ApiNode:
 
     def probes(self) -> dict[str, Callable[[], object]]:
         """What /readyz checks: what this node needs to serve."""
-        return {"database": self.db.ping, "blob_store": self.documents.blobs.ping}
+        return {"database": self.db.ping, "blob_store": self.documents.blobs.ping,
+                "key_service": self.documents.ping_keys}
 
     def start(self) -> None:
         self._flush = PeriodicThread("audit-refusals", self.settings.reaper_interval_seconds,

@@ -1,5 +1,5 @@
-"""What every role stands on: the database at this code's schema, the keyring, the sealed
-documents and the audit log."""
+"""What every role stands on: the database at this code's schema, the keyring, the
+master-key provider and tenant keys, the sealed documents and the audit log."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ocrvault.audit import AuditLog, ChainSigner
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import keyring_beside_data, prepare_data_dir
 from ocrvault.ingest.sandbox import Sandbox
 from ocrvault.store.blobs import BlobStore, open_blob_store
@@ -69,7 +70,8 @@ class Foundation:
                 "snapshot, a stolen disk) holds the documents and the keys that open them. Set "
                 "OCRVAULT_KEYRING_PATH to a file elsewhere, or OCRVAULT_MASTER_KEY",
                 settings.keyring_path)
-        documents = SealedDocuments(blobs or open_blob_store(settings), keyring)
+        documents = SealedDocuments(blobs or open_blob_store(settings), keyring,
+                                    open_tenant_keys(settings, keyring))
         audit = AuditLog(db, ChainSigner(keyring), clock,
                          timedelta(days=settings.audit_retention_days))
         return cls(settings, db, keyring, documents, audit, clock)

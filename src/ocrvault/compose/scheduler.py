@@ -25,6 +25,7 @@ from ocrvault.compose.parts import Foundation
 from ocrvault.config import Settings
 from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.queue import JobQueue, open_queue
+from ocrvault.retention.epochs import EpochKeyReaper
 from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import BlobStore
@@ -65,10 +66,10 @@ class Scheduler:
     def _due(self, task: Task) -> bool:
         return self._ticks % max(1, round(task.every / self.interval)) == 0
 
-    def tick(self) -> bool:
-        """One round of the tasks that are due, each run only while the lease is held (it
-        is renewed before each); whether this node held it."""
-        due = [task for task in self.tasks if self._due(task)]
+    def tick(self, everything: bool = False) -> bool:
+        """One round of the tasks that are due (``everything``: of all of them), each run
+        only while the lease is held (it is renewed before each); whether this node held it."""
+        due = [task for task in self.tasks if everything or self._due(task)]
         self._ticks += 1
         held = False
         for task in due:
@@ -126,6 +127,9 @@ class SchedulerNode:
                  Task("audit-retention", every, base.audit.purge_expired),
                  Task("webhooks", settings.webhook_dispatch_interval_seconds,
                       dispatcher.run_once)]
+        if base.documents.tenant_keys is not None:
+            tasks.append(Task("epoch-keys", every, EpochKeyReaper(
+                base.db, base.documents.tenant_keys, base.audit, base.clock).run_once))
         leases = JobLeases(base.db, queue, base.clock) if queue is not None else None
         if leases is not None:
             tasks.append(Task("lease-reclaim", settings.lease_reclaim_interval_seconds,
@@ -150,7 +154,9 @@ class SchedulerNode:
         return node
 
     def tick(self) -> bool:
-        return self.scheduler.tick()
+        """Run every task now (if this node holds the lease), whatever its interval: what
+        an operator's or a test's explicit tick means."""
+        return self.scheduler.tick(everything=True)
 
     def start(self) -> None:
         self.scheduler.start()

@@ -163,7 +163,10 @@ class JobService:
         now = self.clock()
         ceiling = ceiling_for(principal.environment, now)
         job_id = str(uuid.uuid4())
-        keys = self.documents.new_job_keys(principal.tenant_id, job_id, customer_key)
+        # The DEK goes under the epoch key of the last moment its content may live.
+        longest = max(policy.input, policy.result, policy.outputs, policy.failed_inputs)
+        keys = self.documents.new_job_keys(principal.tenant_id, job_id, customer_key,
+                                           now + timedelta(seconds=longest))
         # Beside the input, sealed under the same key: what the worker needs of the request.
         submission = {ObjectKind.INPUT: data}
         if params.pdf_password is not None:
@@ -191,7 +194,7 @@ class JobService:
                 input_format=checked.format.value, input_bytes=len(data),
                 page_count=len(checked.pages), pages_requested=checked.requested,
                 pages_missing=checked.missing, wrapped_dek=keys.wrapped_dek,
-                master_key_version=keys.master_key_version,
+                master_key_version=keys.master_key_version, key_epoch=keys.key_epoch,
                 customer_wrapped_dek=keys.customer_wrapped_dek,
                 customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
                 stored_objects=tuple(kind.value for kind in submission),

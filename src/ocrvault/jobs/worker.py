@@ -108,6 +108,8 @@ class JobWorker:
         document = with_declared_type(
             self.pipeline.run(data, checked, params, self._progress(lease)), declared,
             checked.format)
+        if self.settings.region is not None:
+            document = document.model_copy(update={"region": self.settings.region})
         # A worker that lost the lease must not write: the job's new holder writes these.
         self.leases.renew(lease)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
@@ -168,7 +170,8 @@ class JobWorker:
                     AuditAction.JOB_PROCESSED,
                     Actor.system("worker", job.tenant_id, job.environment),
                     target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
-                    reason=code,
+                    reason=code, detail={"region": self.settings.region}
+                    if self.settings.region else None,
                 ), session)
                 queue_job_event(session, job, EventType.JOB_FAILED if code
                                 else EventType.JOB_SUCCEEDED, status.value, now)

@@ -89,6 +89,7 @@ class NewJob:
     customer_wrapped_dek: bytes | None
     customer_key_sha256: str | None
     stored_objects: tuple[str, ...]
+    key_epoch: int | None = None  # the epoch key window the DEK is under (tenant_keys.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,7 @@ class JobRepository:
             page_count=command.page_count, attempts=0, pages_done=0,
             pages_requested=command.pages_requested, pages_missing=command.pages_missing,
             wrapped_dek=command.wrapped_dek, master_key_version=command.master_key_version,
-            customer_wrapped_dek=command.customer_wrapped_dek,
+            key_epoch=command.key_epoch, customer_wrapped_dek=command.customer_wrapped_dek,
             customer_key_sha256=command.customer_key_sha256,
             stored_objects=list(command.stored_objects),
         )

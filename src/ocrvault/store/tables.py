@@ -167,6 +167,7 @@ class JobRow(Base):
         Index("ix_jobs_api_key_status", "api_key_id", "status"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_tenant_key_epoch", "tenant_id", "key_epoch"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -199,6 +200,9 @@ class JobRow(Base):
     # The job's data key, wrapped by a master key; NULL once the job is shredded.
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
     master_key_version: Mapped[int | None] = mapped_column(Integer)
+    # The window of the tenant's epoch key the DEK is wrapped under (crypto/tenant_keys.py);
+    # NULL for DEKs wrapped by the keyring before tenant keys.
+    key_epoch: Mapped[int | None] = mapped_column(Integer)
     # Customer-held key (SSE-C): the DEK wrapped under it, and the key's SHA-256 to tell a
     # wrong key from a damaged row. Once the job finishes, wrapped_dek is dropped and
     # only the customer's key opens the job.
