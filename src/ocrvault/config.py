@@ -131,6 +131,25 @@ class Settings(BaseSettings):
         "outbox is swept (by the scheduler)"
     )
 
+    # Operations (issue 20): metrics, logs, traces, rate limits shared across API nodes.
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus /metrics on this port "
+        "(every role; unset: not served)")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json: one JSON object per line")
+    log_tenant: Literal["hash", "omit"] = Field(
+        default="hash", description="Tenant id in request log lines: hash (SHA-256, 16 hex) "
+        "or omit")
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces URL (http://collector:4318/v1/traces); "
+        "unset: no tracing")
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        default="memory", description="Per-key rate limits in this process (memory) or shared "
+        "by every API node through Redis")
+    rate_limit_redis_url: str | None = Field(
+        default=None, description="redis://host:6379/N for rate_limit_backend=redis")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -196,6 +215,14 @@ class Settings(BaseSettings):
         if self.queue == "celery" and not (self.broker_url or "").startswith(_BROKER_SCHEMES):
             raise ValueError("OCRVAULT_QUEUE=celery needs OCRVAULT_BROKER_URL: redis://host:6379/0 "
                              "or amqp://user:password@host:5672/vhost")
+        return self
+
+    @model_validator(mode="after")
+    def _redis_for_shared_limits(self) -> Settings:
+        if self.rate_limit_backend == "redis" and not (self.rate_limit_redis_url or ""
+                                                       ).startswith(("redis://", "rediss://")):
+            raise ValueError("OCRVAULT_RATE_LIMIT_BACKEND=redis needs OCRVAULT_RATE_LIMIT_REDIS_URL"
+                             ": redis://host:6379/0")
         return self
 
     @model_validator(mode="after")

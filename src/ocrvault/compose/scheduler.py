@@ -25,6 +25,7 @@ from datetime import timedelta
 from ocrvault.clock import Clock, utcnow
 from ocrvault.compose.parts import Foundation
 from ocrvault.config import Settings
+from ocrvault.jobs.census import JobCensus
 from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.retention.reaper import PeriodicThread, Reaper
@@ -115,7 +116,8 @@ class SchedulerNode:
                         base.clock)
         every = settings.reaper_interval_seconds
         tasks = [Task("reaper", every, reaper.run_once),
-                 Task("audit-retention", every, base.audit.purge_expired)]
+                 Task("audit-retention", every, base.audit.purge_expired),
+                 Task("job-census", every, JobCensus(base.db, base.clock).run_once)]
         leases = JobLeases(base.db, queue, base.clock) if queue is not None else None
         if leases is not None:
             tasks.append(Task("lease-reclaim", settings.lease_reclaim_interval_seconds,
