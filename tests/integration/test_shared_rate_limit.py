@@ -5,6 +5,7 @@ CI=true)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +47,8 @@ def two_api_nodes(tmp_path: Path, redis_url: str) -> Iterator[tuple[LiveServer, 
            "OCRVAULT_BROKER_URL": redis_url,
            "OCRVAULT_QUEUE_NAME": QUEUE_NAME,
            "OCRVAULT_RATE_LIMIT_BACKEND": "redis", "OCRVAULT_RATE_LIMIT_REDIS_URL": redis_url,
-           "OCRVAULT_WORKERS": "1", "OCRVAULT_DOCS_ENABLED": "false"}
+           "OCRVAULT_WORKERS": "1", "OCRVAULT_DOCS_ENABLED": "false",
+           "OCRVAULT_LOG_FORMAT": "json"}
     runner = CliRunner()
     assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
     made = runner.invoke(app, ["admin", "bootstrap", "--print", "--create"], env=env)
@@ -82,6 +84,9 @@ def test_a_key_is_held_to_its_rate_in_total_across_two_api_nodes(
     # A token may refill while the requests run (one each 5 s): RATE, or just over it.
     assert RATE <= sum(allowed.values()) <= RATE + 2, allowed
     assert all(allowed.values()), allowed  # both nodes served the key
+    # Each node wrote its request lines as JSON, by route template, 429s included.
+    lines = [json.loads(line) for line in first.output.splitlines() if line.startswith("{")]
+    assert any(line.get("route") == "/v1/jobs" and line.get("status") == 429 for line in lines)
 
 
 def test_a_shared_limiter_that_cannot_reach_redis_refuses_instead_of_allowing() -> None:
