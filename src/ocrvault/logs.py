@@ -176,13 +176,16 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
-    """The root logger writes to stderr, as text or as JSON lines, with redaction on."""
+    """The root logger writes to stderr, as text or as JSON lines, with redaction on.
+
+    As ``logging.basicConfig`` does, it leaves a root logger that already has handlers
+    alone: a program that embeds ocrvault (or a test harness) keeps its own logging."""
     install_key_redaction()
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else
                          logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
