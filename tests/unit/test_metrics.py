@@ -35,10 +35,11 @@ metrics.REAPER_LAG.set({lag})
 """
 
 
-def _python(code: str, multiproc_dir: Path) -> str:
+def _python(code: str, multiproc_dir: Path, *, with_tests: bool = False) -> str:
+    path = f"{SRC}{os.pathsep}{SRC.parent}" if with_tests else str(SRC)
     return subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC), metrics.MULTIPROC_ENV: str(multiproc_dir)},
+        env={**os.environ, "PYTHONPATH": path, metrics.MULTIPROC_ENV: str(multiproc_dir)},
     ).stdout
 
 
@@ -53,6 +54,32 @@ def test_processes_of_one_node_merge_into_one_scrape(tmp_path: Path) -> None:
         scraped)
     # A gauge merges as its multiprocess_mode says: the reaper's lag, the largest.
     assert "ocrvault_reaper_lag_seconds 3.5" in scraped
+
+
+DECODE_AND_RENDER = """
+import os
+from ocrvault.compose.worker import build_pipeline
+from ocrvault.config import Settings
+from ocrvault.model import OutputFormat
+from tests.docgen import encode, text_page
+from tests.engine_fakes import FixedEngine
+
+pipeline = build_pipeline(Settings(data_dir="unused"), FixedEngine())
+data = encode(text_page(["hello"], size=(300, 100)), "PNG")
+params = pipeline.params(None, None, "pdf")
+checked = pipeline.check(data, params)
+pipeline.render(pipeline.run(data, checked, params), data, checked, params, OutputFormat.PDF)
+pipeline.ingestor.sandbox.close()
+print(os.getpid())
+"""
+
+
+def test_decode_sandbox_children_write_no_metrics_file(tmp_path: Path) -> None:
+    """In multiprocess mode every process that loads the metrics writes a file: the
+    sandbox's children, which write nothing, must not load them."""
+    parent = _python(DECODE_AND_RENDER, tmp_path, with_tests=True).strip()
+    writers = {path.stem.rsplit("_", 1)[1] for path in tmp_path.iterdir()}
+    assert writers == {parent}
 
 
 def test_the_key_provider_hook_times_calls_and_reports_the_provider_down_on_failure() -> None:
