@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from ocrvault.config import Settings
 from ocrvault.telemetry import metrics
@@ -61,3 +62,20 @@ def test_a_scrape_after_a_canary_document_holds_no_name_id_or_text(
     assert 'ocrvault_pages_total{engine="tesseract"}' in body
     assert 'ocrvault_refusals_total{code="unauthorized"}' in body
     assert 'ocrvault_jobs_finished_total{state="succeeded"}' in body
+
+
+
+def test_a_body_refused_over_its_limit_counts_under_its_route_template(
+        make_client: Callable[..., TestClient], settings: Settings) -> None:
+    """The body limit is applied as the route reads the body, so a 413 is counted under
+    the route's template (only a request refused before routing is ``unmatched``)."""
+    client = make_client(settings)
+    key = runtime_of(client).access.bootstrap_tenant("acme").secret
+    labels = {"method": "POST", "route": "/v1/keys", "status": "413"}
+    before = REGISTRY.get_sample_value("ocrvault_http_requests_total", labels) or 0.0
+
+    answer = client.post("/v1/keys", headers={**auth(key), "Content-Type": "application/json"},
+                         content=b"{" + b" " * (settings.max_json_body_bytes + 1) + b"}")
+
+    assert answer.status_code == 413, answer.text
+    assert REGISTRY.get_sample_value("ocrvault_http_requests_total", labels) == before + 1
