@@ -5,7 +5,9 @@ store) hold no document text, secret, tenant, key, job id or file name."""
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,3 +65,37 @@ def test_tracing_is_off_unless_configured() -> None:
     assert not tracing.enabled()
     with tracing.span("anything") as span:
         assert not span.is_recording()
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP collector stand-in: records each export's path and content type."""
+
+    received: list[tuple[str, str, int]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append((self.path, self.headers.get("Content-Type", ""), len(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_with_an_otlp_endpoint_spans_are_exported_there(
+        make_client: Callable[..., TestClient], settings: Settings) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    try:
+        tracing.configure(endpoint, "all")
+        client = make_client(settings)
+        assert client.get("/healthz").status_code == 200
+        tracing.shutdown()  # flushes the batch
+    finally:
+        tracing.shutdown()
+        server.shutdown()
+        server.server_close()
+    assert [(path, kind) for path, kind, size in _Collector.received if size] == [
+        ("/v1/traces", "application/x-protobuf")]
