@@ -89,6 +89,16 @@ def test_a_key_is_held_to_its_rate_in_total_across_two_api_nodes(
     assert any(line.get("route") == "/v1/jobs" and line.get("status") == 429 for line in lines)
 
 
+def test_a_redis_bucket_allows_its_capacity_then_says_how_long_to_wait(redis_url: str) -> None:
+    limiter = RedisTokenBuckets(redis_url)
+    bucket = f"key:{secrets.token_hex(6)}"
+    assert [limiter.acquire(bucket, RATE) for _ in range(RATE)] == [0.0] * RATE
+    wait = limiter.acquire(bucket, RATE)
+    assert 0 < wait <= 60 / RATE  # one token's refill at RATE a minute, at most
+    assert limiter.acquire(f"key:{secrets.token_hex(6)}", RATE) == 0.0  # buckets are per key
+    limiter.close()
+
+
 def test_a_shared_limiter_that_cannot_reach_redis_refuses_instead_of_allowing() -> None:
     limiter = RedisTokenBuckets("redis://127.0.0.1:1/7", timeout_seconds=0.5)
     with pytest.raises(Unavailable) as refused:
