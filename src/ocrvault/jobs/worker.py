@@ -78,7 +78,8 @@ class JobWorker:
                          "Processing stopped the worker repeatedly; the job was abandoned.")
             return
         log.info("job %s started (attempt %d)", job.id, job.attempts)
-        metrics.QUEUE_WAIT_SECONDS.observe((self.clock() - job.created_at).total_seconds())
+        waited = (self.clock() - job.created_at).total_seconds()  # < 0 if node clocks differ
+        metrics.QUEUE_WAIT_SECONDS.observe(max(0.0, waited))
         tracing.interval("queue.wait", job.created_at, attempt=job.attempts)
         try:
             with tracing.span("job", attempt=job.attempts):
