@@ -6,6 +6,7 @@ parameter, 1: anything else), never as a traceback.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
-from ocrvault.logs import install_key_redaction
+from ocrvault.logs import configure_logging, install_key_redaction
 from ocrvault.model import Document
 from ocrvault.store.db import Database
 from ocrvault.store.rekey import count_wrapped_under, rewrap_all
@@ -258,7 +259,7 @@ def serve(
     if refusal:
         err.print(f"[red]error[/red] {escape(refusal)}", soft_wrap=True, highlight=False)
         raise typer.Exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _start_telemetry(settings, role)
     if role is NodeRole.WORKER:
         _run_worker(settings, shutdown_timeout)
     elif role is NodeRole.SCHEDULER:
@@ -266,6 +267,25 @@ def serve(
     else:
         _serve_http(settings, role, host, port, tls_cert, tls_key, behind_proxy,
                     shutdown_timeout)
+
+
+def _start_telemetry(settings: Settings, role: NodeRole) -> None:
+    """Logs (text or JSON lines), traces (when an OTLP endpoint is set) and the metrics
+    port (when one is set), for any role; traces are flushed at exit."""
+    from ocrvault.telemetry import metrics, tracing
+
+    configure_logging(settings.log_format)
+    tracing.configure(settings.otlp_endpoint, str(role))
+    atexit.register(tracing.shutdown)
+    atexit.register(metrics.process_exited)
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+
+
+def uvicorn_log_options(settings: Settings) -> dict[str, Any]:
+    """With JSON logs, uvicorn's loggers write through the root logger's JSON handler, and
+    its access log gives way to api/observe.py's lines (route template, no query)."""
+    return {"log_config": None, "access_log": False} if settings.log_format == "json" else {}
 
 
 def _serve_http(settings: Settings, role: NodeRole, host: str | None, port: int | None,
@@ -310,7 +330,8 @@ def _serve_http(settings: Settings, role: NodeRole, host: str | None, port: int 
     if workers is not None:
         _configure_shutdown(workers.shutdown, shutdown_timeout)
     _serve_until_stopped(create_app(node), workers, host=host, port=port, log_level="info",
-                         **transport_options(settings, tls_cert, tls_key, behind_proxy))
+                         **transport_options(settings, tls_cert, tls_key, behind_proxy),
+                         **uvicorn_log_options(settings))
 
 
 def _configure_shutdown(shutdown: Shutdown, timeout: float | None) -> None:

@@ -141,6 +141,25 @@ class Settings(BaseSettings):
         default="", description="Comma-separated CIDRs a webhook may reach although they "
         "are loopback, private, link-local or reserved, e.g. '10.1.2.0/24'")
 
+    # Operations (issue 20): metrics, logs, traces, rate limits shared across API nodes.
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus /metrics on this port "
+        "(every role; unset: not served)")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json: one JSON object per line")
+    log_tenant: Literal["hash", "omit"] = Field(
+        default="hash", description="Tenant id in request log lines: hash (SHA-256, 16 hex) "
+        "or omit")
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces URL (http://collector:4318/v1/traces); "
+        "unset: no tracing")
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        default="memory", description="Per-key rate limits in this process (memory) or shared "
+        "by every API node through Redis")
+    rate_limit_redis_url: str | None = Field(
+        default=None, description="redis://host:6379/N for rate_limit_backend=redis")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -259,6 +278,14 @@ class Settings(BaseSettings):
                              "OCRVAULT_PKCS11_TOKEN_LABEL and OCRVAULT_PKCS11_PIN")
         if self.key_provider == "aws-kms" and not self.kms_key_id:
             raise ValueError("OCRVAULT_KEY_PROVIDER=aws-kms needs OCRVAULT_KMS_KEY_ID")
+        return self
+
+    @model_validator(mode="after")
+    def _redis_for_shared_limits(self) -> Settings:
+        if self.rate_limit_backend == "redis" and not (self.rate_limit_redis_url or ""
+                                                       ).startswith(("redis://", "rediss://")):
+            raise ValueError("OCRVAULT_RATE_LIMIT_BACKEND=redis needs OCRVAULT_RATE_LIMIT_REDIS_URL"
+                             ": redis://host:6379/0")
         return self
 
     @model_validator(mode="after")

@@ -19,10 +19,13 @@ Residual risks: a key split by something other than URL encoding (base64, a JSON
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -130,3 +133,59 @@ def install_key_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(redacting_factory)
+
+
+# --- Structured logs (OCRVAULT_LOG_FORMAT=json) ---
+# What a JSON line may hold besides time, level, logger and the (redacted) message: the
+# request fields api/observe.py sets. Anything else a caller passes as `extra` is left out,
+# so a new field is a decision made here, not a leak made elsewhere.
+REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "tenant")
+
+
+def tenant_ref(tenant_id: str | None, mode: str) -> str | None:
+    """The tenant as a log line shows it: a SHA-256 prefix (``hash``: lines of one tenant
+    correlate, and an operator with the database can find which tenant it is), or
+    nothing (``omit``)."""
+    if tenant_id is None or mode == "omit":
+        return None
+    return hashlib.sha256(tenant_id.encode()).hexdigest()[:16]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, the request fields present,
+    and exc (the redacted traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for name in REQUEST_FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = redact(record.exc_text)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    """The root logger writes to stderr, as text or as JSON lines, with redaction on.
+
+    As ``logging.basicConfig`` does, it leaves a root logger that already has handlers
+    alone: a program that embeds ocrvault (or a test harness) keeps its own logging."""
+    install_key_redaction()
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter(TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)

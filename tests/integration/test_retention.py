@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from ocrvault.audit import Actor
 from ocrvault.config import Settings
@@ -252,12 +253,13 @@ def test_bulk_delete_removes_only_matching_jobs_of_the_caller(app: TestClient, k
 
 def test_reaper_lag_is_exported_as_a_metric(app: TestClient, key: str,
                                             clock: FakeClock) -> None:
+    jobs_before = REGISTRY.get_sample_value("ocrvault_reaper_jobs_total") or 0.0
     submitted(app, key, retention="60")
     clock.advance(timedelta(seconds=75))
     reap(app)
-    metrics = app.get("/metrics").text
-    assert "ocrvault_reaper_lag_seconds 15.000" in metrics
-    assert "ocrvault_reaper_jobs_total 1" in metrics
+    assert REGISTRY.get_sample_value("ocrvault_reaper_lag_seconds") == 15.0
+    assert REGISTRY.get_sample_value("ocrvault_reaper_jobs_total") == jobs_before + 1
+    assert (REGISTRY.get_sample_value("ocrvault_reaper_last_run_timestamp_seconds") or 0) > 0
 
 
 class CrashingBlobs(LocalBlobStore):

@@ -55,6 +55,7 @@ from ocrvault.store.commands import NewApiKey, NewTenant, RevokeKey, RotateSecre
 from ocrvault.store.db import Database, Transaction
 from ocrvault.store.records import ApiKeyRecord
 from ocrvault.store.repository import KeyRepository, TenantRepository
+from ocrvault.telemetry import metrics
 
 # last_used_at is informational; writing it on every request would serialise
 # readers behind the database's single writer.
@@ -360,6 +361,7 @@ class AccessService:
         if limits.rate_per_minute is not None:
             wait = self.rate_limiter.acquire(f"key:{key.id}", limits.rate_per_minute)
             if wait:
+                metrics.RATE_LIMIT_HITS.inc()
                 raise self._refused(
                     Refusal(ErrorCode.RATE_LIMITED,
                             f"This key may make {limits.rate_per_minute} requests a minute; "

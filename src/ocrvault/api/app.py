@@ -15,6 +15,7 @@ from ocrvault.api.context import RequestIdMiddleware
 from ocrvault.api.deps import Served
 from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
+from ocrvault.api.observe import ObserveMiddleware
 from ocrvault.api.routes import (
     audit,
     capabilities,
@@ -73,6 +74,9 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: it times and counts everything, refusals by the limits above included.
+    app.add_middleware(ObserveMiddleware, log_lines=runtime.settings.log_format == "json",
+                       log_tenant=runtime.settings.log_tenant)
     for module in (health, read, sample, jobs, keys, audit, retention, capabilities,
                    webhooks):
         app.include_router(module.router)

@@ -29,7 +29,7 @@ from ocrvault.errors import AuthError, ErrorCode, InputRejected
 from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
-from ocrvault.retention.reaper import Reaper, ReaperStats
+from ocrvault.retention.reaper import Reaper
 from ocrvault.retention.service import RetentionService
 from ocrvault.webhooks.service import WebhookService
 
@@ -63,7 +63,7 @@ class Served(Protocol):
         ...
     @property
     def reaper(self) -> Reaper | None:
-        """The reaper where this node runs it, for /metrics."""
+        """The reaper where this node runs it (None on role api)."""
         ...
     def probes(self) -> Mapping[str, Callable[[], object]]:
         """What /readyz checks, by name."""
@@ -117,12 +117,6 @@ def readiness_probes(request: Request) -> Mapping[str, Probe]:
     return _runtime(request).probes()
 
 
-def reaper_stats(request: Request) -> ReaperStats | None:
-    """The reaper's figures where this node runs it (role ``all``), else None."""
-    reaper = _runtime(request).reaper
-    return reaper.stats if reaper else None
-
-
 JobServiceDep = Annotated[JobService, Depends(job_service)]
 AccessServiceDep = Annotated[AccessService, Depends(access_service)]
 RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
@@ -132,7 +126,6 @@ EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 ResultLinksDep = Annotated[ResultLinks, Depends(result_links)]
 ReadinessProbesDep = Annotated[Mapping[str, Probe], Depends(readiness_probes)]
-ReaperStatsDep = Annotated[ReaperStats | None, Depends(reaper_stats)]
 
 
 def request_context(request: Request) -> RequestContext:
@@ -143,6 +136,7 @@ def request_context(request: Request) -> RequestContext:
 
 
 _PRINCIPALS = "ocrvault.principals"  # request scope key: {Scope: Principal} checked so far
+PRINCIPALS_SCOPE_KEY = _PRINCIPALS  # api/observe.py reads the tenant from it
 _SCOPE_OF: dict[Callable[..., Principal], Scope] = {}
 
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ocrvault.errors import ErrorCode, Misdirected, OcrVaultError, Throttled, Unavailable
+from ocrvault.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Problem(BaseModel):
 def problem_response(code: ErrorCode, detail: str, status: int | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
     status = status or code.status
+    metrics.REFUSALS.labels(code=code.value).inc()
     body = Problem(type=TYPE_BASE + code.value, title=code.phrase, status=status, detail=detail,
                    code=code)
     headers = dict(headers or {})

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ocrvault.access.quotas import QuotaGuard
-from ocrvault.access.ratelimit import RateLimiter
+from ocrvault.access.ratelimit import RateLimiter, open_rate_limiter
 from ocrvault.access.service import AccessService
 from ocrvault.audit import AuditService
 from ocrvault.clock import Clock, utcnow
@@ -67,7 +67,8 @@ class ApiNode:
                           audit=base.audit, quotas=QuotaGuard(base.db, base.clock),
                           retention=retention)
         return cls(base=base, pipeline=pipeline, queue=queue,
-                   access=AccessService(base.db, base.audit, base.clock, rate_limiter,
+                   access=AccessService(base.db, base.audit, base.clock, rate_limiter
+                                        or open_rate_limiter(base.settings, base.clock),
                                         base.settings.region, base.settings.region_urls),
                    audit_reader=AuditService(base.db, base.audit), jobs=jobs,
                    retention=retention,

@@ -23,6 +23,7 @@ from datetime import timedelta
 from ocrvault.clock import Clock, utcnow
 from ocrvault.compose.parts import Foundation
 from ocrvault.config import Settings
+from ocrvault.jobs.census import JobCensus
 from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.retention.epochs import EpochKeyReaper
@@ -126,7 +127,8 @@ class SchedulerNode:
         tasks = [Task("reaper", every, reaper.run_once),
                  Task("audit-retention", every, base.audit.purge_expired),
                  Task("webhooks", settings.webhook_dispatch_interval_seconds,
-                      dispatcher.run_once)]
+                      dispatcher.run_once),
+                 Task("job-census", every, JobCensus(base.db, base.clock).run_once)]
         if base.documents.tenant_keys is not None:
             tasks.append(Task("epoch-keys", every, EpochKeyReaper(
                 base.db, base.documents.tenant_keys, base.audit, base.clock).run_once))

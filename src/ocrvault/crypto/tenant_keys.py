@@ -44,6 +44,7 @@ from ocrvault.crypto import _aead
 from ocrvault.crypto.keystore import DirectoryKeyStore
 from ocrvault.crypto.master import MasterKeyProvider
 from ocrvault.errors import ErrorCode, IntegrityError, ResourceError
+from ocrvault.telemetry import metrics
 
 _DEK_PREFIX = b"OCE\x01"
 _EPOCH_PREFIX = b"OCW\x01"
@@ -231,8 +232,9 @@ class TenantKeys:
         record = _record(raw)
         key = self._cached((tenant_id, raw))
         if key is None:
-            key = self._wrapper(record.kms_key_id).unwrap(record.wrapped,
-                                                          _tenant_context(tenant_id))
+            wrapper = self._wrapper(record.kms_key_id)
+            with metrics.key_provider_call(wrapper.name, "unwrap"):
+                key = wrapper.unwrap(record.wrapped, _tenant_context(tenant_id))
             self._remember((tenant_id, raw), key)
         return key, record.master_key_version
 
@@ -274,7 +276,8 @@ class TenantKeys:
         else:
             record.update(wrapped_by="kms", kms_key_id=kms_key_id)
         wrapper = self._wrapper(kms_key_id)
-        wrapped = wrapper.wrap(tenant_key, _tenant_context(tenant_id))
+        with metrics.key_provider_call(wrapper.name, "wrap"):
+            wrapped = wrapper.wrap(tenant_key, _tenant_context(tenant_id))
         record.update(wrapped=base64.b64encode(wrapped).decode(),
                       master_key_version=wrapper.version_of(wrapped)
                       if kms_key_id is None else None)

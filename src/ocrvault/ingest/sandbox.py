@@ -154,6 +154,18 @@ class Sandbox:
         child.stop()
 
 
+def _counted(reason: str | None) -> None:
+    """A child started (``None``) or stopped on a file (``reason``), for the metrics.
+    Imported here, in the parent: a child must not load the metrics, which in
+    multiprocess mode write a file per process."""
+    from ocrvault.telemetry import metrics
+
+    if reason is None:
+        metrics.SANDBOX_RESTARTS.inc()
+    else:
+        metrics.SANDBOX_KILLS.labels(reason=reason).inc()
+
+
 class _Budget:
     """Wall-clock seconds a child may still spend working on one call."""
 
@@ -176,6 +188,7 @@ class _Child:
             daemon=True,
         )
         self._process.start()
+        _counted(None)
         child_conn.close()
         self._stopped = False
         # Wait for the limits to be in place, so start-up never counts against a file's budget.
@@ -204,6 +217,7 @@ class _Child:
         budget.left -= time.monotonic() - started
         if not ready:
             self.stop()
+            _counted("timeout")
             raise InputRejected(
                 ErrorCode.PROCESSING_TIMEOUT,
                 f"Decoding did not finish within {budget.limit:g} s. "
@@ -253,6 +267,8 @@ class _Child:
         self._process.join(_EXIT_GRACE_SECONDS)
         exitcode = self._process.exitcode
         self.stop()
+        _counted({_EXIT_OUT_OF_MEMORY: "memory", -signal.SIGXCPU: "cpu"}.get(exitcode or 0,
+                                                                             "crash"))
         if exitcode == _EXIT_OUT_OF_MEMORY:
             return InputRejected(
                 ErrorCode.CORRUPT_FILE,
@@ -278,6 +294,7 @@ class _Child:
     def _refuse(self) -> ProcessingError:
         """The child sent something no honest child sends: treat it as taken over."""
         self.stop()
+        _counted("invalid_reply")
         return ProcessingError(ErrorCode.PROCESSING_FAILED, "The decoder sent an invalid reply.")
 
 

@@ -19,6 +19,7 @@ from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.params import ReadParams
 from ocrvault.model import Document, OutputFormat, Page
 from ocrvault.render import PdfProfile, SourceFile, default_registry, render_isolated
+from ocrvault.telemetry import metrics, tracing
 
 PageProgress = Callable[[int, int], None]
 
@@ -73,7 +74,9 @@ class OcrPipeline:
         options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
         try:
             # Whatever the engine, its lines are put in reading order (columns, rows).
-            page = order_page(engine.recognize(decoded.image, options))
+            with metrics.page_read(engine.info.name), tracing.span(
+                    "recognise", engine=engine.info.name, page=decoded.number):
+                page = order_page(engine.recognize(decoded.image, options))
         finally:
             decoded.image.close()
         # Engines that do not say which engine read the page (fakes, plugins) are it.
@@ -97,7 +100,7 @@ class OcrPipeline:
         engine = self.engines.get(params.engine)
         decoded_pages = self.ingestor.decode(data, checked.format, checked.pages,
                                              params.pdf_password, params.pdf_text)
-        for index, decoded in enumerate(decoded_pages):
+        for index, decoded in enumerate(tracing.each("decode", decoded_pages)):
             removed |= decoded.metadata_removed
             if isinstance(decoded, ExtractedPage):  # a born-digital page: its own text
                 pages.append(order_page(decoded.page))

@@ -37,6 +37,7 @@ from ocrvault.store.db import Database
 from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
+from ocrvault.telemetry import metrics, tracing
 from ocrvault.webhooks.events import EventType, queue_job_event
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,12 @@ class JobWorker:
                          "Processing stopped the worker repeatedly; the job was abandoned.")
             return
         log.info("job %s started (attempt %d)", job.id, job.attempts)
+        waited = (self.clock() - job.created_at).total_seconds()  # < 0 if node clocks differ
+        metrics.QUEUE_WAIT_SECONDS.observe(max(0.0, waited))
+        tracing.interval("queue.wait", job.created_at, attempt=job.attempts)
         try:
-            stored = self._run(job, lease)
+            with tracing.span("job", attempt=job.attempts):
+                stored = self._run(job, lease)
         except LeaseLost:
             raise
         except OcrVaultError as error:
@@ -147,6 +152,7 @@ class JobWorker:
                 code: ErrorCode | None, detail: str | None) -> None:
         now = self.clock()
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
+        metrics.JOBS_FINISHED.labels(state=status.value).inc()
         expiries = Expiries.at_completion(policy_of(job), now, code is None).capped_at(
             ceiling_for(job.environment, job.created_at))
         keep_input = expiries.input is not None and expiries.input > now

@@ -3,7 +3,8 @@
 It runs every ``reaper_interval_seconds`` (default 10 s), so expired data is gone
 well within a minute of its expiry, and it finishes purges a crash interrupted
 (see retention/shredder.py). Every step is idempotent, so several reapers (several API
-nodes) may run at once. Its lag is exported on /metrics.
+nodes) may run at once. Its lag is exported as Prometheus metrics
+(telemetry/metrics.py).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from ocrvault.clock import Clock
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.db import Database
 from ocrvault.store.repository import JobRepository
+from ocrvault.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ReaperStats:
-    """What the reaper has done, for /metrics: expiry must be met within a minute."""
+    """What the reaper has done (also exported as metrics): expiry must be met within a minute."""
 
     runs: int = 0
     jobs_processed: int = 0
@@ -58,6 +60,7 @@ class Reaper:
         self.stats.jobs_processed += done
         self.stats.last_run_lag_seconds = lag
         self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag)
+        metrics.record_reaper_pass(done, lag, self.stats.max_lag_seconds)
         if done:
             log.info("reaper applied retention to %d jobs (lag %.1f s)", done, lag)
         return done

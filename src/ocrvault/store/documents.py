@@ -24,6 +24,7 @@ from ocrvault.crypto.tenant_keys import TenantKeys, is_epoch_wrapped
 from ocrvault.errors import IntegrityError
 from ocrvault.model import OutputFormat
 from ocrvault.store.blobs import BlobStore, blob_key
+from ocrvault.telemetry import tracing
 
 
 class ObjectKind(StrEnum):
@@ -120,8 +121,10 @@ class SealedDocuments:
 
     def put(self, job: JobKey, kind: ObjectKind, plaintext: bytes) -> None:
         context = ObjectContext(job.tenant_id, job.job_id, kind.value)
-        sealed = seal(self._dek(job), plaintext, context)
-        self.blobs.put(blob_key(job.tenant_id, job.job_id, kind.value), sealed)
+        with tracing.span("seal", kind=kind.value):
+            sealed = seal(self._dek(job), plaintext, context)
+        with tracing.span("store", kind=kind.value):
+            self.blobs.put(blob_key(job.tenant_id, job.job_id, kind.value), sealed)
 
     def get(self, job: JobKey, kind: ObjectKind) -> bytes:
         sealed = self.blobs.get(blob_key(job.tenant_id, job.job_id, kind.value))

@@ -247,6 +247,14 @@ class JobRepository:
         ).all()
         return [(job_id, tenant_id) for job_id, tenant_id in rows]
 
+    def census(self) -> tuple[dict[str, int], datetime | None]:
+        """Jobs by status, and when the oldest still-queued job was submitted (metrics)."""
+        counts = {str(status): int(count) for status, count in self.session.execute(
+            select(JobRow.status, func.count()).group_by(JobRow.status))}
+        oldest = self.session.scalar(select(func.min(JobRow.created_at)).where(
+            JobRow.status == JobStatus.QUEUED.value))
+        return counts, oldest
+
     def due_ids(self, now: datetime, limit: int) -> Sequence[str]:
         """Jobs with a part whose retention has run out (see retention/reaper.py)."""
         return self.session.scalars(

@@ -23,11 +23,12 @@ from datetime import timedelta
 
 from ocrvault.clock import Clock
 from ocrvault.crypto import DekWrapper
-from ocrvault.errors import OcrVaultError
+from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.store.commands import AttemptOutcome
 from ocrvault.store.db import Database
 from ocrvault.store.records import ClaimedDelivery, WebhookEndpointRecord
 from ocrvault.store.webhooks import WebhookRepository
+from ocrvault.telemetry import metrics
 from ocrvault.webhooks.delivery import AttemptResult, Sender, retry_delay
 from ocrvault.webhooks.secrets import open_secret
 from ocrvault.webhooks.ssrf import AddressGuard
@@ -103,6 +104,8 @@ class Dispatcher:
                 status_code=result.status_code, latency_ms=result.latency_ms,
                 error=result.error, retry_at=None if retry_in is None else now + retry_in,
                 failing_after=FAILING_AFTER))
+        if recorded:
+            metrics.WEBHOOK_DELIVERIES.labels(outcome=_outcome(result, retry_in)).inc()
         if not recorded:
             log.warning("webhook delivery %s: lease lost before its outcome was recorded",
                         delivery.id)
@@ -126,3 +129,12 @@ class Dispatcher:
                 and endpoint.previous_expires_at > self.clock()):
             sealed.append(endpoint.previous_sealed_secret)
         return [open_secret(self.keyring, s, endpoint.tenant_id, endpoint.id) for s in sealed]
+
+
+def _outcome(result: AttemptResult, retry_in: object) -> str:
+    """The delivery's outcome as the ``ocrvault_webhook_deliveries`` metric names it."""
+    if result.succeeded:
+        return "delivered"
+    if result.error == ErrorCode.WEBHOOK_URL_REFUSED.value:
+        return "refused"
+    return "failed" if retry_in is not None else "gave_up"

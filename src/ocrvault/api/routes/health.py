@@ -1,11 +1,14 @@
-"""Liveness and readiness probes (no auth; they reveal nothing about data)."""
+"""Liveness and readiness probes (no auth; they reveal nothing about data).
+
+Prometheus metrics are not on this port: telemetry/metrics.py serves them on
+OCRVAULT_METRICS_PORT, for every role."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 
-from ocrvault.api.deps import ReadinessProbesDep, ReaperStatsDep
+from ocrvault.api.deps import ReadinessProbesDep
 
 router = APIRouter(tags=["health"])
 
@@ -28,25 +31,3 @@ def readyz(probes: ReadinessProbesDep) -> JSONResponse:
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
-
-
-@router.get("/metrics", response_class=PlainTextResponse,
-            summary="Prometheus metrics: counts and times only, never content or ids")
-def metrics(stats: ReaperStatsDep) -> str:
-    if stats is None:  # the reaper runs on the scheduler, not on this node
-        return ""
-    lines = [
-        "# HELP ocrvault_reaper_runs_total Reaper passes since start.",
-        "# TYPE ocrvault_reaper_runs_total counter",
-        f"ocrvault_reaper_runs_total {stats.runs}",
-        "# HELP ocrvault_reaper_jobs_total Jobs the reaper applied retention to since start.",
-        "# TYPE ocrvault_reaper_jobs_total counter",
-        f"ocrvault_reaper_jobs_total {stats.jobs_processed}",
-        "# HELP ocrvault_reaper_lag_seconds Time from expiry to deletion, last pass (max).",
-        "# TYPE ocrvault_reaper_lag_seconds gauge",
-        f"ocrvault_reaper_lag_seconds {stats.last_run_lag_seconds:.3f}",
-        "# HELP ocrvault_reaper_max_lag_seconds Largest lag seen since start.",
-        "# TYPE ocrvault_reaper_max_lag_seconds gauge",
-        f"ocrvault_reaper_max_lag_seconds {stats.max_lag_seconds:.3f}",
-    ]
-    return "\n".join(lines) + "\n"
