@@ -33,6 +33,9 @@ def test_a_scrape_after_a_canary_document_holds_no_name_id_or_text(
         make_client: Callable[..., TestClient], settings: Settings,
         scrape: Callable[[], str]) -> None:
     client = make_client(settings)
+    # The canary is English words: one may be a word of the metrics' own names and help
+    # texts ("engine"), which is no leak. Only words absent before the document count.
+    vocabulary = scrape()
     tenant = f"tenant-{secrets.token_hex(6)}"
     issued = runtime_of(client).access.bootstrap_tenant(tenant)
     canary = make_canary()
@@ -54,7 +57,7 @@ def test_a_scrape_after_a_canary_document_holds_no_name_id_or_text(
     forbidden = {"tenant name": tenant, "tenant id": issued.tenant_id, "key id": issued.key_id,
                  "secret": issued.secret, "wrong key": wrong_key, "job id": job_id,
                  "file name": file_name, "typed path": typed_path,
-                 **{f"canary word {w}": w for w in canary.split()[1:]}}
+                 **{f"canary word {w}": w for w in canary.split()[1:] if w not in vocabulary}}
     assert [what for what, value in forbidden.items() if value in body] == []
     # ...and the figures are there, under route templates and engine names.
     assert 'route="/v1/jobs/{job_id}"' in body
