@@ -369,9 +369,9 @@ def training() -> Entry:
 
 def components(versions: Mapping[str, EvidenceValue]) -> Entry:
     engines = versions.get("engines")
-    named = ", ".join(f"{k} {v}" for k, v in engines.items()) if isinstance(engines, dict) else ""
+    named = [f"{k} {v}" for k, v in engines.items()] if isinstance(engines, dict) else []
+    named += [f"{label} {versions.get(key)}" for label, key in (
+        ("ONNX Runtime", "onnxruntime"), ("pdfium", "pdfium"), ("Pillow", "pillow"))]
     return entry(Check.COMPONENTS, Status.OK,
-                 f"Documents are read by {named} (ONNX Runtime {versions.get('onnxruntime')}), "
-                 f"pdfium {versions.get('pdfium')}, Pillow "
-                 f"{versions.get('pillow')} and pikepdf {versions.get('pikepdf')}.",
-                 versions)
+                 f"Documents are read by {', '.join(named)} and pikepdf "
+                 f"{versions.get('pikepdf')}.", versions)

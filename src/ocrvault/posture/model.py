@@ -76,10 +76,14 @@ Scalar = str | int | float | bool | None
 EvidenceValue = Scalar | list[str] | dict[str, Scalar]
 
 
+# Every field is always written, so the schema requires each (defaults included).
+_STRICT = ConfigDict(frozen=True, extra="forbid", json_schema_serialization_defaults_required=True)
+
+
 class Entry(BaseModel):
     """One checklist question, answered from the running deployment."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     id: Check = Field(description="Stable identifier of the question")
     question: str
@@ -100,7 +104,7 @@ class Entry(BaseModel):
 
 
 class Summary(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     ok: int
     warn: int
@@ -110,7 +114,7 @@ class Summary(BaseModel):
 class Report(BaseModel):
     """The whole report: one entry per :class:`Check`, in its order."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     format: Literal["ocrvault-posture/1"] = Field(
         default=FORMAT, description="This document's format; changes only with the schema")

@@ -32,7 +32,7 @@ class PostureFormat(StrEnum):
 
 
 @router.get(PATH, response_model=Report, responses={
-    **problems(401, 403, 429),
+    **problems(400, 401, 403, 429),
     200: {"content": {"text/markdown": {}, "text/html": {}},
           "description": "The report; JSON unless `format` asks for md or html"}},
     summary="The security checklist, answered by this deployment with evidence")
