@@ -11,19 +11,23 @@ import json
 import os
 import shutil
 import sqlite3
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pypdfium2 as pdfium
 import pytest
+import trustme
 from PIL import Image, ImageStat
 
 from ocrvault.posture.model import QUESTIONS, Check, shipped_schema
 from ocrvault.posture.render_html import SUMMARY_HEADING
-from tests.e2e.live import SRC
+from tests.e2e.live import SRC, LiveServer
 
 BROWSER_SECONDS = 90
 
@@ -84,9 +88,54 @@ def test_the_transport_flags_of_serve_decide_the_transport_entry(data_dir: Path)
     tls = entry(report_of(posture(data_dir, "--tls-cert", "/etc/ssl/ocrvault.pem")),
                 Check.TRANSPORT)
     assert tls["status"] == "ok" and tls["evidence"]["tls_minimum_version"] == "TLS 1.2"
-    exposed = posture(data_dir, "--host", "0.0.0.0")  # noqa: S104 - what is judged
+    exposed = posture(data_dir, "--host", "0.0.0.0")
     assert exposed.returncode == 1  # a failing entry fails the command, for scripts
     assert entry(report_of(exposed), Check.TRANSPORT)["status"] == "fail"
+
+
+def test_serve_with_tls_reports_the_tls_it_listens_with(tmp_path: Path) -> None:
+    """The transport entry of a live ``serve --tls-cert --tls-key``, asked over HTTPS:
+    the evidence is what serve started with, not a setting read back."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    server = LiveServer(tmp_path / "data", "--tls-cert", str(cert_file),
+                        "--tls-key", str(key_file), env={"OCRVAULT_WORKERS": "1"})
+    try:
+        output = server.wait_for_output("serving on https://127.0.0.1", timeout=120)
+        [key_path] = (tmp_path / "data").glob("admin-key-*.txt")
+        with httpx.Client(verify=ssl_context(ca), timeout=30) as client:
+            wait_until_serving(client, f"https://127.0.0.1:{server.port}/healthz")
+            answer = client.get(f"https://127.0.0.1:{server.port}/v1/security/posture",
+                                headers={"Authorization": f"Bearer {key_path.read_text().strip()}"})
+        assert answer.status_code == 200, (answer.text, output)
+        transport = entry(answer.json(), Check.TRANSPORT)
+        assert transport["status"] == "ok"
+        assert transport["evidence"] == {"mode": "tls", "bind": "127.0.0.1",
+                                         "port": server.port, "tls_minimum_version": "TLS 1.2"}
+    finally:
+        server.close()
+
+
+def wait_until_serving(client: httpx.Client, url: str, timeout: float = 60) -> None:
+    """serve prints its address just before uvicorn binds it: poll until it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def ssl_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
 
 
 def test_a_keyring_moved_out_of_the_data_dir_clears_the_warning(tmp_path: Path) -> None:
