@@ -120,6 +120,20 @@ def test_a_lengthened_retention_policy_turns_the_retention_entry_to_a_warning(
     assert "/v1/retention" in after["fix"]
 
 
+def test_a_key_override_that_keeps_data_longer_is_named(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    client = app_of(make_client, settings_of(tmp_path))
+    key = issue(client, "acme")
+    [listed] = client.get("/v1/keys", headers=auth(key)).json()["keys"]
+    longer = client.patch(f"/v1/keys/{listed['id']}/retention", headers=auth(key),
+                          json={"outputs": "P7D"})
+    assert longer.status_code == 200, longer.text
+    after = entry(posture(client, key), Check.RETENTION)
+    assert after["status"] == "warn" and after["evidence"]["key_overrides"] == 1
+    assert after["evidence"]["longer_than_default"] == [f"key {listed['id']}/live: outputs"]
+    assert after["evidence"]["live"]["outputs"] == 86400  # the tenant's own policy is unchanged
+
+
 def test_a_tampered_audit_row_fails_the_audit_entry_naming_the_entry(
         make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     settings = settings_of(tmp_path)

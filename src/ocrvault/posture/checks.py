@@ -162,17 +162,19 @@ def retention(facts: RetentionFacts) -> Entry:
     if facts.longer_than_default:
         evidence["longer_than_default"] = sorted(
             f"{where}: {', '.join(kinds)}" for where, kinds in facts.longer_than_default.items())
-    live = facts.by_environment.get("live", facts.defaults)
-    summary = (f"input {_duration(live['input'])}, result {_duration(live['result'])}, "
+    named = "live" if "live" in facts.by_environment else "test" if facts.by_environment \
+        else "defaults"
+    live = facts.by_environment.get(named, facts.defaults)
+    summary = (f"{named}: input {_duration(live['input'])}, result {_duration(live['result'])}, "
                f"outputs {_duration(live['outputs'])}, job records "
                f"{_duration(live['job_metadata'])}; test data at most 1 h")
     if longer:
         return entry(Check.RETENTION, Status.WARN,
                      f"Some data is kept longer than the defaults ({', '.join(longer)}); "
-                     f"live: {summary}.", evidence,
+                     f"{summary}.", evidence,
                      "Shorten the policy with PATCH /v1/retention (scope policies:manage), "
                      "e.g. {\"result\": \"P1D\"}, for each environment named.")
-    return entry(Check.RETENTION, Status.OK, f"Kept no longer than the defaults: {summary}.",
+    return entry(Check.RETENTION, Status.OK, f"Kept no longer than the defaults ({summary}).",
                  evidence)
 
 

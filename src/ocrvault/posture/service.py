@@ -13,6 +13,7 @@ call costs a walk of the chains it covers), and the installed libraries.
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable, Iterable, Mapping
 
 from ocrvault import __version__
 from ocrvault.audit import ChainSigner, verify_chain, verify_log
@@ -45,10 +46,12 @@ from ocrvault.principal import Principal, Role
 from ocrvault.retention.policy import TEST_MODE_CEILING, RetentionPolicy
 from ocrvault.store.db import Database
 from ocrvault.store.posture import PostureRepository
-from ocrvault.store.records import WebhookEndpointRecord
+from ocrvault.store.records import RetentionPolicyRecord, WebhookEndpointRecord
+from ocrvault.store.repository import RetentionRepository
 from ocrvault.webhooks.ssrf import parse_cidrs
 
 SCHEDULER_LOCK = "scheduler"  # compose/scheduler.py's lock name
+TENANT = RetentionRepository.TENANT_SCOPE
 
 
 class PostureService:
@@ -69,45 +72,50 @@ class PostureService:
         """The caller's tenant's answers (its retention in the environments the caller
         administers, its audit chain, its webhooks and keys) and the deployment's."""
         tenant_id = caller.tenant_id
+        environments = [env.value for env in caller.administers]
         with self.db.transaction() as session:
             store = PostureRepository(session)
             tenant = store.tenant(tenant_id)
-            policies = {p.environment: dict(p.seconds) for p in store.tenant_policies(tenant_id)}
-            overrides = store.key_overrides(tenant_id)
-            endpoints = store.webhook_endpoints(tenant_id)
-            keys = store.active_keys(tenant_id, self.clock())
-        environments = [env.value for env in caller.administers]
-        endpoints = [e for e in endpoints if e.environment.value in environments]
-        keys = {env: count for env, count in keys.items() if env in environments}
+            policies = [p for p in store.retention_policies(tenant_id)
+                        if p.environment in environments]
+            endpoints = [e for e in store.webhook_endpoints(tenant_id)
+                         if e.environment.value in environments]
+            keys = {env: count for env, count in store.active_keys(tenant_id, self.clock()
+                                                                    ).items()
+                    if env in environments}
+        stored = {p.environment: dict(p.seconds) for p in policies if p.scope == TENANT}
         # What applies to a new job of each environment (test data capped at one hour).
-        by_environment = {env: RetentionPolicy(**policies.get(env, {}))
-                          .for_environment(Environment(env)).as_dict() for env in environments}
-        retention = RetentionFacts(RetentionPolicy().as_dict(), TEST_MODE_CEILING,
-                                   by_environment=by_environment, key_overrides=overrides)
+        by_environment = {env: _effective(env, stored.get(env, {})) for env in environments}
+        overrides = [p for p in policies if p.scope != TENANT]
+        retention = RetentionFacts(
+            RetentionPolicy().as_dict(), TEST_MODE_CEILING, by_environment=by_environment,
+            longer_than_default=_longer(overrides, lambda p: f"key {p.scope}/{p.environment}"),
+            key_overrides=len(overrides))
         chain = verify_chain(self.db, ChainSigner(self.keyring), f"tenant:{tenant_id}")
         chains = (_renamed(chain, {tenant_id: tenant.name}) if tenant else chain,)
         return self._report(
             scope="tenant", tenant=tenant.name if tenant else None,
-            environment=caller.environment.value, retention=retention,
-            chains=chains,
+            environment=caller.environment.value, retention=retention, chains=chains,
             endpoints=endpoints, keys=keys, tenant_id=tenant_id)
 
     def for_deployment(self) -> Report:
         """The operator's view: every tenant's policies, chains, endpoints and keys."""
-        defaults = RetentionPolicy().as_dict()
         with self.db.transaction() as session:
             store = PostureRepository(session)
             names = {t.id: t.name for t in store.tenants()}
-            policies = store.tenant_policies(None)
-            overrides = store.key_overrides(None)
+            policies = store.retention_policies(None)
             endpoints = store.webhook_endpoints(None)
             keys = store.active_keys(None, self.clock())
-        longer = {f"{names.get(p.tenant_id, p.tenant_id)}/{p.environment}": tuple(
-            kind for kind, value in p.seconds.items() if value > defaults.get(kind, 0))
-            for p in policies}
-        retention = RetentionFacts(defaults, TEST_MODE_CEILING,
-                                   longer_than_default={k: v for k, v in longer.items() if v},
-                                   key_overrides=overrides)
+
+        def label(policy: RetentionPolicyRecord) -> str:
+            tenant = names.get(policy.tenant_id, policy.tenant_id)
+            key = "" if policy.scope == TENANT else f"key {policy.scope}/"
+            return f"{tenant}/{key}{policy.environment}"
+
+        retention = RetentionFacts(
+            RetentionPolicy().as_dict(), TEST_MODE_CEILING,
+            longer_than_default=_longer(policies, label),
+            key_overrides=sum(p.scope != TENANT for p in policies))
         chains = verify_log(self.db, ChainSigner(self.keyring)).chains
         named = tuple(_renamed(chain, names) for chain in chains)
         return self._report(scope="deployment", tenant=None, environment=None,
@@ -235,6 +243,20 @@ class PostureService:
         ids = [tenant_id] if tenant_id is not None else self.tenant_keys.tenants()
         return any((info := self.tenant_keys.info(tid)) is not None
                    and info.wrapped_by == "kms" for tid in ids)
+
+
+def _effective(environment: str, seconds: Mapping[str, int]) -> dict[str, int]:
+    """A stored policy (or the defaults) as it applies to ``environment``'s jobs."""
+    return RetentionPolicy(**seconds).for_environment(Environment(environment)).as_dict()
+
+
+def _longer(policies: Iterable[RetentionPolicyRecord],
+            label: Callable[[RetentionPolicyRecord], str]) -> dict[str, tuple[str, ...]]:
+    """The kinds of each policy that keep data longer than the defaults do, by label."""
+    defaults = RetentionPolicy().as_dict()
+    found = {label(p): tuple(kind for kind, value in _effective(p.environment, p.seconds).items()
+                             if value > defaults[kind]) for p in policies}
+    return {where: kinds for where, kinds in found.items() if kinds}
 
 
 def _database(settings: Settings) -> str:

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ocrvault.store.records import RetentionPolicyRecord, TenantRecord, WebhookEndpointRecord
-from ocrvault.store.repository import RetentionRepository
 from ocrvault.store.tables import (
     ApiKeyRow,
     ClusterLockRow,
@@ -48,23 +47,16 @@ class PostureRepository:
         row = self.session.get(TenantRow, tenant_id)
         return None if row is None else TenantRecord.of(row)
 
-    def tenant_policies(self, tenant_id: str | None) -> list[RetentionPolicyRecord]:
-        """Stored tenant-wide policies (not key overrides), by tenant and environment."""
-        query = select(RetentionPolicyRow).where(
-            RetentionPolicyRow.scope == RetentionRepository.TENANT_SCOPE)
+    def retention_policies(self, tenant_id: str | None) -> list[RetentionPolicyRecord]:
+        """Stored policies: tenant-wide ones (scope ``tenant``) and key overrides (scope =
+        the key id), by tenant, scope and environment."""
+        query = select(RetentionPolicyRow)
         if tenant_id is not None:
             query = query.where(RetentionPolicyRow.tenant_id == tenant_id)
         rows = self.session.scalars(query.order_by(RetentionPolicyRow.tenant_id,
+                                                   RetentionPolicyRow.scope,
                                                    RetentionPolicyRow.environment)).all()
         return [RetentionPolicyRecord.of(row) for row in rows]
-
-    def key_overrides(self, tenant_id: str | None) -> int:
-        """How many per-key retention overrides are stored."""
-        query = select(func.count()).select_from(RetentionPolicyRow).where(
-            RetentionPolicyRow.scope != RetentionRepository.TENANT_SCOPE)
-        if tenant_id is not None:
-            query = query.where(RetentionPolicyRow.tenant_id == tenant_id)
-        return int(self.session.scalar(query) or 0)
 
     def webhook_endpoints(self, tenant_id: str | None) -> list[WebhookEndpointRecord]:
         query = select(WebhookEndpointRow)
