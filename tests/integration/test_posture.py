@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from ocrvault.cli import serving_transport
 from ocrvault.config import Settings
+from ocrvault.engines.catalog import EngineCatalog, EngineSpec
+from ocrvault.errors import ErrorCode, ProcessingError
 from ocrvault.posture.model import Check, shipped_schema
 from ocrvault.principal import Role
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
@@ -216,3 +218,17 @@ def test_the_report_comes_as_markdown_and_as_a_printable_page(
     assert "style-src 'unsafe-inline'" in page.headers["content-security-policy"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.text.count("<section class=\"entry") == len(Check)
+
+
+def test_an_engine_that_cannot_be_described_is_named_not_a_server_error(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    def missing() -> EngineSpec:
+        raise ProcessingError(ErrorCode.ENGINE_UNAVAILABLE, "no tessdata")
+
+    engine = FixedEngine()
+    catalog = EngineCatalog({"fake-fixed": lambda: engine, "tesseract": lambda: engine},
+                            "fake-fixed", {"tesseract": missing})
+    client = make_client(settings_of(tmp_path), engines=catalog)
+    versions = entry(posture(client, issue(client, "acme")), Check.COMPONENTS)["evidence"]
+    assert versions["engines"] == {"fake-fixed": "1",
+                                   "tesseract": "unavailable: ProcessingError"}

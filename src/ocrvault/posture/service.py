@@ -24,8 +24,9 @@ from ocrvault.crypto import Keyring
 from ocrvault.crypto.master import KeyAccessDenied, KeyServiceUnavailable
 from ocrvault.crypto.tenant_keys import TenantKeys
 from ocrvault.datadir import keyring_beside_data
-from ocrvault.engines.catalog import EngineCatalog
+from ocrvault.engines.catalog import AUTO, EngineCatalog
 from ocrvault.environments import Environment
+from ocrvault.errors import OcrVaultError
 from ocrvault.posture import checks
 from ocrvault.posture.components import document_readers
 from ocrvault.posture.facts import (
@@ -157,13 +158,24 @@ class PostureService:
             checks.environments(keys, TEST_MODE_CEILING),
             checks.telemetry(connections),
             checks.training(),
-            checks.components(document_readers(
-                {spec.info.name: spec.info.version for spec in self.engines.specs()
-                 if spec.info.name != "auto"})),
+            checks.components(document_readers(self._engine_versions())),
         ]
         return Report.of(entries, generated_at=now, scope=scope, tenant=tenant,
                          environment=environment, ocrvault_version=__version__,
                          region=settings.region)
+
+    def _engine_versions(self) -> dict[str, str]:
+        """Each engine's version as the catalog describes it (none is created); an engine
+        that cannot be described (its library or data missing) says why instead."""
+        versions: dict[str, str] = {}
+        for name in self.engines.names:
+            if name == AUTO:
+                continue
+            try:
+                versions[name] = self.engines.spec(name).info.version
+            except (OcrVaultError, OSError, ImportError) as error:
+                versions[name] = f"unavailable: {type(error).__name__}"
+        return versions
 
     def _master_key_facts(self) -> MasterKeyFacts:
         settings = self.settings
