@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
                 tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core \
-                systemd curl openssl poppler-utils qpdf softhsm2
+                systemd curl openssl poppler-utils qpdf softhsm2 chromium
 
 .PHONY: run test setup system-deps lint bench clean
 

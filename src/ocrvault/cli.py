@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -52,6 +53,7 @@ from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import configure_logging, install_key_redaction
 from ocrvault.model import Document
+from ocrvault.posture.facts import Transport
 from ocrvault.store.db import Database
 from ocrvault.store.rekey import count_wrapped_under, rewrap_all
 from ocrvault.store.repository import TenantRepository
@@ -177,6 +179,15 @@ def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path |
         "proxy_headers": behind_proxy, "forwarded_allow_ips": settings.trusted_proxies,
         "server_header": False, **server_options(settings),
     }
+
+
+def serving_transport(settings: Settings, host: str, port: int, *, tls: bool,
+                      behind_proxy: bool) -> Transport:
+    """How ``serve`` listens with these flags, as the posture report states it."""
+    from ocrvault.api.transport import MINIMUM_TLS, tls_name
+
+    return Transport.of(host, port, tls_minimum_version=tls_name(MINIMUM_TLS) if tls else None,
+                        behind_proxy=behind_proxy, trusted_proxies=settings.trusted_proxies)
 
 
 def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> IssuedKey:
@@ -317,6 +328,8 @@ def _serve_http(settings: Settings, role: NodeRole, host: str | None, port: int 
         node = Runtime.build(settings) if role is NodeRole.ALL else ApiNode.open(settings)
     except OcrVaultError as error:
         raise _fail(error) from None
+    node.posture.transport = serving_transport(settings, host, port, tls=tls_cert is not None,
+                                               behind_proxy=behind_proxy)
     if not node.access.has_tenants():
         # The "try it" lines read synchronously, which only a node running OCR does.
         _show_key(settings, node.access.bootstrap_tenant("default"), "default",
@@ -729,6 +742,52 @@ def tenant_kms_key(name: Annotated[str, typer.Argument(help="Tenant name")],
     out.print(f"tenant {name!r}: its key is now under "
               f"{'the master key' if key_id is None else key_id}.", soft_wrap=True,
               highlight=False, markup=False)
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    MD = "md"
+    HTML = "html"
+
+
+@app.command()
+def posture(
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="json (stable; schema in "
+                                              "ocrvault/posture/posture.schema.json), md or "
+                                              "html (printable, self-contained)")]
+    = ReportFormat.JSON,
+    host: Annotated[str | None, typer.Option(help="The address serve binds (default "
+                                             "OCRVAULT_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Its port (default OCRVAULT_PORT)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="As given to serve: TLS is on")] = None,
+    behind_proxy: Annotated[bool, typer.Option(help="As given to serve")] = False,
+) -> None:
+    """The security checklist answered for the whole deployment, with evidence read from
+    the settings, the data dir and its database (the audit chains verified now). Give the
+    transport flags serve runs with; exit 1 when an entry fails."""
+    from ocrvault.clock import utcnow
+    from ocrvault.engines import registry
+    from ocrvault.posture.model import Status
+    from ocrvault.posture.render_html import render_html
+    from ocrvault.posture.render_markdown import render_markdown
+    from ocrvault.posture.service import PostureService
+
+    settings = _settings()
+    with _data_dir(settings) as (db, keyring):
+        service = PostureService(settings, db, keyring, open_tenant_keys(settings, keyring),
+                                 registry.catalog(settings).describing(), utcnow)
+        service.transport = serving_transport(
+            settings, host or settings.host, port or settings.port,
+            tls=tls_cert is not None, behind_proxy=behind_proxy)
+        report = service.for_deployment()
+    if fmt is ReportFormat.HTML:
+        sys.stdout.write(render_html(report))
+    elif fmt is ReportFormat.MD:
+        sys.stdout.write(render_markdown(report))
+    else:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    if report.status is Status.FAIL:
+        raise typer.Exit(1)
 
 
 @backup_app.command("create")

@@ -28,6 +28,7 @@ from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
 from ocrvault.jobs.worker import JobWorker
+from ocrvault.posture.service import PostureService
 from ocrvault.retention.reaper import Reaper
 from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
@@ -158,6 +159,10 @@ class Runtime:
     @property
     def webhooks(self) -> WebhookService:
         return self.api.webhooks
+
+    @property
+    def posture(self) -> PostureService:
+        return self.api.posture
 
     @property
     def dispatcher(self) -> Dispatcher | None:

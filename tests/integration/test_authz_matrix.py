@@ -110,6 +110,7 @@ ROUTES = [
     Route("rotate-key", "POST", "/v1/keys/{id}/rotate", Scope.KEYS_MANAGE, 200, Kind.KEY, True,
           live_sees_test=True),
     Route("list-audit", "GET", "/v1/audit", Scope.AUDIT_READ, 200),
+    Route("security-posture", "GET", "/v1/security/posture", Scope.AUDIT_READ, 200),
     Route("get-audit-entry", "GET", "/v1/audit/{id}", Scope.AUDIT_READ, 200, Kind.AUDIT,
           live_sees_test=True),
     Route("get-retention", "GET", "/v1/retention", Scope.POLICIES_MANAGE, 200),

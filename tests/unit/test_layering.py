@@ -40,7 +40,7 @@ RULES = [
     ("alembic", {"store"}),
     ("tesserocr", {"engines"}),
     ("ocrvault.store", {"store", "jobs", "access", "retention", "runtime", "cli", "audit",
-                        "compose", "webhooks"}),
+                        "compose", "webhooks", "posture"}),
     # ORM rows stay in store/: repositories hand out frozen records (store/records.py).
     ("ocrvault.store.tables", {"store"}),
     ("ocrvault.api", {"api", "cli"}),

@@ -22,6 +22,7 @@ from ocrvault.api.routes import (
     health,
     jobs,
     keys,
+    posture,
     read,
     retention,
     sample,
@@ -70,7 +71,9 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     app.state.upload_budget = UploadBudget.of(runtime.settings)
     install_key_redaction()
     problems.install(app)
-    page_policies = {DOCS_PATH: install_docs(app)} if runtime.settings.docs_enabled else {}
+    page_policies = {posture.PATH: posture.PAGE_POLICY}
+    if runtime.settings.docs_enabled:
+        page_policies[DOCS_PATH] = install_docs(app)
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
@@ -78,7 +81,7 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     app.add_middleware(ObserveMiddleware, log_lines=runtime.settings.log_format == "json",
                        log_tenant=runtime.settings.log_tenant)
     for module in (health, read, sample, jobs, keys, audit, retention, capabilities,
-                   webhooks):
+                   webhooks, posture):
         app.include_router(module.router)
     for router in compat.routers:
         app.include_router(router)

@@ -28,6 +28,7 @@ from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
 from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.service import JobService
+from ocrvault.posture.service import PostureService
 from ocrvault.principal import Principal, RequestContext, Scope
 from ocrvault.retention.reaper import Reaper
 from ocrvault.retention.service import RetentionService
@@ -57,6 +58,8 @@ class Served(Protocol):
     def links(self) -> ResultLinks: ...
     @property
     def webhooks(self) -> WebhookService: ...
+    @property
+    def posture(self) -> PostureService: ...
     @property
     def engines(self) -> EngineCatalog:
         """Describes the engines (GET /v1/engines) without creating them."""
@@ -93,6 +96,10 @@ def webhook_service(request: Request) -> WebhookService:
     return _runtime(request).webhooks
 
 
+def posture_service(request: Request) -> PostureService:
+    return _runtime(request).posture
+
+
 def audit_reader(request: Request) -> AuditService:
     return _runtime(request).audit_reader
 
@@ -121,6 +128,7 @@ JobServiceDep = Annotated[JobService, Depends(job_service)]
 AccessServiceDep = Annotated[AccessService, Depends(access_service)]
 RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
 WebhookServiceDep = Annotated[WebhookService, Depends(webhook_service)]
+PostureServiceDep = Annotated[PostureService, Depends(posture_service)]
 AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
 EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
 SettingsDep = Annotated[Settings, Depends(settings)]

@@ -20,10 +20,19 @@ HSTS = "max-age=31536000; includeSubDomains"
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
+# What direct HTTPS accepts at the least; the posture report names it.
+MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
+
+
+def tls_name(version: ssl.TLSVersion) -> str:
+    """'TLS 1.2' for TLSVersion.TLSv1_2."""
+    return version.name.replace("TLSv", "TLS ").replace("_", ".")
+
+
 def tls_context_factory(_config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """Uvicorn's context with TLS 1.0/1.1 refused, whatever the OpenSSL defaults are."""
     context = default()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = MINIMUM_TLS
     context.options |= ssl.OP_NO_COMPRESSION
     return context
 

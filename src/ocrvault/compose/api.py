@@ -26,6 +26,7 @@ from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
+from ocrvault.posture.service import PostureService
 from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
@@ -55,6 +56,7 @@ class ApiNode:
     retention: RetentionService
     links: ResultLinks  # signed result URLs of the ABBYY door
     webhooks: WebhookService
+    posture: PostureService
     owns: bool = False  # whether stop() closes the pipeline and the foundation
     _flush: PeriodicThread | None = field(default=None, repr=False)
 
@@ -75,7 +77,10 @@ class ApiNode:
                    links=ResultLinks(base.keyring, base.clock, base.settings.result_link_seconds),
                    webhooks=WebhookService(base.db, base.keyring, base.audit, base.clock,
                                            guard_for(base.settings.webhook_allow_http,
-                                                     base.settings.webhook_allow_cidrs)))
+                                                     base.settings.webhook_allow_cidrs)),
+                   posture=PostureService(base.settings, base.db, base.keyring,
+                                          base.documents.tenant_keys, pipeline.engines,
+                                          base.clock))
 
     @classmethod
     def open(cls, settings: Settings, *, queue: JobQueue | None = None, clock: Clock = utcnow,
