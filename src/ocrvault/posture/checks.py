@@ -356,9 +356,10 @@ def environments(active_keys: Mapping[str, int], test_ceiling_seconds: int) -> E
 def telemetry(connections: Sequence[Connection]) -> Entry:
     return entry(
         Check.TELEMETRY, Status.OK,
-        "None: the service connects only to the stores, key service, broker and webhook "
-        "endpoints listed here, all configured by the operator or tenant.",
-        {"telemetry": "none (FastAPI's OpenTelemetry is switched off)",
+        "None: the service connects only to the stores, key service, broker, collectors and "
+        "webhook endpoints listed here, all configured by the operator or tenant.",
+        {"telemetry": "none sent by default: metrics are scraped from the operator's own "
+                      "port, traces go only to a configured OTLP collector",
          "connects_to": [f"{c.kind}: {c.target}" for c in connections]})
 
 

@@ -227,8 +227,9 @@ class PostureService:
 
     def _connections(self, endpoints: list[WebhookEndpointRecord],
                      tenant_id: str | None) -> list[Connection]:
-        """Every place the service connects to: its stores, key service, broker, and the
-        webhook endpoints (of the tenant, or all). Nothing else: there is no telemetry."""
+        """Every place the service connects to: its stores, key service, broker, the shared
+        rate-limit store and trace collector where configured, and the webhook endpoints
+        (of the tenant, or all). Nothing else: nothing is sent anywhere by default."""
         settings = self.settings
         found = [Connection("database", _database(settings))]
         if settings.blob_store == "s3":
@@ -246,6 +247,10 @@ class PostureService:
             found.append(Connection("key service", f"PKCS#11 module {settings.pkcs11_library}"))
         if settings.queue == "celery" and settings.broker_url:
             found.append(Connection("broker", origin(settings.broker_url)))
+        if settings.rate_limit_backend == "redis" and settings.rate_limit_redis_url:
+            found.append(Connection("rate limits", origin(settings.rate_limit_redis_url)))
+        if settings.otlp_endpoint:  # traces: span names and timings, never content
+            found.append(Connection("traces (OTLP)", origin(settings.otlp_endpoint)))
         found += [Connection("webhook", origin(e.url)) for e in endpoints]
         return found
 
