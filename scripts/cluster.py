@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import httpx
+import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -272,7 +273,7 @@ class Cluster:
         self.nodes.remove(node)
 
     def stop(self) -> None:
-        order = {"api": 0, "worker": 1, "scheduler": 2}
+        order = {"api": 0, "all": 0, "worker": 1, "scheduler": 2}
         for node in sorted(self.nodes, key=lambda n: order[n.role]):
             self.stop_node(node)
 
@@ -284,6 +285,13 @@ class Cluster:
 
     def workers_running(self) -> list[Node]:
         return [node for node in self.nodes if node.role == "worker"]
+
+    @property
+    def s3_pid(self) -> int:
+        """The moto server's process (this process's child listening at the endpoint)."""
+        port = str(urlsplit(self.s3_endpoint).port)
+        return next(child.pid for child in psutil.Process().children()
+                    if "moto.server" in child.cmdline() and port in child.cmdline())
 
     def node_by_pid(self, pid: int) -> Node | None:
         return next((node for node in self.nodes if node.pid == pid), None)
