@@ -15,6 +15,9 @@ scheduler, 2 API nodes and the workers, each its own process). Tesseract is pinn
    seconds per page of ocrvault's own processes (the cluster's: API nodes, workers, the
    scheduler, their sandbox children and the moto server; not PostgreSQL's or Redis's,
    shared services this benchmark cannot tell apart from other users of the machine).
+   A step between them shows where the extra cost goes: one process (role all, the local
+   queue) on PostgreSQL and S3 (a schema, a bucket and a moto server of its own): the
+   backends without the queue and the split into roles.
 2. Recovery: a worker is killed with SIGKILL inside a 6-page job; the time from the kill
    to the job's completion by the other worker (the lease is 10 s, reclaimed every 5 s,
    so the target is at most lease + 10 s). A new worker replaces the killed one.
@@ -129,15 +132,31 @@ def cluster_target(stack: ExitStack, cluster: Cluster) -> Target:
     return Target(clients, parts)
 
 
-def embedded_targets(stack: ExitStack, data_dir: Path) -> dict[int, Target]:
+def embedded_targets(stack: ExitStack, data_dir: Path) -> dict[str, Target]:
     """One warm embedded server per worker count, kept for every round."""
     targets = {}
     for workers in WORKERS:
         url, key, pid = stack.enter_context(ocrvault_server(
             data_dir / f"embedded-{workers}", workers, **TESSERACT))
-        targets[workers] = Target([client(stack, url, key)],
-                                  lambda pid=pid: {"server": [pid]})
+        targets[f"embedded {workers}"] = Target([client(stack, url, key)],
+                                                lambda pid=pid: {"server": [pid]})
     return targets
+
+
+# Where the cluster's extra cost per page goes: one process (role all, local queue, one
+# worker thread) on PostgreSQL and S3: the backends without the queue and the role split.
+STEP = "all on PostgreSQL + S3"
+
+
+def step_target(stack: ExitStack, root: Path) -> Target:
+    """The step's node, in a schema and a bucket of its own: a local queue's node takes
+    itself for its database's only worker (docs/queue.md), so it must not share the
+    cluster's."""
+    backends = stack.enter_context(Cluster(root, api_nodes=0, workers=0, env=TESSERACT))
+    node = backends.start_api("all", OCRVAULT_QUEUE="local", OCRVAULT_WORKERS="1")
+    assert node.url is not None
+    return Target([client(stack, node.url, backends.admin_key)],
+                  lambda: {"server": [node.pid], "s3": [backends.s3_pid]})
 
 
 @contextmanager
@@ -160,16 +179,19 @@ def throughput(cluster: Cluster, pages: list[bytes], rounds: int,
     measured = []
     with ExitStack() as stack:
         embedded = embedded_targets(stack, data_dir)
+        step = step_target(stack, data_dir / "step")
         clustered = cluster_target(stack, cluster)
-        for target in (*embedded.values(), clustered):
+        for target in (*embedded.values(), step, clustered):
             target.run(pages[:2])  # load the engines, untimed
-        idle = {"embedded": embedded[1].idle(IDLE_SECONDS),
+        idle = {"embedded": embedded["embedded 1"].idle(IDLE_SECONDS),
                 "cluster": clustered.idle(IDLE_SECONDS)}
         for number in range(1, rounds + 1):
-            runs = {"embedded 1": embedded[1].run(pages), "cluster 1": clustered.run(pages)}
+            runs = {"embedded 1": embedded["embedded 1"].run(pages),
+                    STEP: step.run(pages),
+                    "cluster 1": clustered.run(pages)}
             with second_worker(cluster, clustered, pages):
                 runs["cluster 2"] = clustered.run(pages)
-            runs["embedded 2"] = embedded[2].run(pages)
+            runs["embedded 2"] = embedded["embedded 2"].run(pages)
             print(f"round {number}/{rounds}: " + ", ".join(
                 f"{name} {run.pages_per_second:.2f} p/s {run.cpu_per_page:.2f} cpu-s/p"
                 for name, run in runs.items()), flush=True)
@@ -287,6 +309,13 @@ def report(measured: list[dict[str, Measured]], idle: dict[str, float],
         print(f"| {w} | {median(f'embedded {w}', rate):.2f} | {median(f'cluster {w}', rate):.2f} "
               f"| {ratio(w, wall):.3f} | {median(f'embedded {w}', cpu):.3f} "
               f"| {median(f'cluster {w}', cpu):.3f} | {ratio(w, cpu):.3f} |")
+    print("where the extra CPU per page goes, 1 worker thread (median of rounds, s/page; "
+          "each step's ratio to embedded 1):")
+    for name in ("embedded 1", STEP, "cluster 1"):
+        parts = ", ".join(f"{part} {statistics.median(r[name].parts[part] for r in measured):.3f}"
+                          for part in sorted(measured[0][name].parts))
+        print(f"  {name}: {median(name, cpu):.3f} ({parts}); x"
+              f"{statistics.median(r[name].cpu_per_page / r['embedded 1'].cpu_per_page for r in measured):.3f}")  # noqa: E501
     for w in WORKERS:
         parts = {part: statistics.median(runs[f"cluster {w}"].parts[part] for runs in measured)
                  for part in measured[0][f"cluster {w}"].parts}

@@ -243,9 +243,12 @@ class Cluster:
         wait_until(lambda: "consuming" in node.output(), f"{node.name} to consume", node=node)
         return node
 
-    def start_api(self) -> Node:
+    def start_api(self, role: str = "api", **settings: str) -> Node:
+        """An API node; with ``role="all"`` (and OCRVAULT_QUEUE=local in ``settings``) an
+        embedded node on this cluster's database and bucket, as benchmarks compare: on a
+        cluster of its own (no workers), since it takes itself for the only worker."""
         port = free_port()
-        node = self._spawn("api", "--host", "127.0.0.1", "--port", str(port))
+        node = self._spawn(role, "--host", "127.0.0.1", "--port", str(port), **settings)
         node.url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _ready(f"{node.url}/readyz"), f"{node.name} to be ready", node=node)
         return node
