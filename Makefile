@@ -9,16 +9,21 @@ DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-
                 tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core \
                 systemd curl openssl poppler-utils qpdf softhsm2 chromium
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test setup system-deps lint bench cluster clean
 
 run: setup
 	$(VENV)/bin/ocrvault serve
+
+# A real local cluster (PostgreSQL and Redis of this machine, moto S3, 2 API nodes, 2 workers,
+# a scheduler) until Ctrl-C; see docs/deploy.md. It leaves `make run`'s data dir alone.
+cluster: setup
+	$(VENV)/bin/python scripts/cluster.py
 
 test: setup
 	$(VENV)/bin/pytest
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy
 
 bench: setup

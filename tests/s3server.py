@@ -51,7 +51,9 @@ def moto_server(authorize_after: int | None = None) -> Iterator[str]:
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=server_env)
+            # A session of its own: Ctrl-C on a terminal (scripts/cluster.py) must not end
+            # the bucket before the nodes that write to it.
+            stdout=log, stderr=subprocess.STDOUT, env=server_env, start_new_session=True)
         try:
             _wait_until_listening(process, port, log)
             yield f"http://127.0.0.1:{port}"

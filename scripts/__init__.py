@@ -1,0 +1,1 @@
+"""Developer tools run from the repository: the local cluster (cluster.py)."""
