@@ -173,6 +173,9 @@ class Cluster:
             "OCRVAULT_DATABASE_URL": self.database_url,
             # One master key for every node: API nodes seal, workers open and seal.
             "OCRVAULT_MASTER_KEY": f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+            # Tenant and epoch keys (wrapped) live outside the database and its backups: one
+            # directory every node reads, as a shared volume would be (docs/deploy.md).
+            "OCRVAULT_KEY_STORE_DIR": str(self.root / "keys"),
             "OCRVAULT_QUEUE": "celery", "OCRVAULT_BROKER_URL": broker.url,
             "OCRVAULT_QUEUE_NAME": broker.queue_name,
             "OCRVAULT_BLOB_STORE": "s3", "OCRVAULT_S3_BUCKET": self.bucket,

@@ -390,10 +390,12 @@ def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -
 
 def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
                      shutdown: Shutdown | None = None,
-                     ended: threading.Event | None = None) -> None:
+                     ended: threading.Event | None = None) -> bool:
     """Run ``node`` until SIGTERM or Ctrl-C, or until ``ended`` is set (its queue lost the
-    broker for good); a second signal makes a worker leave its jobs."""
+    broker for good); a second signal makes a worker leave its jobs. Returns whether it
+    stopped because ``ended`` was set before any signal."""
     stopping = threading.Event()
+    lost = threading.Event()
 
     def handle(_sig: int, _frame: FrameType | None) -> None:
         if stopping.is_set() and shutdown is not None:
@@ -402,6 +404,8 @@ def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
 
     def watch(event: threading.Event) -> None:
         event.wait()
+        if not stopping.is_set():  # the consumer ended on its own, not by our stop
+            lost.set()
         stopping.set()
 
     signal.signal(signal.SIGTERM, handle)
@@ -414,6 +418,7 @@ def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
     stopping.wait()
     node.stop()
     out.print(f"{what} stopped", highlight=False, markup=False)
+    return lost.is_set()
 
 
 def _run_worker(settings: Settings, shutdown_timeout: float | None) -> None:
@@ -429,14 +434,14 @@ def _run_worker(settings: Settings, shutdown_timeout: float | None) -> None:
     # supervisor to restart it), instead of living on taking nothing.
     ended: threading.Event | None = getattr(node.queue, "ended", None)
     try:
-        _until_signalled(node, "ocrvault worker", node.shutdown, ended)
+        lost = _until_signalled(node, "ocrvault worker", node.shutdown, ended)
     except QueueUnavailable as error:
         node.stop()
         err.print(f"[red]error[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     finally:
         _exit_leaving_jobs(node.queue)
-    if ended is not None and ended.is_set() and not node.shutdown.now.is_set():
+    if lost:
         err.print("[red]error[/red] the worker lost its broker and stopped taking jobs",
                   highlight=False)
         raise typer.Exit(2)
