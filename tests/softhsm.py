@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -68,3 +70,19 @@ def delete_token(token: Token) -> None:
     """Unplug: the token is gone from the HSM."""
     subprocess.run(["softhsm2-util", "--delete-token", "--token", token.label],
                    check=True, capture_output=True, env=os.environ)
+
+
+@contextmanager
+def unplugged(token: Token) -> Iterator[None]:
+    """The token gone from the HSM until the block ends, then back with its keys (its
+    directory moved out of SoftHSM's token directory and back)."""
+    tokens = _token_dir() / "tokens"
+    label = token.label.encode()
+    found = next(path.parent for path in tokens.glob("*/token.object")
+                 if label in path.read_bytes())
+    away = _token_dir() / f"unplugged-{found.name}"
+    found.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(found)

@@ -1,10 +1,13 @@
 """Losing the master-key provider (HSM unplugged, KMS unreachable) fails what needs a key
-with 503 key_service_unavailable and Retry-After: no crash, no weaker key, /readyz says so."""
+with 503 key_service_unavailable and Retry-After: no crash, no weaker key, /readyz says so.
+A worker that meets it hands its job back for later instead of failing it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -12,11 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ocrvault.config import Settings
+from ocrvault.crypto.master import RETRY_AFTER_SECONDS
+from ocrvault.jobs.worker import MAX_ATTEMPTS
 from ocrvault.store.repository import JobRepository
-from tests.conftest import assert_problem, auth, issue, runtime_of
+from tests.clocks import FakeClock
+from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
 from tests.docgen import encode, text_page
+from tests.engine_fakes import FixedEngine
+from tests.jobrows import job_row
 from tests.s3server import REGION, moto_server
-from tests.softhsm import delete_token, new_token
+from tests.softhsm import delete_token, new_token, unplugged
 
 BODY = encode(text_page(["keys elsewhere"], size=(600, 200)), "PNG")
 
@@ -71,3 +79,38 @@ def test_without_its_key_service_the_api_answers_503_and_stores_nothing(
     with runtime_of(client).db.transaction() as session:
         listed = JobRepository(session).by_id(job_id)
     assert listed is not None  # the earlier job is kept, untouched, for when the key is back
+
+
+def test_a_worker_without_its_key_service_requeues_the_job_uncounted_until_it_is_back(
+        make_client: Callable[..., TestClient], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    token, clock = new_token(), FakeClock()
+    # No worker threads: the test runs the worker's turns itself, and moves the clock.
+    settings = Settings(data_dir=tmp_path / "data", workers=0, tenant_key_cache_seconds=0,
+                        reaper_interval_seconds=3600, lease_reclaim_interval_seconds=3600,
+                        job_lease_seconds=3600, key_provider="pkcs11",
+                        pkcs11_library=token.library, pkcs11_token_label=token.label,
+                        pkcs11_pin=token.pin)
+    client = make_client(settings, engine=FixedEngine(), clock=clock)
+    runtime = runtime_of(client)
+    key = issue(client, "acme")
+    job_id = client.post("/v1/read", content=BODY, headers=auth(key)).json()["id"]
+    retry = timedelta(seconds=RETRY_AFTER_SECONDS)
+
+    with unplugged(token), caplog.at_level(logging.WARNING, logger="ocrvault.jobs.worker"):
+        for _ in range(MAX_ATTEMPTS + 2):  # more turns than a crashing job is allowed
+            runtime.worker.process(job_id)
+            row = job_row(runtime.db, job_id)
+            assert (row["status"], row["attempts"], row["error_code"]) == ("running", 0, None)
+            assert row["lease_expires_at"] == clock.now + retry
+            assert runtime.leases.reclaim_expired() == []  # not before its delay
+            clock.advance(retry + timedelta(seconds=1))
+            assert runtime.leases.reclaim_expired() == [job_id]
+            assert job_row(runtime.db, job_id)["status"] == "queued"
+    assert f"job {job_id}: key service unavailable" in caplog.text
+
+    runtime.worker.process(job_id)  # the token is back
+
+    job = wait_for_job(client, job_id, key)
+    assert job["status"] == "succeeded", job
+    assert job_row(runtime.db, job_id)["attempts"] == 1

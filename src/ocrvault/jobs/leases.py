@@ -9,7 +9,9 @@ holder, so it is stored once even when two workers ran the job.
 A worker that dies (SIGKILL, power loss) stops renewing. :meth:`JobLeases.reclaim_expired`,
 run periodically by the scheduler role, returns each running job whose lease ran out to
 the queue, through the outbox; the next claim counts another attempt, and a job that
-exhausted its attempts is failed by the worker that claims it (jobs/worker.py).
+exhausted its attempts is failed by the worker that claims it (jobs/worker.py). A worker
+that cannot get a key (the key service is down) hands its job back the same way, with a
+short lease and its attempt uncounted (:meth:`LeaseKeeper.postpone`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ class LeaseKeeper:
                     return
             lease.lost.set()
         raise LeaseLost(lease.job_id)
+
+    def postpone(self, lease: Lease, seconds: float) -> bool:
+        """Hand the job back for a retry in ``seconds``, without counting this attempt:
+        its lease lapses then and the reclaim returns it to the queue (JobLeases). Only
+        once the heartbeat has stopped (it would renew the lease). False if the lease had
+        already passed on."""
+        until = self.clock() + timedelta(seconds=seconds)
+        with self.db.transaction() as session:
+            return LeaseRepository(session).postpone(lease.job_id, lease.holder, until)
 
     def progress(self, lease: Lease, pages_done: int) -> None:
         """Record pages done and renew the lease; raises LeaseLost if it has passed on."""

@@ -5,7 +5,9 @@ this claim as the job's holder, renewed while the job runs. Its outcome is recor
 only while the claim still holds the lease, so a job that two workers ran (one thought
 dead) is stored once. Its input is deleted when it finishes, successful or not: the
 file is kept only as long as the work needs it. A job whose worker died on it
-MAX_ATTEMPTS times is failed instead of being retried forever.
+MAX_ATTEMPTS times is failed instead of being retried forever. A job that meets the key
+service down (HSM unplugged, KMS unreachable) is not at fault: it goes back to the queue
+for later, and that attempt does not count.
 
 While it runs, the job row counts the pages done (``pages_done``), written as pages
 complete but at most every PROGRESS_INTERVAL seconds: a 500-page PDF of fast pages
@@ -23,6 +25,7 @@ from dataclasses import replace
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
 from ocrvault.config import Settings
+from ocrvault.crypto.master import KeyServiceUnavailable
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.leases import Lease, LeaseKeeper, LeaseLost
@@ -63,12 +66,29 @@ class JobWorker:
         lease = self.leases.claim(job_id)
         if lease is None:
             return
+        outage: KeyServiceUnavailable | None = None
         with self.leases.kept(lease):
             try:
                 self._process(lease)
             except LeaseLost:
                 log.warning("job %s: this worker no longer holds it (it was deleted, or its "
                             "lease ran out and passed on); its work on it is dropped", job_id)
+            except KeyServiceUnavailable as error:
+                outage = error
+        if outage is not None:  # the heartbeat has stopped: it would renew the lease
+            self._retry_later(lease, outage)
+
+    def _retry_later(self, lease: Lease, outage: KeyServiceUnavailable) -> None:
+        """The key service is down, not the job: its lease lapses in ``retry_after``
+        seconds, its attempt uncounted, and the scheduler's reclaim requeues it then. What
+        it wrote meanwhile is overwritten by the run that succeeds."""
+        if self.leases.postpone(lease, outage.retry_after):
+            log.warning("job %s: key service unavailable (%s); it goes back to the queue in "
+                        "about %d s (with the next lease reclaim), this attempt not counted",
+                        lease.job_id, outage, outage.retry_after)
+        else:
+            log.warning("job %s: key service unavailable (%s), and the job had passed on",
+                        lease.job_id, outage)
 
     def _process(self, lease: Lease) -> None:
         with self.db.transaction() as session:
@@ -85,7 +105,7 @@ class JobWorker:
         try:
             with tracing.span("job", attempt=job.attempts):
                 stored = self._run(job, lease)
-        except LeaseLost:
+        except (LeaseLost, KeyServiceUnavailable):  # handled by process()
             raise
         except OcrVaultError as error:
             self._finish(job, lease, [], error.code, error.detail)

@@ -49,6 +49,15 @@ class LeaseRepository:
             .values(lease_expires_at=until)
         )) == 1
 
+    def postpone(self, job_id: str, holder: str, until: datetime) -> bool:
+        """Let ``holder``'s lease lapse at ``until`` and uncount its attempt (the job was
+        not at fault: a service it needs was down); False if it no longer holds it."""
+        return _changed(self.session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == _RUNNING, JobRow.lease_owner == holder)
+            .values(lease_expires_at=until, attempts=JobRow.attempts - 1)
+        )) == 1
+
     def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         """(job id, tenant id) of running jobs whose lease ran out before ``now``, oldest
         lease first. A running job without a lease was claimed before leases existed: its
