@@ -4,6 +4,7 @@ loopback port, and buckets of its own for each test."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 REGION = "us-east-1"
+
+_SERVERS: dict[str, subprocess.Popen[bytes]] = {}  # endpoint -> the running server
 
 # Credentials for the usual AWS chain to find in the environment, as a deployment's would;
 # moto accepts any. Shared config files are pointed away, so a developer's own profile
@@ -56,14 +59,30 @@ def moto_server(authorize_after: int | None = None) -> Iterator[str]:
             stdout=log, stderr=subprocess.STDOUT, env=server_env, start_new_session=True)
         try:
             _wait_until_listening(process, port, log)
-            yield f"http://127.0.0.1:{port}"
+            endpoint = f"http://127.0.0.1:{port}"
+            _SERVERS[endpoint] = process
+            yield endpoint
         finally:
+            _SERVERS.pop(f"http://127.0.0.1:{port}", None)
             process.terminate()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def unresponsive(endpoint: str) -> Iterator[None]:
+    """The server at ``endpoint`` stops answering until the block ends, then answers again
+    with everything it held: stopped (SIGSTOP), its port still accepts connections that no
+    reply comes on, as a service behind a dead link."""
+    process = _SERVERS[endpoint]
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
 
 
 @contextmanager

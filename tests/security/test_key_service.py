@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
 from tests.docgen import encode, text_page
 from tests.engine_fakes import FixedEngine
 from tests.jobrows import job_row
-from tests.s3server import REGION, moto_server
+from tests.s3server import REGION, moto_server, unresponsive
 from tests.softhsm import delete_token, new_token, unplugged
 
 BODY = encode(text_page(["keys elsewhere"], size=(600, 200)), "PNG")
@@ -81,23 +81,43 @@ def test_without_its_key_service_the_api_answers_503_and_stores_nothing(
     assert listed is not None  # the earlier job is kept, untouched, for when the key is back
 
 
+@pytest.fixture(params=["pkcs11", "aws-kms"])
+def outage(request: pytest.FixtureRequest, aws_credentials: None
+           ) -> Iterator[tuple[dict[str, object], Callable[[], AbstractContextManager[None]]]]:
+    """Settings of a remote provider, and an outage of it: unavailable inside the block,
+    back with its keys after."""
+    if request.param == "pkcs11":
+        token = new_token()
+        yield ({"key_provider": "pkcs11", "pkcs11_library": token.library,
+                "pkcs11_token_label": token.label, "pkcs11_pin": token.pin},
+               lambda: unplugged(token))
+        return
+    with moto_server() as endpoint:
+        kms = boto3.session.Session().client("kms", endpoint_url=endpoint, region_name=REGION)
+        yield ({"key_provider": "aws-kms", "kms_key_id": kms.create_key()["KeyMetadata"]["KeyId"],
+                "kms_endpoint_url": endpoint, "kms_region": REGION, "kms_max_attempts": 1,
+                "kms_connect_timeout_seconds": 1, "kms_read_timeout_seconds": 1},
+               lambda: unresponsive(endpoint))
+
+
 def test_a_worker_without_its_key_service_requeues_the_job_uncounted_until_it_is_back(
         make_client: Callable[..., TestClient], tmp_path: Path,
+        outage: tuple[dict[str, object], Callable[[], AbstractContextManager[None]]],
         caplog: pytest.LogCaptureFixture) -> None:
-    token, clock = new_token(), FakeClock()
+    provider, down = outage
+    clock = FakeClock()
     # No worker threads: the test runs the worker's turns itself, and moves the clock.
-    settings = Settings(data_dir=tmp_path / "data", workers=0, tenant_key_cache_seconds=0,
-                        reaper_interval_seconds=3600, lease_reclaim_interval_seconds=3600,
-                        job_lease_seconds=3600, key_provider="pkcs11",
-                        pkcs11_library=token.library, pkcs11_token_label=token.label,
-                        pkcs11_pin=token.pin)
+    settings = Settings.model_validate({
+        "data_dir": tmp_path / "data", "workers": 0, "tenant_key_cache_seconds": 0,
+        "reaper_interval_seconds": 3600, "lease_reclaim_interval_seconds": 3600,
+        "job_lease_seconds": 3600, **provider})
     client = make_client(settings, engine=FixedEngine(), clock=clock)
     runtime = runtime_of(client)
     key = issue(client, "acme")
     job_id = client.post("/v1/read", content=BODY, headers=auth(key)).json()["id"]
     retry = timedelta(seconds=RETRY_AFTER_SECONDS)
 
-    with unplugged(token), caplog.at_level(logging.WARNING, logger="ocrvault.jobs.worker"):
+    with down(), caplog.at_level(logging.WARNING, logger="ocrvault.jobs.worker"):
         for _ in range(MAX_ATTEMPTS + 2):  # more turns than a crashing job is allowed
             runtime.worker.process(job_id)
             row = job_row(runtime.db, job_id)
@@ -109,7 +129,7 @@ def test_a_worker_without_its_key_service_requeues_the_job_uncounted_until_it_is
             assert job_row(runtime.db, job_id)["status"] == "queued"
     assert f"job {job_id}: key service unavailable" in caplog.text
 
-    runtime.worker.process(job_id)  # the token is back
+    runtime.worker.process(job_id)  # the provider is back
 
     job = wait_for_job(client, job_id, key)
     assert job["status"] == "succeeded", job
