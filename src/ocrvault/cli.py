@@ -614,11 +614,35 @@ def audit_export(
 
 @keys.command("status")
 def keys_status() -> None:
-    """List master key versions, the primary, and how many data keys each still wraps."""
-    with _data_dir(_settings()) as (db, keyring):
+    """The master-key provider (asked, so it doubles as a check), the keyring's versions
+    and how many data keys each still wraps, and what the tenant-key store holds."""
+    settings = _settings()
+    with _data_dir(settings) as (db, keyring):
+        tenant_keys = open_tenant_keys(settings, keyring)
+        failure = None
+        try:
+            master = tenant_keys.master.describe()
+            details = "".join(f", {name} {value}" for name, value in master.details.items())
+            primary = f"primary v{master.version}" if master.version else "no version made yet"
+            out.print(f"master key: {master.provider}, key {master.key_id}, "
+                      f"{primary}{details}", soft_wrap=True, highlight=False,
+                      markup=False)
+        except OcrVaultError as error:
+            failure = error
+            out.print(f"master key: {settings.key_provider}, unavailable ({error})",
+                      soft_wrap=True, highlight=False, markup=False)
+        # The keyring matters whatever the provider: audit MAC keys, webhook secrets, and
+        # data keys wrapped before tenant keys existed.
         for version in keyring.versions:
             mark = " (primary)" if version == keyring.primary else ""
-            out.print(f"v{version}{mark}: {count_wrapped_under(db, version)} data keys")
+            out.print(f"keyring v{version}{mark}: {count_wrapped_under(db, version)} data keys")
+        held = tenant_keys.census()
+        out.print(f"tenant keys: {held.tenants} tenants ({held.own_kms} under their own KMS "
+                  f"key), {held.epochs} epoch keys, {held.offboarded} offboarded; in "
+                  f"{settings.resolved_key_store_dir}", soft_wrap=True, highlight=False,
+                  markup=False)
+    if failure is not None:
+        raise typer.Exit(1)
 
 
 def _record_master_key(audit: AuditLog, action: AuditAction, version: int,

@@ -13,7 +13,9 @@ from pathlib import Path
 import boto3
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from ocrvault.cli import app as cli_app
 from ocrvault.config import Settings
 from ocrvault.crypto.master import RETRY_AFTER_SECONDS
 from ocrvault.jobs.worker import MAX_ATTEMPTS
@@ -134,3 +136,24 @@ def test_a_worker_without_its_key_service_requeues_the_job_uncounted_until_it_is
     job = wait_for_job(client, job_id, key)
     assert job["status"] == "succeeded", job
     assert job_row(runtime.db, job_id)["attempts"] == 1
+
+
+def test_keys_status_names_the_provider_and_fails_while_it_is_down(
+        tmp_path: Path,
+        outage: tuple[dict[str, object], Callable[[], AbstractContextManager[None]]]) -> None:
+    provider, down = outage
+    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data"),
+           **{f"OCRVAULT_{name.upper()}": str(value) for name, value in provider.items()}}
+    cli = CliRunner()
+
+    up = cli.invoke(cli_app, ["keys", "status"], env=env)
+    with down():
+        lost = cli.invoke(cli_app, ["keys", "status"], env=env)
+
+    assert up.exit_code == 0, up.output
+    assert up.output.startswith(f"master key: {provider['key_provider']}, key ")
+    assert lost.exit_code == 1
+    first, *rest = lost.output.splitlines()
+    assert first.startswith(f"master key: {provider['key_provider']}, unavailable "
+                            "(key_service_unavailable: ")
+    assert rest == up.output.splitlines()[1:]  # the keyring and the key store, still shown

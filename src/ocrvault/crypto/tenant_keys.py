@@ -76,6 +76,16 @@ class TenantKeyInfo:
     epochs: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class KeyStoreCensus:
+    """What the key store holds, in counts (``ocrvault keys status``)."""
+
+    tenants: int
+    own_kms: int  # of those, wrapped under the tenant's own KMS key
+    epochs: int
+    offboarded: int
+
+
 def is_epoch_wrapped(wrapped: bytes) -> bool:
     """Whether a wrapped DEK is in this module's format (else the keyring's older one)."""
     return wrapped[:len(_DEK_PREFIX)] == _DEK_PREFIX
@@ -148,6 +158,14 @@ class TenantKeys:
 
     def tenants(self) -> list[str]:
         return [name.split("/")[1] for name in self._tenant_folders()]
+
+    def census(self) -> KeyStoreCensus:
+        """Counts read from the store alone: no call to the master provider."""
+        infos = [info for info in map(self.info, self.tenants()) if info is not None]
+        root = self.store.root / "tenants"
+        return KeyStoreCensus(len(infos), sum(info.wrapped_by == "kms" for info in infos),
+                              sum(len(info.epochs) for info in infos),
+                              sum(1 for _ in root.glob("*/offboarded")) if root.is_dir() else 0)
 
     def use_kms_key(self, tenant_id: str, kms_key_id: str | None) -> int | None:
         """Wrap the tenant key under the tenant's own KMS key (None: back under the master
