@@ -57,6 +57,11 @@ def test_master_key_location_mode_and_reachability() -> None:
     assert readable.status is Status.FAIL and readable.fix == "chmod 600 /etc/ocrvault/keyring.json"
     down = checks.master_key(keyring(provider="aws-kms", unavailable="key_service_unavailable"))
     assert down.status is Status.FAIL and "OCRVAULT_KMS_" in (down.fix or "")
+    hsm = checks.master_key(keyring(provider="pkcs11"))
+    assert hsm.status is Status.OK
+    assert "audit log's MAC key still derives from the keyring at /etc/ocrvault/keyring.json" \
+        in hsm.answer
+    assert "whatever the provider" in str(hsm.evidence["keyring_protects"])
 
 
 def test_audit_log_names_the_first_broken_chain() -> None:

@@ -93,7 +93,12 @@ def master_key(facts: MasterKeyFacts) -> Entry:
         "keyring_file_mode": facts.keyring_file_mode,
         "keyring_versions": [str(v) for v in facts.keyring_versions],
         "keyring_primary": facts.keyring_primary,
-        "key_id": facts.key_id, "provider_key_version": facts.provider_version}
+        "key_id": facts.key_id, "provider_key_version": facts.provider_version,
+        # Whatever the provider: the MAC keys are derived in process, never sent to it.
+        "keyring_protects": "the audit log's MAC keys (HKDF from the keyring's master key, "
+                            "whatever the provider), webhook signing secrets, and data keys "
+                            "wrapped before tenant keys" + (
+                                "; and the tenant keys" if facts.provider == "keyring" else "")}
     if facts.unavailable is not None:
         evidence["unavailable"] = facts.unavailable
         return entry(Check.MASTER_KEY, Status.FAIL,
@@ -116,8 +121,12 @@ def master_key(facts: MasterKeyFacts) -> Entry:
                      "Set OCRVAULT_KEYRING_PATH to a file outside OCRVAULT_DATA_DIR (or give "
                      "the keys in OCRVAULT_MASTER_KEY, or use OCRVAULT_KEY_PROVIDER=pkcs11 or "
                      "aws-kms).")
+    audit_mac = ("" if facts.provider == "keyring" else
+                 f"; the audit log's MAC key still derives from the keyring at "
+                 f"{facts.keyring_source}")
     return entry(Check.MASTER_KEY, Status.OK,
-                 f"Tenant keys are wrapped by {where}, kept apart from the data.", evidence)
+                 f"Tenant keys are wrapped by {where}, kept apart from the data{audit_mac}.",
+                 evidence)
 
 
 def tenant_keys(facts: TenantKeyFacts) -> Entry:
