@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ocrvault.ingest.decode import decode_pages
+from ocrvault.ingest.decode import decode_page, decode_pages
 from ocrvault.ingest.inspect import check_file_size, inspect_header
 from ocrvault.ingest.pages import parse_page_selection
 from ocrvault.ingest.sandbox import Sandbox
@@ -74,3 +74,17 @@ class Ingestor:
             decode_pages, data, fmt, pages, self.limits, pdf_password
         ):
             yield page.to_page()
+
+    def decode_page(self, key: str, data: bytes, fmt: FileFormat, number: int,
+                    pdf_password: str | None = None) -> DecodedPage:
+        """Decode page ``number`` (1-based) of a file :meth:`inspect` accepted as ``fmt``.
+        ``key`` names ``data``: the child that decoded a page of it keeps it, so the next
+        page costs no copy (see :meth:`Sandbox.call_with`); :meth:`forget` ``key`` after
+        the last page."""
+        page = self.sandbox.call_with(key, data, decode_page, fmt, number, self.limits,
+                                      pdf_password)
+        return page.to_page()
+
+    def forget(self, key: str) -> None:
+        """Drop the file kept under ``key`` from the decode children."""
+        self.sandbox.release(key)

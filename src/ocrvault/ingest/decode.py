@@ -87,6 +87,17 @@ def decode_pages(
         yield from _image_pages(data, fmt, pages, limits)
 
 
+def decode_page(
+    data: bytes,
+    fmt: FileFormat,
+    number: int,
+    limits: Limits,
+    pdf_password: str | None = None,
+) -> PagePixels:
+    """Decode page ``number`` (1-based) alone: a page task of a job read page by page."""
+    return next(decode_pages(data, fmt, [number], limits, pdf_password))
+
+
 def _image_pages(
     data: bytes, fmt: FileFormat, pages: list[int], limits: Limits
 ) -> Iterator[PagePixels]:

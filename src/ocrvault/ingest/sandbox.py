@@ -15,13 +15,25 @@ serves requests must survive all of that, so decoding runs in a child process wi
   quote bytes of the file, and the service's output ends up in logs.
 
 A child that crashes, runs out of memory or time is killed; the next call starts a
-fresh one. Children are forked from a "forkserver": a fresh single-threaded
-interpreter that preloads the decoders (ingest, Pillow, pdfium), so a child inherits
-no threads, locks, sockets or file descriptors of the multi-threaded parent (plain
-fork would copy them all) and shares the decoder modules copy-on-write. Like any
-spawned child, each still imports the parent's main script as ``__mp_main__`` (not its
-``if __name__ == "__main__"`` block): under the ``ocrvault`` command that is
-``ocrvault.cli``, about 1.5 s once per child slot, since children are long-lived.
+fresh one. The pool holds at most ``size`` children (the owner sizes it by its worker
+threads), :meth:`Sandbox.warm` starts them all before the first request needs one, and a
+child is replaced after ``recycle_after`` calls: decoders keep the heap of the largest
+page they ever drew (malloc rarely gives it back), so a long-lived child would otherwise
+stay at its worst document's size.
+
+A document read page by page (:meth:`Sandbox.call_with`) is sent to a child once: the
+child keeps the last document it was given under a key, the parent remembers which
+child holds which key and hands that child the next page, and :meth:`Sandbox.release`
+drops the document from every idle child when the job is done.
+
+Children are forked from a "forkserver": a fresh single-threaded interpreter that
+preloads the decoders (ingest, Pillow, pdfium), so a child inherits no threads, locks,
+sockets or file descriptors of the multi-threaded parent (plain fork would copy them
+all) and shares the decoder modules copy-on-write. Like any spawned child, each would
+still import the parent's main script as ``__mp_main__`` (under the ``ocrvault``
+command, ``ocrvault.cli`` and with it the whole service: about 1.5 s and the service's
+modules' memory a child); the children run nothing from it, so they are started
+without it (:class:`_LeanProcess`).
 
 The parent does not trust what comes back: replies are unpickled against an allow-list
 (ocrvault's own dataclasses and enums, builtin values), so a child taken over by an
@@ -45,8 +57,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from multiprocessing import popen_forkserver, spawn
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import ForkServerContext
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any, TypeVar, cast
 
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, ProcessingError
@@ -55,12 +68,16 @@ T = TypeVar("T")
 
 _CALL = "call"
 _ITER = "iter"
+_HELD = "held"  # a call on the document the child keeps
 _NEXT = "next"
+_FORGET = "forget"  # drop the kept document
 _END = object()  # a stream's end, on both sides of the pipe
 _READY = b"ready"
 _START_SECONDS = 60.0
 _EXIT_OUT_OF_MEMORY = 86
 _EXIT_GRACE_SECONDS = 5.0  # for a child that closed its pipe to finish exiting
+_CHILD_NAME = "ocrvault-decode"
+RECYCLE_AFTER = 200  # calls (a page read with call_with is one); see the module docstring
 
 
 class Sandbox:
@@ -72,10 +89,15 @@ class Sandbox:
     """
 
     def __init__(
-        self, memory_bytes: int, cpu_seconds: int, timeout_seconds: float, size: int = 1
+        self, memory_bytes: int, cpu_seconds: int, timeout_seconds: float, size: int = 1,
+        recycle_after: int = RECYCLE_AFTER,
     ) -> None:
         if size < 1:
             raise ValueError("a sandbox needs at least one child process")
+        if recycle_after < 1:
+            raise ValueError("a child must be allowed at least one call")
+        self.size = size
+        self._recycle_after = recycle_after
         self._memory_bytes = memory_bytes
         self._cpu_seconds = cpu_seconds
         self._timeout_seconds = timeout_seconds
@@ -92,6 +114,49 @@ class Sandbox:
         with self._lease() as child:
             result = child.exchange((_CALL, fn, args), _Budget(self._timeout_seconds))
         return cast(T, result)
+
+    def call_with(self, key: str, document: bytes, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(document, *args)`` in a child, which keeps ``document`` under ``key``:
+        a later call with the same key goes to that child if it is free, and the document
+        does not cross the pipe again. ``key`` must name these exact bytes."""
+        with self._lease(key) as child:
+            sent = None if child.holds == key else document
+            child.holds = None  # until the child confirms it has it
+            result = child.exchange((_HELD, key, sent, fn, args), _Budget(self._timeout_seconds))
+            child.holds = key
+        return cast(T, result)
+
+    def release(self, key: str) -> None:
+        """Drop the document kept under ``key`` from every idle child (a child at work on
+        another call drops it with its next document)."""
+        with self._lock:
+            holding = [child for child in self._idle if child.holds == key]
+            self._idle = [child for child in self._idle if child.holds != key]
+        for child in holding:
+            try:
+                child.exchange(_FORGET, _Budget(self._timeout_seconds))
+            except OcrVaultError:
+                continue  # it is stopped: what it held went with it
+            child.holds = None
+            self._checkin(child)
+
+    def warm(self) -> None:
+        """Start every child the pool may hold, so that no request waits for one."""
+        with self._lock:
+            missing = self.size - len(self._idle)
+        started = []
+        for _ in range(missing):
+            if not self._slots.acquire(blocking=False):
+                break  # the rest are at work, so already started
+            started.append(self._start_child())
+        for child in started:
+            self._checkin(child)
+            self._slots.release()
+
+    def children(self) -> int:
+        """How many children are idle now (for tests and metrics)."""
+        with self._lock:
+            return len(self._idle)
 
     def call_iter(self, fn: Callable[..., Iterator[T]], *args: object) -> Iterator[T]:
         """Run the module-level generator ``fn(*args)`` in a child, one item per request.
@@ -126,29 +191,44 @@ class Sandbox:
         self.close()
 
     @contextmanager
-    def _lease(self) -> Iterator[_Child]:
+    def _lease(self, key: str | None = None) -> Iterator[_Child]:
         with self._slots:
-            child = self._checkout()
+            child = self._checkout(key)
             try:
                 yield child
             finally:
+                child.calls += 1
                 self._checkin(child)
 
-    def _checkout(self) -> _Child:
+    def _checkout(self, key: str | None) -> _Child:
         while True:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the sandbox is closed")
-                child = self._idle.pop() if self._idle else None
+                child = self._pick(key)
             if child is None:
-                return _Child(self._context, self._memory_bytes, self._cpu_seconds)
+                return self._start_child()
             if child.alive:
                 return child
             child.stop()  # died while idle, e.g. killed from outside
 
+    def _pick(self, key: str | None) -> _Child | None:
+        """The idle child that holds ``key``, else one that holds nothing, else any;
+        called under the lock."""
+        if not self._idle:
+            return None
+        for wanted in ((key,) if key is not None else ()) + (None,):
+            for index, child in enumerate(self._idle):
+                if child.holds == wanted:
+                    return self._idle.pop(index)
+        return self._idle.pop()
+
+    def _start_child(self) -> _Child:
+        return _Child(self._context, self._memory_bytes, self._cpu_seconds)
+
     def _checkin(self, child: _Child) -> None:
         with self._lock:
-            if child.alive and not self._closed:
+            if child.alive and not self._closed and child.calls < self._recycle_after:
                 self._idle.append(child)
                 return
         child.stop()
@@ -168,11 +248,13 @@ class _Child:
     def __init__(self, context: ForkServerContext, memory_bytes: int, cpu_seconds: int) -> None:
         self._memory_bytes = memory_bytes
         self._cpu_seconds = cpu_seconds
+        self.calls = 0
+        self.holds: str | None = None  # the key of the document it keeps
         self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
+        self._process = _LeanProcess(
             target=_serve,
             args=(child_conn, memory_bytes, cpu_seconds),
-            name="ocrvault-decode",
+            name=_CHILD_NAME,
             daemon=True,
         )
         self._process.start()
@@ -281,6 +363,41 @@ class _Child:
         return ProcessingError(ErrorCode.PROCESSING_FAILED, "The decoder sent an invalid reply.")
 
 
+class _LeanPopen(popen_forkserver.Popen):
+    """Starts a forkserver child that does not import the parent's ``__main__``."""
+
+    def _launch(self, process_obj: Any) -> None:
+        _lean.active = True
+        try:
+            super()._launch(process_obj)  # type: ignore[misc]  # private in typeshed
+        finally:
+            _lean.active = False
+
+
+class _LeanProcess(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _LeanPopen(process_obj)
+
+
+_lean = threading.local()  # set while this thread starts a sandbox child
+_preparation_data = spawn.get_preparation_data
+
+
+def _without_main(name: str) -> dict[str, Any]:
+    """What a spawned child is told to prepare; for a sandbox child, not the parent's main
+    module (nothing it runs lives there). multiprocessing has no switch for it, so its
+    lookup is wrapped, for the starting thread only."""
+    data: dict[str, Any] = _preparation_data(name)
+    if getattr(_lean, "active", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+spawn.get_preparation_data = _without_main
+
+
 class _ReplyUnpickler(pickle.Unpickler):
     """Resolves only ocrvault's own dataclasses and enums, never a function or a builtin
     (``getattr`` stands for a lookup of an enum's member by name, nothing more)."""
@@ -357,16 +474,29 @@ def _serve(conn: Connection, memory_bytes: int, cpu_seconds: int) -> None:
 
 
 class _Worker:
-    """Runs one request at a time; keeps the generator of a streamed call between them."""
+    """Runs one request at a time; keeps the generator of a streamed call, and the last
+    document of :meth:`Sandbox.call_with`, between them."""
 
     def __init__(self, cpu_seconds: int) -> None:
         self._cpu_seconds = cpu_seconds
         self._stream: Iterator[object] = iter(())
+        self._held: tuple[str, bytes] | None = None
 
     def step(self, request: bytes) -> object:
         message = pickle.loads(request)  # noqa: S301 - written by the parent, which is trusted
         if message == _NEXT:
             return next(self._stream, _END)
+        if message == _FORGET:
+            self._held = None
+            return None
+        if message[0] == _HELD:
+            _, key, document, fn, args = message
+            if document is not None:
+                self._held = (key, document)
+            elif self._held is None or self._held[0] != key:
+                raise RuntimeError("asked for a document this child does not hold")
+            _set_cpu_budget(self._cpu_seconds)
+            return fn(self._held[1], *args)
         kind, fn, args = message
         _set_cpu_budget(self._cpu_seconds)  # after unpickling, which imports fn's module
         if kind == _CALL:

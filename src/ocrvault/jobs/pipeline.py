@@ -1,12 +1,17 @@
 """Bytes in, Document out: inspect, decode in the sandbox, OCR page by page.
 
-The pipeline holds at most one decoded page at a time, so a long PDF costs the
-memory of its largest page, not of the whole document.
+A document is read through a :class:`DocumentReader`: ``read(index)`` decodes that one
+page (in a sandbox child, which keeps the file between pages) and recognises it, on
+whatever thread calls it, in any order; ``assemble`` puts the pages together. So the
+pages of one job can run on every worker at once (jobs/pages.py), and a reader holds no
+decoded page beyond the one each caller is reading: a long PDF costs the memory of its
+largest page per worker, not of the whole document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
@@ -59,25 +64,79 @@ class OcrPipeline:
         return CheckedInput(info.format, parse_page_selection(params.pages, info.page_count),
                             params.pages, missing_pages(params.pages, info.page_count))
 
+    def open(self, data: bytes, checked: CheckedInput, params: ReadParams,
+             key: str | None = None) -> DocumentReader:
+        """``data`` ready to be read page by page; ``key`` names it in the decode sandbox
+        (a job's id; a fresh one by default). Close the reader when done."""
+        return DocumentReader(self, data, checked, params, key or uuid.uuid4().hex)
+
     def run(self, data: bytes, checked: CheckedInput, params: ReadParams,
             on_page: PageProgress | None = None) -> Document:
-        pages: list[Page] = []
-        removed: set[str] = set()
-        engine = self.engines.get(params.engine)
-        decoded_pages = self.ingestor.decode(data, checked.format, checked.pages,
-                                             params.pdf_password)
-        for index, decoded in enumerate(decoded_pages):
-            options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
+        """Read every page in order on the calling thread (sync reads, the CLI)."""
+        with self.open(data, checked, params) as reader:
+            results = []
+            for index in range(reader.count):
+                results.append(reader.read(index))
+                if on_page is not None:
+                    on_page(index + 1, reader.count)
+            return reader.assemble(results)
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """One page read: what the engine saw, and the metadata its decoding dropped."""
+
+    page: Page
+    metadata_removed: frozenset[str]
+
+
+class DocumentReader:
+    """One document, read a page at a time by any number of threads (each page once)."""
+
+    def __init__(self, pipeline: OcrPipeline, data: bytes, checked: CheckedInput,
+                 params: ReadParams, key: str) -> None:
+        self._ingestor = pipeline.ingestor
+        self._engine = pipeline.engines.get(params.engine)
+        self._data = data
+        self._checked = checked
+        self._params = params
+        self._key = key
+
+    @property
+    def count(self) -> int:
+        return len(self._checked.pages)
+
+    def read(self, index: int) -> PageResult:
+        """Decode and recognise the ``index``-th selected page (0-based)."""
+        decoded = self._ingestor.decode_page(self._key, self._data, self._checked.format,
+                                             self._checked.pages[index],
+                                             self._params.pdf_password)
+        try:
+            options = RecognizeOptions(languages=self._params.languages,
+                                       page_number=decoded.number)
             # Whatever the engine, its lines are put in reading order (columns, rows).
-            page = order_page(engine.recognize(decoded.image, options))
-            # Engines that do not say which engine read the page (fakes, plugins) are it.
-            pages.append(page if page.engine else
-                         page.model_copy(update={"engine": engine.info.name}))
-            removed |= decoded.metadata_removed
+            page = order_page(self._engine.recognize(decoded.image, options))
+        finally:
             decoded.image.close()
-            if on_page is not None:
-                on_page(index + 1, len(checked.pages))
-        document = Document.from_pages(pages, engine.info, list(params.languages),
-                                       sorted(removed))
-        return document.model_copy(update={"pages_requested": checked.requested,
-                                           "pages_missing": checked.missing})
+        # Engines that do not say which engine read the page (fakes, plugins) are it.
+        if not page.engine:
+            page = page.model_copy(update={"engine": self._engine.info.name})
+        return PageResult(page, frozenset(decoded.metadata_removed))
+
+    def assemble(self, results: Sequence[PageResult]) -> Document:
+        """The document of every page's result, in page order."""
+        removed = set().union(*(result.metadata_removed for result in results))
+        document = Document.from_pages([result.page for result in results], self._engine.info,
+                                       list(self._params.languages), sorted(removed))
+        return document.model_copy(update={"pages_requested": self._checked.requested,
+                                           "pages_missing": self._checked.missing})
+
+    def close(self) -> None:
+        """Drop the document from the decode children that kept it."""
+        self._ingestor.forget(self._key)
+
+    def __enter__(self) -> DocumentReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -5,6 +5,11 @@ Its input is deleted when it finishes, successful or not: the file is kept only
 as long as the work needs it. A job whose process died on it three times is
 failed instead of being retried forever.
 
+Its pages are read on the shared :class:`~ocrvault.jobs.pages.PagePool` when there is
+one (every worker on one job's pages, in turn with other jobs'), else one after another
+on this thread; either way the result is assembled once, in page order, here. A job
+deleted while it runs starts no further page.
+
 While it runs, the job row counts the pages done (``pages_done``), written as pages
 complete but at most every PROGRESS_INTERVAL seconds: a 500-page PDF of fast pages
 costs a handful of small updates, not 500.
@@ -17,14 +22,22 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
 from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
+from ocrvault.jobs.pages import JobWithdrawn, PagedJob, PagePool
 from ocrvault.jobs.params import ReadParams
-from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline, PageProgress
+from ocrvault.jobs.pipeline import (
+    CheckedInput,
+    DocumentReader,
+    OcrPipeline,
+    PageProgress,
+    PageResult,
+)
 from ocrvault.jobs.service import key_of, with_declared_type
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.render import render
@@ -44,8 +57,10 @@ PROGRESS_INTERVAL = 0.5  # seconds between two progress writes of one job
 
 class JobWorker:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
-                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink) -> None:
+                 pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink,
+                 pages: PagePool | None = None) -> None:
         self.settings = settings
+        self.pages = pages
         self.db = db
         self.documents = documents
         self.pipeline = pipeline
@@ -66,6 +81,10 @@ class JobWorker:
         log.info("job %s started (attempt %d)", job_id, row.attempts)
         try:
             stored = self._run(row)
+        except JobWithdrawn:
+            # Deleted while running: the finish below finds it no longer running and
+            # removes whatever it left.
+            self._finish(row, [], ErrorCode.PROCESSING_FAILED, "The job was deleted.")
         except OcrVaultError as error:
             self._finish(row, [], error.code, error.detail)
         except Exception:
@@ -88,15 +107,33 @@ class JobWorker:
         assert job.input_format is not None, "every submission records its sniffed format"
         checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
                                job.pages_requested, job.pages_missing)
-        document = with_declared_type(
-            self.pipeline.run(data, checked, params, self._progress(job.id)), declared,
-            checked.format)
+        with self.pipeline.open(data, checked, params, key=job.id) as reader:
+            document = with_declared_type(reader.assemble(self._read(job, reader)),
+                                          declared, checked.format)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
         for fmt in outputs:
             self.documents.put(key, ObjectKind.output(fmt), render(document, fmt))
             stored.append(ObjectKind.output(fmt))
         return stored
+
+    def _read(self, job: JobRecord, reader: DocumentReader) -> list[PageResult]:
+        """Every page of the job, in order: on the page pool, or here without one."""
+        progress = self._progress(job.id)
+        if self.pages is not None:
+            return self.pages.run(PagedJob(job.id, job.tenant_id, reader.count, reader.read,
+                                           partial(self._wanted, job.id)), progress)
+        results = []
+        for index in range(reader.count):
+            results.append(reader.read(index))
+            progress(index + 1, reader.count)
+        return results
+
+    def _wanted(self, job_id: str) -> bool:
+        """Whether the job is still running here (not deleted, not finished elsewhere)."""
+        with self.db.transaction() as session:
+            row = JobRepository(session).by_id(job_id)
+        return row is not None and row.status is JobStatus.RUNNING
 
     def _progress(self, job_id: str,
                   monotonic: Callable[[], float] = time.monotonic) -> PageProgress:

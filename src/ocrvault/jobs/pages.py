@@ -1,0 +1,206 @@
+"""Pages as the unit of work: the pages of every open job, on every free worker, in turn.
+
+A job's owner (the queue thread that claimed it) opens the document and hands its pages
+to the :class:`PagePool` as a :class:`PagedJob`; the pool's threads read one page each at
+a time, so one 20-page PDF keeps every worker busy instead of one. A page task is only
+a job id and a page index (:class:`PageTask`): the document, its key and the engine stay
+with the owner's reader, so the same tasks can run elsewhere against the job's stored
+input. The results come back to the owner, in page order, and it assembles them once.
+
+Fairness is kept at page granularity, like jobs/queue.py's FairLine keeps it for jobs:
+tenants take turns, and within a tenant its open jobs take turns, so a 2,000-page PDF
+and a one-page receipt of another tenant interleave page by page.
+
+A page that fails stops the job: no further page of it is started, the pages in flight
+finish, and the owner raises the error of the lowest-numbered page that failed (the one
+a sequential read would have hit first). A job withdrawn while it runs (deleted) is
+noticed before its next page starts, and the owner raises :class:`JobWithdrawn`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+PageProgress = Callable[[int, int], None]
+
+
+class JobWithdrawn(Exception):
+    """The job stopped being wanted (deleted) while its pages were read."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageTask:
+    """One page of one job: all a worker needs to be told."""
+
+    job_id: str
+    index: int  # 0-based, into the job's page selection
+
+
+class PagedJob(Generic[R]):
+    """A job's pages as the pool sees them: ``read(index)`` reads one (on any thread),
+    ``wanted()`` says whether the job is still to be done (checked before each page but
+    the first)."""
+
+    def __init__(self, job_id: str, tenant_id: str, count: int, read: Callable[[int], R],
+                 wanted: Callable[[], bool] = lambda: True) -> None:
+        if count < 1:
+            raise ValueError("a job has at least one page")
+        self.job_id = job_id
+        self.tenant_id = tenant_id
+        self.count = count
+        self.read = read
+        self.wanted = wanted
+        # The pool's bookkeeping, under its lock.
+        self._results: list[R | None] = [None] * count
+        self._errors: dict[int, BaseException] = {}
+        self._next = 0  # the next page index to hand out
+        self._running = 0  # pages being read now
+        self._done = 0
+        self._withdrawn = False
+
+    @property
+    def _stopped(self) -> bool:
+        return bool(self._errors) or self._withdrawn
+
+    @property
+    def _dispatchable(self) -> bool:
+        return not self._stopped and self._next < self.count
+
+    @property
+    def _settled(self) -> bool:
+        """Nothing of it runs and nothing more will start."""
+        return self._running == 0 and (self._stopped or self._done == self.count)
+
+
+class PageLine:
+    """Open jobs waiting for a worker: tenants in turn, each tenant's jobs in turn."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, deque[PagedJob[object]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._tenants)
+
+    def put(self, job: PagedJob[object]) -> None:
+        self._tenants.setdefault(job.tenant_id, deque()).append(job)
+
+    def pop(self) -> tuple[PagedJob[object], int]:
+        """The next page: the next tenant's next job's next page. Never call it empty."""
+        tenant_id = next(iter(self._tenants))
+        jobs = self._tenants.pop(tenant_id)
+        job = jobs.popleft()
+        index = job._next
+        job._next += 1
+        if job._dispatchable:
+            jobs.append(job)  # its next page waits for the tenant's other jobs
+        if jobs:
+            self._tenants[tenant_id] = jobs  # the tenant goes to the back
+        return job, index
+
+    def drop(self, job: PagedJob[object]) -> None:
+        """Take out a job that is to start no more pages."""
+        jobs = self._tenants.get(job.tenant_id)
+        if jobs is None or job not in jobs:
+            return
+        jobs.remove(job)
+        if not jobs:
+            del self._tenants[job.tenant_id]
+
+
+class PagePool:
+    """``workers`` threads that read the pages of every open job, fairly (:class:`PageLine`)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._line = PageLine()
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._stopping = False
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._loop, name=f"ocr-page-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def run(self, job: PagedJob[R], on_page: PageProgress | None = None) -> list[R]:
+        """Read every page of ``job`` on the pool and return the results in page order.
+
+        Blocks the calling thread (the job's owner), which reports progress as pages
+        finish; raises the first failing page's error, or :class:`JobWithdrawn`."""
+        with self._changed:
+            if self._stopping or not self._threads:
+                raise RuntimeError("the page pool is not running")
+            self._line.put(job)  # type: ignore[arg-type]  # the line never looks at R
+            self._changed.notify_all()
+        reported = 0
+
+        def news() -> bool:
+            return job._settled or job._done != reported
+
+        while True:
+            with self._changed:
+                self._changed.wait_for(news)
+                settled, reported, stopped = job._settled, job._done, job._stopped
+            if settled:
+                break
+            if on_page is not None and not stopped:
+                # Here, not under the lock, and on the owner's thread: workers never wait
+                # for a progress write.
+                on_page(reported, job.count)
+        if job._errors:
+            raise job._errors[min(job._errors)]
+        if job._withdrawn:
+            raise JobWithdrawn(job.job_id)
+        return cast(list[R], job._results)
+
+    def stop(self) -> None:
+        """Stop after the pages being read; open jobs start no more pages."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def _next(self) -> tuple[PagedJob[object], int] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopping or bool(self._line))
+            if self._stopping:
+                return None
+            job, index = self._line.pop()
+            job._running += 1
+            return job, index
+
+    def _loop(self) -> None:
+        while (task := self._next()) is not None:
+            job, index = task
+            try:
+                if index and not job.wanted():
+                    withdrawn, result, error = True, None, None
+                else:
+                    withdrawn, result, error = False, job.read(index), None
+            except Exception as failure:  # the owner raises it; this thread goes on
+                withdrawn, result, error = False, None, failure
+            with self._changed:
+                job._running -= 1
+                if withdrawn:
+                    job._withdrawn = True
+                elif error is not None:
+                    job._errors[index] = error
+                else:
+                    job._results[index] = result
+                    job._done += 1
+                if job._stopped:
+                    self._line.drop(job)
+                self._changed.notify_all()
