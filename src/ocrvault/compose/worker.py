@@ -39,9 +39,10 @@ def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
 
 
 def decode_children(settings: Settings) -> int:
-    """Decode children for a worker: one per OCR thread, which holds one only while it
-    decodes a page, plus one for the rest (uploads' checks, sync reads)."""
-    return max(1, settings.workers) + 1
+    """Decode children: one per OCR thread. A thread holds one only while it decodes a
+    page (a tenth of the page's time), so uploads' checks and sync reads find one free
+    nearly always, and wait a page's decoding at worst."""
+    return max(1, settings.workers)
 
 
 def close_pipeline(pipeline: OcrPipeline, *, engines: bool) -> None:

@@ -63,6 +63,7 @@ from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any, TypeVar, cast
 
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, ProcessingError
+from ocrvault.memory import release_free_memory
 
 T = TypeVar("T")
 
@@ -468,7 +469,10 @@ def _serve(conn: Connection, memory_bytes: int, cpu_seconds: int) -> None:
         except EOFError:
             return
         try:
-            conn.send_bytes(_outcome(partial(worker.step, request)))
+            reply = _outcome(partial(worker.step, request))
+            del request  # a document or a page: gone before the heap is trimmed
+            release_free_memory()  # an idle child back at its base size, not its largest page
+            conn.send_bytes(reply)
         except MemoryError:
             os._exit(_EXIT_OUT_OF_MEMORY)
 

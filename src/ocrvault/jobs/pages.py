@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
+from ocrvault.memory import release_free_memory
+
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
@@ -125,6 +127,7 @@ class PagePool:
         self._changed = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._open = 0  # jobs whose owners wait in run()
 
     def start(self) -> None:
         self._stopping = False
@@ -142,7 +145,24 @@ class PagePool:
             if self._stopping or not self._threads:
                 raise RuntimeError("the page pool is not running")
             self._line.put(job)  # type: ignore[arg-type]  # the line never looks at R
+            self._open += 1
             self._changed.notify_all()
+        try:
+            return self._await(job, on_page)
+        finally:
+            with self._changed:
+                self._open -= 1
+                self._changed.notify_all()
+
+    def wait_open(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` jobs are open (handed to :meth:`run`, not yet settled);
+        False if ``timeout`` seconds pass first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open >= count, timeout)
+
+    def _await(self, job: PagedJob[R], on_page: PageProgress | None) -> list[R]:
+        """The owner's side of :meth:`run`: progress while the pages are read, then the
+        outcome."""
         reported = 0
 
         def news() -> bool:
@@ -192,6 +212,9 @@ class PagePool:
                     withdrawn, result, error = False, job.read(index), None
             except Exception as failure:  # the owner raises it; this thread goes on
                 withdrawn, result, error = False, None, failure
+            # The page's pixels and Tesseract's working copies are freed by now; without
+            # this the heap stays at the largest page each thread ever read.
+            release_free_memory()
             with self._changed:
                 job._running -= 1
                 if withdrawn:
