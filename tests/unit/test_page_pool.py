@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ocrvault.jobs.pages import JobWithdrawn, PagedJob, PageLine, PagePool
+from ocrvault.jobs.pages import JobWithdrawn, PagedJob, PageLine, PagePool, PageTask
 
 WAIT = 10.0  # seconds a broken test waits before failing instead of hanging
 
@@ -128,16 +128,25 @@ def test_progress_is_reported_on_the_owners_thread_page_by_page(
 
 def test_tenants_take_turns_page_by_page_and_a_tenants_jobs_take_turns() -> None:
     line = PageLine()
-    big = PagedJob("big", "tenant-a", 2000, lambda index: index)
-    other = PagedJob("receipt", "tenant-b", 2, lambda index: index)
-    small = PagedJob("small", "tenant-a", 2, lambda index: index)
-    for job in (big, other, small):
-        line.put(job)  # type: ignore[arg-type]
+    line.put("big", "tenant-a", 2000)
+    line.put("receipt", "tenant-b", 2)
+    line.put("small", "tenant-a", 2)
 
-    order = [(job.job_id, index) for job, index in (line.pop() for _ in range(7))]
+    order = [line.pop() for _ in range(7)]
 
-    assert order == [("big", 0), ("receipt", 0), ("small", 0), ("receipt", 1), ("big", 1),
-                     ("small", 1), ("big", 2)]
+    assert order == [PageTask("big", 0), PageTask("receipt", 0), PageTask("small", 0),
+                     PageTask("receipt", 1), PageTask("big", 1), PageTask("small", 1),
+                     PageTask("big", 2)]
+
+
+def test_a_dropped_job_hands_out_no_more_pages() -> None:
+    line = PageLine()
+    line.put("failed", "tenant-a", 10)
+    line.put("other", "tenant-b", 1)
+    assert line.pop() == PageTask("failed", 0)
+    line.drop("failed")
+    assert line.pop() == PageTask("other", 0)
+    assert not line
 
 
 def test_another_tenants_page_is_read_next_while_a_long_job_runs(

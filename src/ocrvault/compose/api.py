@@ -103,6 +103,8 @@ class ApiNode:
         return {"database": self.db.ping, "blob_store": self.documents.blobs.ping}
 
     def start(self) -> None:
+        if self.owns:  # else the worker's start warms the shared sandbox
+            self.pipeline.ingestor.sandbox.warm()  # no first upload waits for a child
         self._flush = PeriodicThread("audit-refusals", self.settings.reaper_interval_seconds,
                                      self.access.flush_refusals)
         self._flush.start()

@@ -48,9 +48,9 @@ class PageTask:
 
 
 class PagedJob(Generic[R]):
-    """A job's pages as the pool sees them: ``read(index)`` reads one (on any thread),
-    ``wanted()`` says whether the job is still to be done (checked before each page but
-    the first)."""
+    """A job's pages as its owner hands them to the pool: ``read(index)`` reads one (on
+    any thread), ``wanted()`` says whether the job is still to be done (asked before each
+    page but the first)."""
 
     def __init__(self, job_id: str, tenant_id: str, count: int, read: Callable[[int], R],
                  wanted: Callable[[], bool] = lambda: True) -> None:
@@ -64,7 +64,6 @@ class PagedJob(Generic[R]):
         # The pool's bookkeeping, under its lock.
         self._results: list[R | None] = [None] * count
         self._errors: dict[int, BaseException] = {}
-        self._next = 0  # the next page index to hand out
         self._running = 0  # pages being read now
         self._done = 0
         self._withdrawn = False
@@ -74,48 +73,55 @@ class PagedJob(Generic[R]):
         return bool(self._errors) or self._withdrawn
 
     @property
-    def _dispatchable(self) -> bool:
-        return not self._stopped and self._next < self.count
-
-    @property
     def _settled(self) -> bool:
         """Nothing of it runs and nothing more will start."""
         return self._running == 0 and (self._stopped or self._done == self.count)
 
 
 class PageLine:
-    """Open jobs waiting for a worker: tenants in turn, each tenant's jobs in turn."""
+    """Page tasks waiting for a worker: tenants in turn, each tenant's jobs in turn, each
+    job's pages in order. It holds ids and counts only, never a page."""
 
     def __init__(self) -> None:
-        self._tenants: dict[str, deque[PagedJob[object]]] = {}
+        # In turn order, the next tenant first; per tenant its jobs' (id, next index, count).
+        self._tenants: dict[str, deque[list[str | int]]] = {}
+        self._tenant_of: dict[str, str] = {}
 
     def __bool__(self) -> bool:
         return bool(self._tenants)
 
-    def put(self, job: PagedJob[object]) -> None:
-        self._tenants.setdefault(job.tenant_id, deque()).append(job)
+    def put(self, job_id: str, tenant_id: str, count: int) -> None:
+        """Pages 0 .. ``count`` - 1 of the job, to be handed out in order."""
+        self._tenants.setdefault(tenant_id, deque()).append([job_id, 0, count])
+        self._tenant_of[job_id] = tenant_id
 
-    def pop(self) -> tuple[PagedJob[object], int]:
-        """The next page: the next tenant's next job's next page. Never call it empty."""
+    def pop(self) -> PageTask:
+        """The next tenant's next job's next page. Never call it empty."""
         tenant_id = next(iter(self._tenants))
         jobs = self._tenants.pop(tenant_id)
-        job = jobs.popleft()
-        index = job._next
-        job._next += 1
-        if job._dispatchable:
-            jobs.append(job)  # its next page waits for the tenant's other jobs
+        entry = jobs.popleft()
+        job_id, index, count = str(entry[0]), int(entry[1]), int(entry[2])
+        if index + 1 < count:
+            entry[1] = index + 1
+            jobs.append(entry)  # its next page waits for the tenant's other jobs
+        else:
+            del self._tenant_of[job_id]
         if jobs:
             self._tenants[tenant_id] = jobs  # the tenant goes to the back
-        return job, index
+        return PageTask(job_id, index)
 
-    def drop(self, job: PagedJob[object]) -> None:
-        """Take out a job that is to start no more pages."""
-        jobs = self._tenants.get(job.tenant_id)
-        if jobs is None or job not in jobs:
+    def drop(self, job_id: str) -> None:
+        """Take out the job's pages not handed out yet."""
+        tenant_id = self._tenant_of.pop(job_id, None)
+        if tenant_id is None:
             return
-        jobs.remove(job)
+        jobs = self._tenants[tenant_id]
+        for entry in jobs:
+            if entry[0] == job_id:
+                jobs.remove(entry)
+                break
         if not jobs:
-            del self._tenants[job.tenant_id]
+            del self._tenants[tenant_id]
 
 
 class PagePool:
@@ -127,7 +133,7 @@ class PagePool:
         self._changed = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        self._open = 0  # jobs whose owners wait in run()
+        self._jobs: dict[str, PagedJob[object]] = {}  # open: their owners wait in run()
 
     def start(self) -> None:
         self._stopping = False
@@ -144,21 +150,23 @@ class PagePool:
         with self._changed:
             if self._stopping or not self._threads:
                 raise RuntimeError("the page pool is not running")
-            self._line.put(job)  # type: ignore[arg-type]  # the line never looks at R
-            self._open += 1
+            if job.job_id in self._jobs:
+                raise RuntimeError(f"job {job.job_id} is already being read")
+            self._jobs[job.job_id] = job  # type: ignore[assignment]  # R is the owner's
+            self._line.put(job.job_id, job.tenant_id, job.count)
             self._changed.notify_all()
         try:
             return self._await(job, on_page)
         finally:
             with self._changed:
-                self._open -= 1
+                del self._jobs[job.job_id]
                 self._changed.notify_all()
 
     def wait_open(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` jobs are open (handed to :meth:`run`, not yet settled);
         False if ``timeout`` seconds pass first."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._open >= count, timeout)
+            return self._changed.wait_for(lambda: len(self._jobs) >= count, timeout)
 
     def _await(self, job: PagedJob[R], on_page: PageProgress | None) -> list[R]:
         """The owner's side of :meth:`run`: progress while the pages are read, then the
@@ -198,9 +206,10 @@ class PagePool:
             self._changed.wait_for(lambda: self._stopping or bool(self._line))
             if self._stopping:
                 return None
-            job, index = self._line.pop()
+            task = self._line.pop()
+            job = self._jobs[task.job_id]
             job._running += 1
-            return job, index
+            return job, task.index
 
     def _loop(self) -> None:
         while (task := self._next()) is not None:
@@ -225,5 +234,5 @@ class PagePool:
                     job._results[index] = result
                     job._done += 1
                 if job._stopped:
-                    self._line.drop(job)
+                    self._line.drop(job.job_id)
                 self._changed.notify_all()
