@@ -16,12 +16,12 @@ are medians of each round's own ratio): this VM's speed drifts, and other work s
 its two cores. CPU seconds per page count every process of a path: the benchmark's own
 threads for raw and engine, the server and its children for the service.
 
-Then memory, at 2 workers: the peak of the summed RSS of the server's whole process tree
-(server, forkserver, decode children; sampled) while it reads the shared corpus as one
-job per page and then a 50-page PDF, and the first burst after start: 20 submissions
-sent at once as soon as the server is ready, their submit latencies against the p99 of
-a later, steady-state burst. ``--rapidocr`` repeats the memory run with RapidOCR (the
-``auto`` engine for English) for its own line.
+Then memory, at 2 workers (and at 1, for the cost of a worker): the peak of the summed
+RSS of the server's whole process tree (server, forkserver, decode children; sampled)
+while it reads the shared corpus as one job per page and then a 50-page PDF, and the
+first burst after start: 20 submissions sent at once as soon as the server is ready,
+their submit latencies against the p99 of a later, steady-state burst. ``--rapidocr``
+repeats the memory run with RapidOCR (the ``auto`` engine for English) for its own line.
 """
 
 from __future__ import annotations
@@ -254,12 +254,12 @@ class Memory:
     steady_p99: float
 
 
-def memory_and_burst(data_dir: Path, pdf50: bytes, **env: str) -> Memory:
-    """At 2 workers: the first burst after start, the corpus, a 50-page PDF, a later burst."""
+def memory_and_burst(data_dir: Path, pdf50: bytes, workers: int = 2, **env: str) -> Memory:
+    """The first burst after start, the corpus, a 50-page PDF, a later burst."""
     corpus = [path.read_bytes() for path in corpus_files()]
     burst = (corpus * 2)[:20]
     with ExitStack() as stack:
-        server = stack.enter_context(service(stack, data_dir, 2, **env))
+        server = stack.enter_context(service(stack, data_dir, workers, **env))
         idle = tree_rss(server.pid)
         with rss_peak(server.pid) as peak:
             first, ids = submit_burst(server, burst)
@@ -273,18 +273,24 @@ def memory_and_burst(data_dir: Path, pdf50: bytes, **env: str) -> Memory:
 
 
 def submit_burst(server: Service, pages: list[bytes]) -> tuple[list[float], list[str]]:
-    """Every page submitted at once (one thread each); each submission's latency."""
-    def timed(page: bytes) -> tuple[float, str]:
-        start = time.perf_counter()
-        job_id = server.submit(page)
-        return time.perf_counter() - start, job_id
+    """Every page submitted at once (one thread each); each submission's latency. Each
+    burst opens its connections anew, as new clients do, so that a later burst does not
+    gain from connections the first one left open."""
+    with httpx.Client(base_url=server.client.base_url, headers=server.client.headers,
+                      timeout=600) as client:
+        fresh = Service(client, server.pid)
 
-    with ThreadPoolExecutor(len(pages)) as pool:
-        results = list(pool.map(timed, pages))
+        def timed(page: bytes) -> tuple[float, str]:
+            start = time.perf_counter()
+            job_id = fresh.submit(page)
+            return time.perf_counter() - start, job_id
+
+        with ThreadPoolExecutor(len(pages)) as pool:
+            results = list(pool.map(timed, pages))
     return [latency for latency, _ in results], [job_id for _, job_id in results]
 
 
-def report(measured: list[dict[str, Run]], memory: Memory, rapid: Memory | None,
+def report(measured: list[dict[str, Run]], memory: Memory, one: Memory, rapid: Memory | None,
            pages: int) -> None:
     def median(name: str, of: Callable[[Run], float]) -> float:
         return statistics.median(of(runs[name]) for runs in measured)
@@ -312,7 +318,8 @@ def report(measured: list[dict[str, Run]], memory: Memory, rapid: Memory | None,
         ("CPU s/page: raw tesserocr", f"{median('raw 2', lambda r: r.cpu_per_page):.3f}", ""),
         ("service CPU / engine CPU", f"{cpu_vs_engine:.2f}x", "<= 1.10x"),
         ("peak RSS, tree, 2 workers, MB", f"{memory.peak_mb:.0f}", "<= 400"),
-        ("RSS idle after start, MB", f"{memory.idle_mb:.0f}", ""),
+        ("peak RSS, tree, 1 worker, MB", f"{one.peak_mb:.0f}", ""),
+        ("RSS idle after start, 2 workers, MB", f"{memory.idle_mb:.0f}", ""),
         ("first burst: slowest submit, s", f"{memory.burst_max:.3f}",
          f"<= p99 {memory.steady_p99:.3f}"),
     ]
@@ -338,10 +345,11 @@ def main() -> None:
         measured = rounds(pdf, args.pages, args.rounds, Path(tmp))
         pdf50 = scanned_pdf(50)
         memory = memory_and_burst(Path(tmp) / "mem", pdf50, **TESSERACT)
+        one = memory_and_burst(Path(tmp) / "mem1", pdf50, 1, **TESSERACT)
         rapid = (memory_and_burst(Path(tmp) / "rapid", pdf50,
                                   OCRVAULT_DEFAULT_ENGINE="rapidocr")
                  if args.rapidocr else None)
-        report(measured, memory, rapid, args.pages)
+        report(measured, memory, one, rapid, args.pages)
 
 
 if __name__ == "__main__":

@@ -177,3 +177,31 @@ def test_another_tenants_page_is_read_next_while_a_long_job_runs(
     # The long job's tenant had its turn queued before the receipt came: one page, then
     # the receipt, of 2,000.
     assert order[:3] == ["long 0", "long 1", "receipt 0"]
+
+
+def test_start_returns_once_every_page_thread_has_warmed_up_on_itself() -> None:
+    warmed: list[str] = []
+    lock = threading.Lock()
+
+    def warm() -> None:
+        with lock:
+            warmed.append(threading.current_thread().name)
+
+    pool = PagePool(2)
+    pool.start(warm)
+    try:
+        assert sorted(warmed) == ["ocr-page-0", "ocr-page-1"]
+    finally:
+        pool.stop()
+
+
+def test_a_failing_warm_up_leaves_the_pool_reading_pages() -> None:
+    def warm() -> None:
+        raise RuntimeError("no model")
+
+    pool = PagePool(1)
+    pool.start(warm)
+    try:
+        assert pool.run(PagedJob("job", "acme", 2, lambda index: index)) == [0, 1]
+    finally:
+        pool.stop()

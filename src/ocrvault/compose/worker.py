@@ -112,7 +112,9 @@ class WorkerNode:
             pending = repository.queued()
         # Children start before the first job, not under it (a first burst waits for none).
         self.pipeline.ingestor.sandbox.warm()
-        self.pages.start()
+        # Each page thread loads its own model of the default engine now, not under the
+        # first burst of jobs; engines a caller passed in (tests' fakes) are left alone.
+        self.pages.start(warm=self.pipeline.warm_engine if self.owns_engines else None)
         if pending:
             log.info("resuming %d queued jobs (%d were interrupted)", len(pending), requeued)
         self.queue.start(self.worker.process)

@@ -135,12 +135,19 @@ class PagePool:
         self._threads: list[threading.Thread] = []
         self._jobs: dict[str, PagedJob[object]] = {}  # open: their owners wait in run()
 
-    def start(self) -> None:
+    def start(self, warm: Callable[[], object] | None = None) -> None:
+        """Start the threads; with ``warm``, each calls it first (loading what it keeps
+        per thread, such as an engine's model) and this returns once all have, so that
+        the first pages do not pay for it."""
         self._stopping = False
+        warmed = threading.Semaphore(0)
         for index in range(self.workers):
-            thread = threading.Thread(target=self._loop, name=f"ocr-page-{index}", daemon=True)
+            thread = threading.Thread(target=self._loop, args=(warm, warmed),
+                                      name=f"ocr-page-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        for _ in self._threads:
+            warmed.acquire()
 
     def run(self, job: PagedJob[R], on_page: PageProgress | None = None) -> list[R]:
         """Read every page of ``job`` on the pool and return the results in page order.
@@ -211,7 +218,14 @@ class PagePool:
             job._running += 1
             return job, task.index
 
-    def _loop(self) -> None:
+    def _loop(self, warm: Callable[[], object] | None, warmed: threading.Semaphore) -> None:
+        try:
+            if warm is not None:
+                warm()
+        except Exception:  # the first page meets the cause again, and reports it
+            log.warning("a page worker could not warm up", exc_info=True)
+        finally:
+            warmed.release()
         while (task := self._next()) is not None:
             job, index = task
             try:

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from PIL import Image
+
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.engines.layout import order_page
@@ -24,6 +26,7 @@ from ocrvault.jobs.params import ReadParams
 from ocrvault.model import Document, Page
 
 PageProgress = Callable[[int, int], None]
+_WARM_PAGE_SIZE = (64, 32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,12 @@ class OcrPipeline:
     def engine(self) -> OcrEngine:
         """The deployment's default engine."""
         return self.engines.get()
+
+    def warm_engine(self) -> None:
+        """Read a blank page with the default engine on this thread, which loads what the
+        engine keeps per thread (Tesseract's API)."""
+        blank = Image.new("L", _WARM_PAGE_SIZE, "white")
+        self.engine.recognize(blank, RecognizeOptions())
 
     def params(self, languages: str | None, pages: str | None, outputs: str | None,
                default_languages: str = "eng", pdf_password: str | None = None,
