@@ -120,3 +120,11 @@ def main_script() -> str | None:
     import sys
 
     return getattr(sys.modules["__main__"], "__file__", None)
+
+
+def held_slowly(document: bytes, seconds: float) -> int:
+    """Works ``seconds`` on the kept document (a slow page of it)."""
+    import time
+
+    time.sleep(seconds)
+    return len(document)

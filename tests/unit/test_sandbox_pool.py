@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import sandbox_targets as targets
 
+from ocrvault.errors import ErrorCode, InputRejected
 from ocrvault.ingest import Sandbox
 
 MEMORY = 1024**3
@@ -65,3 +67,14 @@ def test_release_drops_the_document_from_the_children() -> None:
 def test_children_do_not_import_the_parents_main_script() -> None:
     with pool() as box:
         assert box.call(targets.main_script) is None
+
+
+def test_the_pages_of_one_file_share_one_decode_timeout() -> None:
+    with Sandbox(memory_bytes=MEMORY, cpu_seconds=10, timeout_seconds=1.0) as box:
+        budget = box.budget()
+        # Each page alone is well within the timeout; the file's pages together are not.
+        assert box.call_with("job", b"file", targets.held_slowly, 0.4, budget=budget) == 4
+        assert box.call_with("job", b"file", targets.held_slowly, 0.4, budget=budget) == 4
+        with pytest.raises(InputRejected) as error:
+            box.call_with("job", b"file", targets.held_slowly, 0.4, budget=budget)
+    assert error.value.code is ErrorCode.PROCESSING_TIMEOUT

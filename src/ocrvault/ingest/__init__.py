@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from ocrvault.ingest.decode import decode_page, decode_pages
 from ocrvault.ingest.inspect import check_file_size, inspect_header
 from ocrvault.ingest.pages import parse_page_selection
-from ocrvault.ingest.sandbox import Sandbox
+from ocrvault.ingest.sandbox import Budget, Sandbox
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import DecodedPage, FileFormat, InputInfo, Limits
 
@@ -75,14 +75,19 @@ class Ingestor:
         ):
             yield page.to_page()
 
+    def budget(self) -> Budget:
+        """The decode timeout of one file, to share between the pages of a document."""
+        return self.sandbox.budget()
+
     def decode_page(self, key: str, data: bytes, fmt: FileFormat, number: int,
-                    pdf_password: str | None = None) -> DecodedPage:
+                    pdf_password: str | None = None, budget: Budget | None = None
+                    ) -> DecodedPage:
         """Decode page ``number`` (1-based) of a file :meth:`inspect` accepted as ``fmt``.
         ``key`` names ``data``: the child that decoded a page of it keeps it, so the next
         page costs no copy (see :meth:`Sandbox.call_with`); :meth:`forget` ``key`` after
-        the last page."""
+        the last page. Every page of a file spends from one ``budget``."""
         page = self.sandbox.call_with(key, data, decode_page, fmt, number, self.limits,
-                                      pdf_password)
+                                      pdf_password, budget=budget)
         return page.to_page()
 
     def forget(self, key: str) -> None:

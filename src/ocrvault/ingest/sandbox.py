@@ -113,17 +113,24 @@ class Sandbox:
     def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a child and return its result; ``fn`` must be module-level."""
         with self._lease() as child:
-            result = child.exchange((_CALL, fn, args), _Budget(self._timeout_seconds))
+            result = child.exchange((_CALL, fn, args), self.budget())
         return cast(T, result)
 
-    def call_with(self, key: str, document: bytes, fn: Callable[..., T], *args: object) -> T:
+    def budget(self) -> Budget:
+        """A fresh budget of the sandbox's timeout, for one file."""
+        return Budget(self._timeout_seconds)
+
+    def call_with(self, key: str, document: bytes, fn: Callable[..., T], *args: object,
+                  budget: Budget | None = None) -> T:
         """Run ``fn(document, *args)`` in a child, which keeps ``document`` under ``key``:
         a later call with the same key goes to that child if it is free, and the document
-        does not cross the pipe again. ``key`` must name these exact bytes."""
+        does not cross the pipe again. ``key`` must name these exact bytes. Pass every
+        call on one document the same ``budget``: the timeout bounds the whole file,
+        not each page of it."""
         with self._lease(key) as child:
             sent = None if child.holds == key else document
             child.holds = None  # until the child confirms it has it
-            result = child.exchange((_HELD, key, sent, fn, args), _Budget(self._timeout_seconds))
+            result = child.exchange((_HELD, key, sent, fn, args), budget or self.budget())
             child.holds = key
         return cast(T, result)
 
@@ -135,7 +142,7 @@ class Sandbox:
             self._idle = [child for child in self._idle if child.holds != key]
         for child in holding:
             try:
-                child.exchange(_FORGET, _Budget(self._timeout_seconds))
+                child.exchange(_FORGET, self.budget())
             except OcrVaultError:
                 continue  # it is stopped: what it held went with it
             child.holds = None
@@ -167,7 +174,7 @@ class Sandbox:
         whole iteration; the caller's time between items does not count.
         """
         with self._lease() as child:
-            budget = _Budget(self._timeout_seconds)
+            budget = self.budget()
             request: object = (_ITER, fn, args)
             try:
                 while (item := child.exchange(request, budget)) is not _END:
@@ -235,12 +242,24 @@ class Sandbox:
         child.stop()
 
 
-class _Budget:
-    """Wall-clock seconds a child may still spend working on one call."""
+class Budget:
+    """Wall-clock seconds that children may still spend working on one file: one call,
+    one stream, or every page of a document read with :meth:`Sandbox.call_with` (whose
+    pages may be decoded in several children at once: each spends from it)."""
 
     def __init__(self, seconds: float) -> None:
         self.limit = seconds
-        self.left = seconds
+        self._left = seconds
+        self._lock = threading.Lock()
+
+    @property
+    def left(self) -> float:
+        with self._lock:
+            return self._left
+
+    def spend(self, seconds: float) -> None:
+        with self._lock:
+            self._left -= seconds
 
 
 class _Child:
@@ -276,7 +295,7 @@ class _Child:
     def alive(self) -> bool:
         return not self._stopped and self._process.is_alive()
 
-    def exchange(self, request: object, budget: _Budget) -> object:
+    def exchange(self, request: object, budget: Budget) -> object:
         """Send one request and return the decoded reply, within what is left of ``budget``."""
         try:
             self._conn.send(request)
@@ -284,7 +303,7 @@ class _Child:
             raise self._lost() from None
         started = time.monotonic()
         ready = wait([self._conn, self._process.sentinel], timeout=max(budget.left, 0.0))
-        budget.left -= time.monotonic() - started
+        budget.spend(time.monotonic() - started)
         if not ready:
             self.stop()
             raise InputRejected(

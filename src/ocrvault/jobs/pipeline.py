@@ -110,6 +110,9 @@ class DocumentReader:
         self._checked = checked
         self._params = params
         self._key = key
+        # One decode timeout for the whole file, as when it was decoded in one stream:
+        # reading it page by page must not give a hostile file a timeout per page.
+        self._budget = pipeline.ingestor.budget()
 
     @property
     def count(self) -> int:
@@ -119,7 +122,7 @@ class DocumentReader:
         """Decode and recognise the ``index``-th selected page (0-based)."""
         decoded = self._ingestor.decode_page(self._key, self._data, self._checked.format,
                                              self._checked.pages[index],
-                                             self._params.pdf_password)
+                                             self._params.pdf_password, self._budget)
         try:
             options = RecognizeOptions(languages=self._params.languages,
                                        page_number=decoded.number)
