@@ -137,16 +137,24 @@ class Sandbox:
     def release(self, key: str) -> None:
         """Drop the document kept under ``key`` from every idle child (a child at work on
         another call drops it with its next document)."""
-        with self._lock:
-            holding = [child for child in self._idle if child.holds == key]
-            self._idle = [child for child in self._idle if child.holds != key]
-        for child in holding:
+        # Each child taken out of the idle list holds a slot meanwhile, as a call's does,
+        # so that no caller starts a child beyond ``size`` in its place. No free slot
+        # means no idle child at all.
+        while self._slots.acquire(blocking=False):
             try:
-                child.exchange(_FORGET, self.budget())
-            except OcrVaultError:
-                continue  # it is stopped: what it held went with it
-            child.holds = None
-            self._checkin(child)
+                with self._lock:
+                    child = next((c for c in self._idle if c.holds == key), None)
+                    if child is None:
+                        return
+                    self._idle.remove(child)
+                try:
+                    child.exchange(_FORGET, self.budget())
+                except OcrVaultError:
+                    continue  # it is stopped: what it held went with it
+                child.holds = None
+                self._checkin(child)
+            finally:
+                self._slots.release()
 
     def warm(self) -> None:
         """Start every child the pool may hold, so that no request waits for one."""
