@@ -79,15 +79,19 @@ class Ingestor:
         """The decode timeout of one file, to share between the pages of a document."""
         return self.sandbox.budget()
 
-    def decode_page(self, key: str, data: bytes, fmt: FileFormat, number: int,
+    def decode_page(self, key: str | None, data: bytes, fmt: FileFormat, number: int,
                     pdf_password: str | None = None, budget: Budget | None = None
                     ) -> DecodedPage:
         """Decode page ``number`` (1-based) of a file :meth:`inspect` accepted as ``fmt``.
         ``key`` names ``data``: the child that decoded a page of it keeps it, so the next
         page costs no copy (see :meth:`Sandbox.call_with`); :meth:`forget` ``key`` after
-        the last page. Every page of a file spends from one ``budget``."""
-        page = self.sandbox.call_with(key, data, decode_page, fmt, number, self.limits,
-                                      pdf_password, budget=budget)
+        the last page. No key: nothing is kept (a file of one page). Every page of a file
+        spends from one ``budget``."""
+        if key is None:
+            page = self.sandbox.call(decode_page, data, fmt, number, self.limits, pdf_password)
+        else:
+            page = self.sandbox.call_with(key, data, decode_page, fmt, number, self.limits,
+                                          pdf_password, budget=budget)
         return page.to_page()
 
     def forget(self, key: str) -> None:

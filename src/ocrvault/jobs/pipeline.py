@@ -109,7 +109,8 @@ class DocumentReader:
         self._data = data
         self._checked = checked
         self._params = params
-        self._key = key
+        # A one-page file is not kept in a child: there is no next page to save a copy for.
+        self._key = key if len(checked.pages) > 1 else None
         # One decode timeout for the whole file, as when it was decoded in one stream:
         # reading it page by page must not give a hostile file a timeout per page.
         self._budget = pipeline.ingestor.budget()
@@ -145,7 +146,8 @@ class DocumentReader:
 
     def close(self) -> None:
         """Drop the document from the decode children that kept it."""
-        self._ingestor.forget(self._key)
+        if self._key is not None:
+            self._ingestor.forget(self._key)
 
     def __enter__(self) -> DocumentReader:
         return self
