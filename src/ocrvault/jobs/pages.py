@@ -155,6 +155,12 @@ class PagePool:
         for _ in self._threads:
             warmed.acquire()
 
+    @property
+    def running(self) -> bool:
+        """Whether it has threads to read pages (none with 0 workers, or once stopped)."""
+        with self._changed:
+            return bool(self._threads) and not self._stopping
+
     def run(self, job: PagedJob[R], on_page: PageProgress | None = None) -> list[R]:
         """Read every page of ``job`` on the pool and return the results in page order.
 

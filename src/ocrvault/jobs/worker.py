@@ -118,9 +118,10 @@ class JobWorker:
         return stored
 
     def _read(self, job: JobRecord, reader: DocumentReader) -> list[PageResult]:
-        """Every page of the job, in order: on the page pool, or here without one."""
+        """Every page of the job, in order: on the page pool, or here without one (or
+        with no page threads: ``workers`` 0, where a caller runs jobs itself)."""
         progress = self._progress(job.id)
-        if self.pages is not None:
+        if self.pages is not None and self.pages.running:
             return self.pages.run(PagedJob(job.id, job.tenant_id, reader.count, reader.read,
                                            partial(self._wanted, job.id)), progress)
         results = []
