@@ -304,6 +304,9 @@ def report(measured: list[dict[str, Run]], memory: Memory, one: Memory, rapid: M
     def ratio(over: Callable[[dict[str, Run]], float]) -> float:
         return statistics.median(over(runs) for runs in measured)
 
+    def cores(run: Run) -> float:
+        return run.cpu / run.seconds
+
     speedup = ratio(lambda r: r["service 1"].seconds / r["service 2"].seconds)
     vs_raw = ratio(lambda r: r["service 2"].pages_per_second / r["raw 2"].pages_per_second)
     cpu_vs_engine = ratio(lambda r: r["service 2"].cpu_per_page / r["engine 2"].cpu_per_page)
@@ -313,6 +316,10 @@ def report(measured: list[dict[str, Run]], memory: Memory, one: Memory, rapid: M
         (f"{pages}-page PDF, 2 workers, s", f"{median('service 2', lambda r: r.seconds):.2f}",
          ""),
         ("speed-up 2 vs 1 worker", f"{speedup:.2f}x", ">= 1.8x"),
+        # CPU seconds per wall second: what the machine gave each path (others share it).
+        ("cores used: service 1 / 2", f"{median('service 1', cores):.2f} / "
+         f"{median('service 2', cores):.2f}", ""),
+        ("cores used: raw tesserocr 2", f"{median('raw 2', cores):.2f}", ""),
         ("pages/s at 2: service", f"{median('service 2', lambda r: r.pages_per_second):.2f}",
          ""),
         ("pages/s at 2: raw tesserocr", f"{median('raw 2', lambda r: r.pages_per_second):.2f}",
@@ -333,9 +340,9 @@ def report(measured: list[dict[str, Run]], memory: Memory, one: Memory, rapid: M
         rows.append(("peak RSS, tree, RapidOCR, MB", f"{rapid.peak_mb:.0f}", "(noted)"))
     print(f"\nmedians of {len(measured)} rounds, {os.cpu_count()} cores (shared)")
     width = max(len(name) for name, _, _ in rows)
-    print(f"{'':{width}}  {'measured':>10}  target")
+    print(f"{'':{width}}  {'measured':>11}  target")
     for name, value, target in rows:
-        print(f"{name:{width}}  {value:>10}  {target}")
+        print(f"{name:{width}}  {value:>11}  {target}")
 
 
 def main() -> None:
