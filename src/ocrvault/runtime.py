@@ -17,7 +17,13 @@ from ocrvault.clock import Clock, utcnow
 from ocrvault.compose.api import ApiNode
 from ocrvault.compose.parts import Foundation
 from ocrvault.compose.scheduler import SchedulerNode
-from ocrvault.compose.worker import Shutdown, WorkerNode, build_pipeline, close_pipeline
+from ocrvault.compose.worker import (
+    Shutdown,
+    WorkerNode,
+    build_pipeline,
+    close_pipeline,
+    decode_children,
+)
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring
 from ocrvault.engines.base import OcrEngine
@@ -59,8 +65,7 @@ class Runtime:
         dir that others may read."""
         base = Foundation.open(settings, migrate=settings.migrate_on_start, clock=clock,
                                blobs=blobs)
-        # One sandbox child per worker and per sync thread, plus one for request-time checks.
-        pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1,
+        pipeline = build_pipeline(settings, engine, sandbox_size=decode_children(settings),
                                   engines=engines)
         queue = queue or open_queue(settings)
         return cls(base=base, api=ApiNode.build(base, pipeline, queue, rate_limiter),

@@ -108,3 +108,23 @@ class _Trap:
 
 def trap(path: str) -> _Trap:
     return _Trap(path)
+
+
+def held(document: bytes) -> tuple[bytes, int]:
+    """The document the child keeps for this call, and which child it is."""
+    return document, os.getpid()
+
+
+def main_script() -> str | None:
+    """The script run as this process's main module; None for the forkserver's own."""
+    import sys
+
+    return getattr(sys.modules["__main__"], "__file__", None)
+
+
+def held_slowly(document: bytes, seconds: float) -> int:
+    """Works ``seconds`` on the kept document (a slow page of it)."""
+    import time
+
+    time.sleep(seconds)
+    return len(document)

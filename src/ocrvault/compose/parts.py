@@ -14,6 +14,7 @@ from ocrvault.crypto import Keyring, load_keyring
 from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import keyring_beside_data, prepare_data_dir
 from ocrvault.ingest.sandbox import Sandbox
+from ocrvault.memory import limit_heaps
 from ocrvault.store.blobs import BlobStore, open_blob_store
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
@@ -58,6 +59,7 @@ class Foundation:
         """Sets the process umask to 077 (see datadir.py) and raises UnsafeDataDir for a
         data dir that others may read, SchemaNotCurrent for a database at another schema."""
         prepare_data_dir(settings.data_dir)  # first: it sets the umask for all that follows
+        limit_heaps()  # before any thread of the role starts (memory.py)
         db = open_database(settings, migrate=migrate)
         try:
             keyring = load_keyring(settings)

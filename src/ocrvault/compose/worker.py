@@ -20,6 +20,7 @@ from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.ingest import Ingestor
 from ocrvault.ingest.types import Limits
 from ocrvault.jobs.leases import JobLeases
+from ocrvault.jobs.pages import PagePool
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.worker import JobWorker
@@ -35,6 +36,13 @@ def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
         engines = EngineCatalog.of(engine) if engine else registry.catalog(settings)
     return OcrPipeline(Ingestor(Limits.from_settings(settings),
                                 make_sandbox(settings, sandbox_size)), engines)
+
+
+def decode_children(settings: Settings) -> int:
+    """Decode children: one per OCR thread. A thread holds one only while it decodes a
+    page (a tenth of the page's time), so uploads' checks and sync reads find one free
+    nearly always, and wait a page's decoding at worst."""
+    return max(1, settings.workers)
 
 
 def close_pipeline(pipeline: OcrPipeline, *, engines: bool) -> None:
@@ -65,6 +73,7 @@ class WorkerNode:
     pipeline: OcrPipeline
     queue: JobQueue
     worker: JobWorker
+    pages: PagePool
     owns_engines: bool  # engines it created (not a test's), closed with it
     owns: bool = False  # whether stop() closes the pipeline and the foundation
     shutdown: Shutdown = field(default_factory=Shutdown)
@@ -73,9 +82,11 @@ class WorkerNode:
     def build(cls, base: Foundation, pipeline: OcrPipeline, queue: JobQueue, *,
               owns_engines: bool) -> WorkerNode:
         """The worker on ``base`` and ``pipeline``, which the caller closes."""
+        # One page thread per worker: the pages of the jobs the queue's threads hold open.
+        pages = PagePool(base.settings.workers)
         worker = JobWorker(base.settings, base.db, base.documents, pipeline, base.clock,
-                           audit=base.audit)
-        return cls(base, pipeline, queue, worker, owns_engines)
+                           audit=base.audit, pages=pages)
+        return cls(base, pipeline, queue, worker, pages, owns_engines)
 
     @classmethod
     def open(cls, settings: Settings, *, engine: OcrEngine | None = None,
@@ -83,8 +94,7 @@ class WorkerNode:
              clock: Clock = utcnow, blobs: BlobStore | None = None) -> WorkerNode:
         """Role ``worker`` on its own: refuses a database not at this code's schema."""
         base = Foundation.open(settings, migrate=False, clock=clock, blobs=blobs)
-        # One sandbox child per worker thread.
-        pipeline = build_pipeline(settings, engine, max(1, settings.workers), engines)
+        pipeline = build_pipeline(settings, engine, decode_children(settings), engines)
         node = cls.build(base, pipeline, queue or open_queue(settings),
                          owns_engines=engine is None and engines is None)
         node.owns = True
@@ -94,6 +104,11 @@ class WorkerNode:
         """Start the queue's workers and hand them what a previous run left unfinished:
         on a durable (shared) queue only jobs whose lease ran out, on the local queue
         every job the last stop left queued or running (see JobLeases.resume_at_start)."""
+        # Children start before the first job, not under it (a first burst waits for none).
+        self.pipeline.ingestor.sandbox.warm()
+        # Each page thread loads its own model of the default engine now, not under the
+        # first burst of jobs; engines a caller passed in (tests' fakes) are left alone.
+        self.pages.start(warm=self.pipeline.warm_engine if self.owns_engines else None)
         self.queue.start(self.worker.process)
         JobLeases(self.base.db, self.queue, self.base.clock).resume_at_start()
 
@@ -103,6 +118,8 @@ class WorkerNode:
         if running := self.queue.running():
             self.shutdown.announce(running)
         self.shutdown.left = self.queue.stop(self.shutdown.now, self.shutdown.timeout)
+        if not self.shutdown.left:  # else the jobs left still wait on their pages
+            self.pages.stop()
         if self.shutdown.left:
             log.warning("stopping with %d jobs unfinished; the next start resumes them",
                         self.shutdown.left)

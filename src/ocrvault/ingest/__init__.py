@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ocrvault.ingest.decode import decode_pages
+from ocrvault.ingest.decode import decode_page, decode_pages
 from ocrvault.ingest.inspect import check_file_size, inspect_header
 from ocrvault.ingest.pages import parse_page_selection
-from ocrvault.ingest.sandbox import Sandbox
+from ocrvault.ingest.sandbox import Budget, Sandbox
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import (
     DecodedPage,
@@ -85,3 +85,28 @@ class Ingestor:
             decode_pages, data, fmt, pages, self.limits, pdf_password, pdf_text
         ):
             yield page.to_page()
+
+    def budget(self) -> Budget:
+        """The decode timeout of one file, to share between the pages of a document."""
+        return self.sandbox.budget()
+
+    def decode_page(self, key: str | None, data: bytes, fmt: FileFormat, number: int,
+                    pdf_password: str | None = None, budget: Budget | None = None,
+                    pdf_text: PdfText = PdfText.OCR) -> DecodedPage | ExtractedPage:
+        """Decode page ``number`` (1-based) of a file :meth:`inspect` accepted as ``fmt``;
+        a PDF page read from its own text layer (``pdf_text``) comes as an
+        :class:`ExtractedPage`. ``key`` names ``data``: the child that decoded a page of it
+        keeps it, so the next page costs no copy (see :meth:`Sandbox.call_with`);
+        :meth:`forget` ``key`` after the last page. No key: nothing is kept (a file of one
+        page). Every page of a file spends from one ``budget``."""
+        if key is None:
+            page = self.sandbox.call(decode_page, data, fmt, number, self.limits, pdf_password,
+                                     pdf_text)
+        else:
+            page = self.sandbox.call_with(key, data, decode_page, fmt, number, self.limits,
+                                          pdf_password, pdf_text, budget=budget)
+        return page.to_page()
+
+    def forget(self, key: str) -> None:
+        """Drop the file kept under ``key`` from the decode children."""
+        self.sandbox.release(key)

@@ -93,6 +93,18 @@ def decode_pages(
         yield from _image_pages(data, fmt, pages, limits)
 
 
+def decode_page(
+    data: bytes,
+    fmt: FileFormat,
+    number: int,
+    limits: Limits,
+    pdf_password: str | None = None,
+    pdf_text: PdfText = PdfText.OCR,
+) -> PagePixels | PageText:
+    """Decode page ``number`` (1-based) alone: a page task of a job read page by page."""
+    return next(decode_pages(data, fmt, [number], limits, pdf_password, pdf_text))
+
+
 def _image_pages(
     data: bytes, fmt: FileFormat, pages: list[int], limits: Limits
 ) -> Iterator[PagePixels]:

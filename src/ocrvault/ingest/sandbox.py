@@ -15,13 +15,25 @@ serves requests must survive all of that, so decoding runs in a child process wi
   quote bytes of the file, and the service's output ends up in logs.
 
 A child that crashes, runs out of memory or time is killed; the next call starts a
-fresh one. Children are forked from a "forkserver": a fresh single-threaded
-interpreter that preloads the decoders (ingest, Pillow, pdfium), so a child inherits
-no threads, locks, sockets or file descriptors of the multi-threaded parent (plain
-fork would copy them all) and shares the decoder modules copy-on-write. Like any
-spawned child, each still imports the parent's main script as ``__mp_main__`` (not its
-``if __name__ == "__main__"`` block): under the ``ocrvault`` command that is
-``ocrvault.cli``, about 1.5 s once per child slot, since children are long-lived.
+fresh one. The pool holds at most ``size`` children (the owner sizes it by its worker
+threads), :meth:`Sandbox.warm` starts them all before the first request needs one, and a
+child is replaced after ``recycle_after`` calls: decoders keep the heap of the largest
+page they ever drew (malloc rarely gives it back), so a long-lived child would otherwise
+stay at its worst document's size.
+
+A document read page by page (:meth:`Sandbox.call_with`) is sent to a child once: the
+child keeps the last document it was given under a key, the parent remembers which
+child holds which key and hands that child the next page, and :meth:`Sandbox.release`
+drops the document from every idle child when the job is done.
+
+Children are forked from a "forkserver": a fresh single-threaded interpreter that
+preloads the decoders (ingest, Pillow, pdfium), so a child inherits no threads, locks,
+sockets or file descriptors of the multi-threaded parent (plain fork would copy them
+all) and shares the decoder modules copy-on-write. Like any spawned child, each would
+still import the parent's main script as ``__mp_main__`` (under the ``ocrvault``
+command, ``ocrvault.cli`` and with it the whole service: about 1.5 s and the service's
+modules' memory a child); the children run nothing from it, so they are started
+without it (:class:`_LeanProcess`).
 
 The parent does not trust what comes back: replies are unpickled against an allow-list
 (ocrvault's own dataclasses and enums, builtin values), so a child taken over by an
@@ -45,22 +57,28 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from multiprocessing import popen_forkserver, spawn
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import ForkServerContext
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any, TypeVar, cast
 
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, ProcessingError
+from ocrvault.memory import release_free_memory
 
 T = TypeVar("T")
 
 _CALL = "call"
 _ITER = "iter"
+_HELD = "held"  # a call on the document the child keeps
 _NEXT = "next"
+_FORGET = "forget"  # drop the kept document
 _END = object()  # a stream's end, on both sides of the pipe
 _READY = b"ready"
 _START_SECONDS = 60.0
 _EXIT_OUT_OF_MEMORY = 86
 _EXIT_GRACE_SECONDS = 5.0  # for a child that closed its pipe to finish exiting
+_CHILD_NAME = "ocrvault-decode"
+RECYCLE_AFTER = 200  # calls (a page read with call_with is one); see the module docstring
 
 
 class Sandbox:
@@ -72,10 +90,15 @@ class Sandbox:
     """
 
     def __init__(
-        self, memory_bytes: int, cpu_seconds: int, timeout_seconds: float, size: int = 1
+        self, memory_bytes: int, cpu_seconds: int, timeout_seconds: float, size: int = 1,
+        recycle_after: int = RECYCLE_AFTER,
     ) -> None:
         if size < 1:
             raise ValueError("a sandbox needs at least one child process")
+        if recycle_after < 1:
+            raise ValueError("a child must be allowed at least one call")
+        self.size = size
+        self._recycle_after = recycle_after
         self._memory_bytes = memory_bytes
         self._cpu_seconds = cpu_seconds
         self._timeout_seconds = timeout_seconds
@@ -90,8 +113,66 @@ class Sandbox:
     def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a child and return its result; ``fn`` must be module-level."""
         with self._lease() as child:
-            result = child.exchange((_CALL, fn, args), _Budget(self._timeout_seconds))
+            result = child.exchange((_CALL, fn, args), self.budget())
         return cast(T, result)
+
+    def budget(self) -> Budget:
+        """A fresh budget of the sandbox's timeout, for one file."""
+        return Budget(self._timeout_seconds)
+
+    def call_with(self, key: str, document: bytes, fn: Callable[..., T], *args: object,
+                  budget: Budget | None = None) -> T:
+        """Run ``fn(document, *args)`` in a child, which keeps ``document`` under ``key``:
+        a later call with the same key goes to that child if it is free, and the document
+        does not cross the pipe again. ``key`` must name these exact bytes. Pass every
+        call on one document the same ``budget``: the timeout bounds the whole file,
+        not each page of it."""
+        with self._lease(key) as child:
+            sent = None if child.holds == key else document
+            child.holds = None  # until the child confirms it has it
+            result = child.exchange((_HELD, key, sent, fn, args), budget or self.budget())
+            child.holds = key
+        return cast(T, result)
+
+    def release(self, key: str) -> None:
+        """Drop the document kept under ``key`` from every idle child (a child at work on
+        another call drops it with its next document)."""
+        # Each child taken out of the idle list holds a slot meanwhile, as a call's does,
+        # so that no caller starts a child beyond ``size`` in its place. No free slot
+        # means no idle child at all.
+        while self._slots.acquire(blocking=False):
+            try:
+                with self._lock:
+                    child = next((c for c in self._idle if c.holds == key), None)
+                    if child is None:
+                        return
+                    self._idle.remove(child)
+                try:
+                    child.exchange(_FORGET, self.budget())
+                except OcrVaultError:
+                    continue  # it is stopped: what it held went with it
+                child.holds = None
+                self._checkin(child)
+            finally:
+                self._slots.release()
+
+    def warm(self) -> None:
+        """Start every child the pool may hold, so that no request waits for one."""
+        with self._lock:
+            missing = self.size - len(self._idle)
+        started = []
+        for _ in range(missing):
+            if not self._slots.acquire(blocking=False):
+                break  # the rest are at work, so already started
+            started.append(self._start_child())
+        for child in started:
+            self._checkin(child)
+            self._slots.release()
+
+    def children(self) -> int:
+        """How many children are idle now (for tests and metrics)."""
+        with self._lock:
+            return len(self._idle)
 
     def call_iter(self, fn: Callable[..., Iterator[T]], *args: object) -> Iterator[T]:
         """Run the module-level generator ``fn(*args)`` in a child, one item per request.
@@ -101,7 +182,7 @@ class Sandbox:
         whole iteration; the caller's time between items does not count.
         """
         with self._lease() as child:
-            budget = _Budget(self._timeout_seconds)
+            budget = self.budget()
             request: object = (_ITER, fn, args)
             try:
                 while (item := child.exchange(request, budget)) is not _END:
@@ -126,29 +207,44 @@ class Sandbox:
         self.close()
 
     @contextmanager
-    def _lease(self) -> Iterator[_Child]:
+    def _lease(self, key: str | None = None) -> Iterator[_Child]:
         with self._slots:
-            child = self._checkout()
+            child = self._checkout(key)
             try:
                 yield child
             finally:
+                child.calls += 1
                 self._checkin(child)
 
-    def _checkout(self) -> _Child:
+    def _checkout(self, key: str | None) -> _Child:
         while True:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the sandbox is closed")
-                child = self._idle.pop() if self._idle else None
+                child = self._pick(key)
             if child is None:
-                return _Child(self._context, self._memory_bytes, self._cpu_seconds)
+                return self._start_child()
             if child.alive:
                 return child
             child.stop()  # died while idle, e.g. killed from outside
 
+    def _pick(self, key: str | None) -> _Child | None:
+        """The idle child that holds ``key``, else one that holds nothing, else any;
+        called under the lock."""
+        if not self._idle:
+            return None
+        for wanted in ((key,) if key is not None else ()) + (None,):
+            for index, child in enumerate(self._idle):
+                if child.holds == wanted:
+                    return self._idle.pop(index)
+        return self._idle.pop()
+
+    def _start_child(self) -> _Child:
+        return _Child(self._context, self._memory_bytes, self._cpu_seconds)
+
     def _checkin(self, child: _Child) -> None:
         with self._lock:
-            if child.alive and not self._closed:
+            if child.alive and not self._closed and child.calls < self._recycle_after:
                 self._idle.append(child)
                 return
         child.stop()
@@ -166,12 +262,24 @@ def _counted(reason: str | None) -> None:
         metrics.SANDBOX_KILLS.labels(reason=reason).inc()
 
 
-class _Budget:
-    """Wall-clock seconds a child may still spend working on one call."""
+class Budget:
+    """Wall-clock seconds that children may still spend working on one file: one call,
+    one stream, or every page of a document read with :meth:`Sandbox.call_with` (whose
+    pages may be decoded in several children at once: each spends from it)."""
 
     def __init__(self, seconds: float) -> None:
         self.limit = seconds
-        self.left = seconds
+        self._left = seconds
+        self._lock = threading.Lock()
+
+    @property
+    def left(self) -> float:
+        with self._lock:
+            return self._left
+
+    def spend(self, seconds: float) -> None:
+        with self._lock:
+            self._left -= seconds
 
 
 class _Child:
@@ -180,11 +288,13 @@ class _Child:
     def __init__(self, context: ForkServerContext, memory_bytes: int, cpu_seconds: int) -> None:
         self._memory_bytes = memory_bytes
         self._cpu_seconds = cpu_seconds
+        self.calls = 0
+        self.holds: str | None = None  # the key of the document it keeps
         self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
+        self._process = _LeanProcess(
             target=_serve,
             args=(child_conn, memory_bytes, cpu_seconds),
-            name="ocrvault-decode",
+            name=_CHILD_NAME,
             daemon=True,
         )
         self._process.start()
@@ -206,7 +316,7 @@ class _Child:
     def alive(self) -> bool:
         return not self._stopped and self._process.is_alive()
 
-    def exchange(self, request: object, budget: _Budget) -> object:
+    def exchange(self, request: object, budget: Budget) -> object:
         """Send one request and return the decoded reply, within what is left of ``budget``."""
         try:
             self._conn.send(request)
@@ -214,7 +324,7 @@ class _Child:
             raise self._lost() from None
         started = time.monotonic()
         ready = wait([self._conn, self._process.sentinel], timeout=max(budget.left, 0.0))
-        budget.left -= time.monotonic() - started
+        budget.spend(time.monotonic() - started)
         if not ready:
             self.stop()
             _counted("timeout")
@@ -298,6 +408,41 @@ class _Child:
         return ProcessingError(ErrorCode.PROCESSING_FAILED, "The decoder sent an invalid reply.")
 
 
+class _LeanPopen(popen_forkserver.Popen):
+    """Starts a forkserver child that does not import the parent's ``__main__``."""
+
+    def _launch(self, process_obj: Any) -> None:
+        _lean.active = True
+        try:
+            super()._launch(process_obj)  # type: ignore[misc]  # private in typeshed
+        finally:
+            _lean.active = False
+
+
+class _LeanProcess(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _LeanPopen(process_obj)
+
+
+_lean = threading.local()  # set while this thread starts a sandbox child
+_preparation_data = spawn.get_preparation_data
+
+
+def _without_main(name: str) -> dict[str, Any]:
+    """What a spawned child is told to prepare; for a sandbox child, not the parent's main
+    module (nothing it runs lives there). multiprocessing has no switch for it, so its
+    lookup is wrapped, for the starting thread only."""
+    data: dict[str, Any] = _preparation_data(name)
+    if getattr(_lean, "active", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+spawn.get_preparation_data = _without_main
+
+
 class _ReplyUnpickler(pickle.Unpickler):
     """Resolves only ocrvault's own dataclasses and enums, never a function or a builtin
     (``getattr`` stands for a lookup of an enum's member by name, nothing more)."""
@@ -368,22 +513,38 @@ def _serve(conn: Connection, memory_bytes: int, cpu_seconds: int) -> None:
         except EOFError:
             return
         try:
-            conn.send_bytes(_outcome(partial(worker.step, request)))
+            reply = _outcome(partial(worker.step, request))
+            del request  # a document or a page: gone before the heap is trimmed
+            release_free_memory()  # an idle child back at its base size, not its largest page
+            conn.send_bytes(reply)
         except MemoryError:
             os._exit(_EXIT_OUT_OF_MEMORY)
 
 
 class _Worker:
-    """Runs one request at a time; keeps the generator of a streamed call between them."""
+    """Runs one request at a time; keeps the generator of a streamed call, and the last
+    document of :meth:`Sandbox.call_with`, between them."""
 
     def __init__(self, cpu_seconds: int) -> None:
         self._cpu_seconds = cpu_seconds
         self._stream: Iterator[object] = iter(())
+        self._held: tuple[str, bytes] | None = None
 
     def step(self, request: bytes) -> object:
         message = pickle.loads(request)  # noqa: S301 - written by the parent, which is trusted
         if message == _NEXT:
             return next(self._stream, _END)
+        if message == _FORGET:
+            self._held = None
+            return None
+        if message[0] == _HELD:
+            _, key, document, fn, args = message
+            if document is not None:
+                self._held = (key, document)
+            elif self._held is None or self._held[0] != key:
+                raise RuntimeError("asked for a document this child does not hold")
+            _set_cpu_budget(self._cpu_seconds)
+            return fn(self._held[1], *args)
         kind, fn, args = message
         _set_cpu_budget(self._cpu_seconds)  # after unpickling, which imports fn's module
         if kind == _CALL:

@@ -9,6 +9,11 @@ MAX_ATTEMPTS times is failed instead of being retried forever. A job that meets 
 service down (HSM unplugged, KMS unreachable) is not at fault: it goes back to the queue
 for later, and that attempt does not count.
 
+Its pages are read on the shared :class:`~ocrvault.jobs.pages.PagePool` when there is
+one (every worker on one job's pages, in turn with other jobs'), else one after another
+on this thread; either way the result is assembled once, in page order, here. A job
+deleted while it runs starts no further page.
+
 While it runs, the job row counts the pages done (``pages_done``), written as pages
 complete but at most every PROGRESS_INTERVAL seconds: a 500-page PDF of fast pages
 costs a handful of small updates, not 500.
@@ -21,6 +26,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock
@@ -29,8 +35,15 @@ from ocrvault.crypto.master import KeyServiceUnavailable
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.leases import Lease, LeaseKeeper, LeaseLost
+from ocrvault.jobs.pages import JobWithdrawn, PagedJob, PagePool
 from ocrvault.jobs.params import ReadParams
-from ocrvault.jobs.pipeline import CheckedInput, OcrPipeline, PageProgress
+from ocrvault.jobs.pipeline import (
+    CheckedInput,
+    DocumentReader,
+    OcrPipeline,
+    PageProgress,
+    PageResult,
+)
 from ocrvault.jobs.service import key_of, with_declared_type
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.retention.policy import Expiries, ceiling_for
@@ -52,8 +65,9 @@ PROGRESS_INTERVAL = 0.5  # seconds between two progress writes of one job
 class JobWorker:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
                  pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink,
-                 leases: LeaseKeeper | None = None) -> None:
+                 leases: LeaseKeeper | None = None, pages: PagePool | None = None) -> None:
         self.settings = settings
+        self.pages = pages
         self.db = db
         self.documents = documents
         self.pipeline = pipeline
@@ -107,6 +121,10 @@ class JobWorker:
                 stored = self._run(job, lease)
         except (LeaseLost, KeyServiceUnavailable):  # handled by process()
             raise
+        except JobWithdrawn:
+            # Deleted while running: the finish below finds it no longer running and
+            # removes whatever it left.
+            self._finish(job, lease, [], ErrorCode.PROCESSING_FAILED, "The job was deleted.")
         except OcrVaultError as error:
             self._finish(job, lease, [], error.code, error.detail)
         except Exception:
@@ -130,9 +148,9 @@ class JobWorker:
         assert job.input_format is not None, "every submission records its sniffed format"
         checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
                                job.pages_requested, job.pages_missing)
-        document = with_declared_type(
-            self.pipeline.run(data, checked, params, self._progress(lease)), declared,
-            checked.format)
+        with self.pipeline.open(data, checked, params, key=job.id) as reader:
+            document = with_declared_type(reader.assemble(self._read(job, lease, reader)),
+                                          declared, checked.format)
         if self.settings.region is not None:
             document = document.model_copy(update={"region": self.settings.region})
         # A worker that lost the lease must not write: the job's new holder writes these.
@@ -144,6 +162,28 @@ class JobWorker:
             self.documents.put(key, ObjectKind.output(fmt), output)
             stored.append(ObjectKind.output(fmt))
         return stored
+
+    def _read(self, job: JobRecord, lease: Lease, reader: DocumentReader) -> list[PageResult]:
+        """Every page of the job, in order: on the page pool, or here without one (or
+        with no page threads: ``workers`` 0, where a caller runs jobs itself)."""
+        progress = self._progress(lease)
+        if self.pages is not None and self.pages.running:
+            # Named by the claim, not the job: a job reclaimed here while a lapsed claim's
+            # run still drains is a second entry in the pool, not a clash.
+            paged = PagedJob(lease.holder, job.tenant_id, reader.count, reader.read,
+                             partial(self._wanted, job.id))
+            return self.pages.run(paged, progress)
+        results = []
+        for index in range(reader.count):
+            results.append(reader.read(index))
+            progress(index + 1, reader.count)
+        return results
+
+    def _wanted(self, job_id: str) -> bool:
+        """Whether the job is still running here (not deleted, not finished elsewhere)."""
+        with self.db.transaction() as session:
+            row = JobRepository(session).by_id(job_id)
+        return row is not None and row.status is JobStatus.RUNNING
 
     def _progress(self, lease: Lease,
                   monotonic: Callable[[], float] = time.monotonic) -> PageProgress:
