@@ -46,6 +46,9 @@ class Page(_Frozen):
     width: int
     height: int
     unit: Literal["pixel"] = "pixel"
+    size_pt: tuple[float, float] | None = Field(
+        default=None, description="A PDF page's own width and height in points (1/72 in), "
+        "which its width x height pixels cover; null for an image")
     angle: float = Field(description="Clockwise rotation in degrees that was undone before OCR")
     source: PageSource = Field(
         default=PageSource.OCR,
