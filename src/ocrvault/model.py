@@ -139,6 +139,7 @@ class OutputFormat(StrEnum):
     HOCR = "hocr"
     ALTO = "alto"
     PDF = "pdf"
+    ABBYY_XML = "abbyy-xml"  # ABBYY FineReader XML, ABBYY Cloud OCR's exportFormat=xml
 
     @property
     def media_type(self) -> str:
@@ -151,6 +152,7 @@ _MEDIA_TYPES = {
     OutputFormat.HOCR: "application/xhtml+xml; charset=utf-8",
     OutputFormat.ALTO: "application/xml; charset=utf-8",
     OutputFormat.PDF: "application/pdf",
+    OutputFormat.ABBYY_XML: "application/xml; charset=utf-8",
 }
 
 

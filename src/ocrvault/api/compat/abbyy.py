@@ -44,11 +44,11 @@ from ocrvault.principal import Principal, Scope
 
 # ABBYY's export formats (lower-cased) and the ocrvault output each is served from. None:
 # not available here yet, a clear error; each becomes available with one line here once
-# its renderer exists (e.g. "alto": OutputFormat.ALTO, "pdfsearchable": OutputFormat.PDF).
+# its renderer exists.
 EXPORTS: dict[str, OutputFormat | None] = {
     "txt": OutputFormat.TEXT, "txtunstructured": OutputFormat.TEXT,
-    "xml": None, "alto": OutputFormat.ALTO, "pdfsearchable": OutputFormat.PDF,
-    "pdftextandimages": OutputFormat.PDF,
+    "xml": OutputFormat.ABBYY_XML, "alto": OutputFormat.ALTO,
+    "pdfsearchable": OutputFormat.PDF, "pdftextandimages": OutputFormat.PDF,
 }
 MAX_EXPORTS = 3
 # Each output's ABBYY name in result links and listings (the first name that maps to it).
