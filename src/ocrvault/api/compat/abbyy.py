@@ -54,6 +54,10 @@ MAX_EXPORTS = 3
 # Each output's ABBYY name in result links and listings (the first name that maps to it).
 _EXPORT_NAME: dict[OutputFormat, str] = {
     fmt: name for name, fmt in reversed(EXPORTS.items()) if fmt is not None}
+# ABBYY v1 calls this server does not offer: they answer 404 in ABBYY's shape.
+NOT_OFFERED = frozenset({"/processBusinessCard", "/processTextField", "/processBarcodeField",
+                         "/processCheckmarkField", "/processFields", "/processMRZ",
+                         "/processReceipt"})
 INVALID_PARAMETERS = 450  # ABBYY's status for a request whose parameters it refuses
 
 _STATUS = {JobStatus.QUEUED: "Queued", JobStatus.RUNNING: "InProgress",

@@ -65,6 +65,7 @@ _CODES: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "TooManyRequests",
     ErrorCode.QUOTA_EXCEEDED: "TooManyRequests",
     ErrorCode.SERVER_BUSY: "ServiceUnavailable",
+    ErrorCode.METHOD_NOT_ALLOWED: "MethodNotAllowed",
 }
 # A job deleted, or expired under retention, answers as Azure does for an unknown operation.
 UNKNOWN_OPERATION = frozenset({ErrorCode.JOB_NOT_FOUND, ErrorCode.JOB_DELETED,

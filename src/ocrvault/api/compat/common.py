@@ -77,6 +77,12 @@ def vendor_route(render: ErrorRenderer) -> type[VendorRoute]:
     return type("VendorRoute", (VendorRoute,), {"render_error": staticmethod(render)})
 
 
+# How a vendor's client sends its key, for a caller who sent none that works.
+_SUBSCRIPTION_KEY = "in the 'Ocp-Apim-Subscription-Key' header, where Azure takes its key"
+_BASIC = ("as the password of HTTP Basic authentication (any user name, e.g. the ABBYY "
+          "Application ID)")
+
+
 @functools.cache
 def subscription_key_caller(scope: Scope) -> Callable[..., Principal]:
     """Azure's way: ``Ocp-Apim-Subscription-Key: <an ocrvault API key>``, checked by the
@@ -86,7 +92,7 @@ def subscription_key_caller(scope: Scope) -> Callable[..., Principal]:
             alias="Ocp-Apim-Subscription-Key",
             description="An ocrvault API key, where Azure expects its subscription key")] = None,
                ) -> Principal:
-        return authenticate_key(request, key, scope)
+        return authenticate_key(request, key, scope, _SUBSCRIPTION_KEY)
 
     return caller
 
@@ -102,7 +108,8 @@ def basic_caller(scope: Scope) -> Callable[..., Principal]:
 
     def caller(request: Request, credentials: Annotated[HTTPBasicCredentials | None,
                                                         Depends(_basic)]) -> Principal:
-        return authenticate_key(request, credentials.password if credentials else None, scope)
+        return authenticate_key(request, credentials.password if credentials else None, scope,
+                                _BASIC)
 
     return caller
 

@@ -78,7 +78,7 @@ def di_error(error: OcrVaultError, _request_id: str) -> Response:
         body["innererror"] = {"code": _INNER[error.code], "message": error.detail}
     else:
         body["code"] = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-                        409: "Conflict", 429: "TooManyRequests",
+                        405: "MethodNotAllowed", 409: "Conflict", 429: "TooManyRequests",
                         503: "ServiceUnavailable"}.get(status, "InternalServerError")
     return JSONResponse({"error": body}, status_code=status)
 
