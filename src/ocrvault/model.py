@@ -46,6 +46,9 @@ class Page(_Frozen):
     width: int
     height: int
     unit: Literal["pixel"] = "pixel"
+    size_pt: tuple[float, float] | None = Field(
+        default=None, description="A PDF page's own width and height in points (1/72 in), "
+        "which its width x height pixels cover; null for an image")
     angle: float = Field(description="Clockwise rotation in degrees that was undone before OCR")
     source: PageSource = Field(
         default=PageSource.OCR,
@@ -136,6 +139,7 @@ class OutputFormat(StrEnum):
     HOCR = "hocr"
     ALTO = "alto"
     PDF = "pdf"
+    ABBYY_XML = "abbyy-xml"  # ABBYY FineReader XML, ABBYY Cloud OCR's exportFormat=xml
 
     @property
     def media_type(self) -> str:
@@ -148,6 +152,7 @@ _MEDIA_TYPES = {
     OutputFormat.HOCR: "application/xhtml+xml; charset=utf-8",
     OutputFormat.ALTO: "application/xml; charset=utf-8",
     OutputFormat.PDF: "application/pdf",
+    OutputFormat.ABBYY_XML: "application/xml; charset=utf-8",
 }
 
 

@@ -15,11 +15,15 @@ from ocrvault.audit import AuditAction
 from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
-from tests.docgen import encode, pdf_of, text_page
+from tests.docgen import encode, mixed_pdf, pdf_of, text_page
 from tests.servers import serving
 
 PNG = encode(text_page(["Quarterly report ready", "Signed by Ada"], size=(1200, 260)), "PNG")
 PDF = pdf_of([text_page([f"Minutes page {n}"], size=(900, 200)) for n in (1, 2, 3)])
+# US Letter (8.5 x 11 in): a born-digital page whose first line starts 1 in from the left
+# edge and 1 in below the top (its baseline), then a scan covering the whole page.
+LETTER = mixed_pdf([("text", ["Budget approved today"]),
+                    ("scan", text_page(["Scanned minutes"], size=(1275, 1650), font_px=40))])
 
 
 @dataclass

@@ -9,10 +9,12 @@ import httpx
 import pytest
 import requests
 from ABBYY import CloudOCR
+from lxml import etree
 
 from ocrvault.api.compat.abbyy import EXPORTS
 from ocrvault.audit import AuditAction
-from tests.compat.conftest import PNG, Live
+from ocrvault.render.abbyy_xml import NAMESPACE
+from tests.compat.conftest import LETTER, PNG, Live
 
 
 def client(live: Live, key: str) -> CloudOCR:
@@ -111,6 +113,29 @@ def test_unsupported_export_formats_are_refused_by_name(live: Live, export: str,
                         content=PNG, auth=("app", live.key))
     assert answer.status_code == 450 and says in answer.text
     assert answer.text.startswith("<?xml") and "<error><message" in answer.text
+
+
+def test_xml_export_is_finereader_xml_spelling_the_v1_text_char_by_char(live: Live) -> None:
+    ocr = client(live, live.key)
+    streams = ocr.process_and_download({"upload": ("page.png", PNG)}, exportFormat="xml,txt",
+                                       language="English", timeout=60)
+    root = etree.fromstring(streams["xml"].read())
+    fr = f"{{{NAMESPACE}}}"
+    assert root.tag == f"{fr}document" and root.get("languages") == "English"
+    (page,) = root.findall(f"{fr}page")
+    assert (page.get("width"), page.get("height")) == ("1200", "260")
+    lines = ["".join(c.text or "" for c in line.iter(f"{fr}charParams"))
+             for line in page.iter(f"{fr}line")]
+    assert "\n".join(lines) == live.v1_text(PNG) == streams["txt"].read().decode()
+
+
+def test_xml_export_of_a_pdf_page_gives_its_resolution(live: Live) -> None:
+    streams = client(live, live.key).process_and_download(
+        {"upload": ("letter.pdf", LETTER)}, exportFormat="xml", timeout=60)
+    pages = etree.fromstring(streams["xml"].read()).findall(f"{{{NAMESPACE}}}page")
+    # 8.5 in wide: the born-digital page read at 300 dpi, the scan at its own 150.
+    assert [(p.get("width"), p.get("resolution")) for p in pages] == [
+        ("2550", "300"), ("1275", "150")]
 
 
 def test_v2_speaks_json_with_result_urls(live: Live) -> None:

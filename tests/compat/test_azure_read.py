@@ -18,7 +18,7 @@ from azure.cognitiveservices.vision.computervision.models import (
 from msrest.authentication import CognitiveServicesCredentials
 
 from ocrvault.audit import AuditAction
-from tests.compat.conftest import PDF, PNG, Live
+from tests.compat.conftest import LETTER, PDF, PNG, Live
 
 
 def sdk(live: Live, key: str) -> ComputerVisionClient:
@@ -54,6 +54,20 @@ def test_the_sdk_reads_the_same_text_as_v1_and_each_call_is_audited(live: Live) 
     assert len(word.bounding_box) == 8 and 0 < word.confidence <= 1
     assert live.audited(AuditAction.JOB_SUBMITTED, operation_id) == 1
     assert live.audited(AuditAction.JOB_RESULT_READ, operation_id) >= 1
+
+
+def test_pdf_pages_are_in_inches_of_their_pdf_size_as_azure_gives_them(live: Live) -> None:
+    _, result = read(sdk(live, live.key), LETTER)
+    born, scan = result.analyze_result.read_results
+    for page in (born, scan):
+        assert (page.unit, page.width, page.height) == ("inch", 8.5, 11)
+        for line in page.lines:
+            for box in (line.bounding_box, *(word.bounding_box for word in line.words)):
+                assert all(0 <= x <= 8.5 for x in box[0::2])
+                assert all(0 <= y <= 11 for y in box[1::2])
+    left, top = born.lines[0].bounding_box[:2]
+    assert 0.95 < left < 1.1 and 0.7 < top < 1.0  # 72 pt in, text above its 1 in baseline
+    assert "Budget approved today" in text_of(result)
 
 
 def test_a_wrong_key_raises_the_sdks_error_with_azures_code(live: Live) -> None:

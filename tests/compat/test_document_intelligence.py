@@ -16,7 +16,7 @@ from azure.core.exceptions import (
 
 from ocrvault.api.compat.document_intelligence import OUTPUTS
 from ocrvault.audit import AuditAction
-from tests.compat.conftest import PDF, PNG, Live
+from tests.compat.conftest import LETTER, PDF, PNG, Live
 
 
 def sdk(live: Live, key: str) -> DocumentIntelligenceClient:
@@ -61,6 +61,19 @@ def test_pages_of_a_pdf_each_span_their_own_lines_of_content(live: Live) -> None
             line.content for line in page.lines)
     # /v1 separates pages with a form feed, Document Intelligence with a newline.
     assert result.content == live.v1_text(PDF, pages="2-3").replace("\f", "\n")
+
+
+def test_pdf_pages_are_in_inches_and_images_in_pixels_as_di_gives_them(live: Live) -> None:
+    _, letter = analyze(sdk(live, live.key), LETTER)
+    for page in letter.pages:
+        assert (page.unit, page.width, page.height) == ("inch", 8.5, 11)
+        for item in (*page.lines, *page.words):
+            assert all(0 <= x <= 8.5 for x in item.polygon[0::2])
+            assert all(0 <= y <= 11 for y in item.polygon[1::2])
+    assert 0.95 < letter.pages[0].lines[0].polygon[0] < 1.1  # 72 pt from the left edge
+    _, image = analyze(sdk(live, live.key), PNG)
+    assert (image.pages[0].unit, image.pages[0].width, image.pages[0].height) == (
+        "pixel", 1200, 260)
 
 
 def test_a_base64_source_reads_as_the_raw_body_does(live: Live) -> None:

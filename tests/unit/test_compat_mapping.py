@@ -1,5 +1,5 @@
-"""The pure parts of the vendor doors: signed result links, vendors' language names and
-Azure's page ranges."""
+"""The pure parts of the vendor doors: signed result links, vendors' language names,
+Azure's page ranges and Azure's units."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ocrvault.api.compat.common import VendorError, azure_pages
+from ocrvault.api.compat.common import AzureMeasure, VendorError, azure_pages
 from ocrvault.api.compat.languages import from_abbyy, from_bcp47
 from ocrvault.crypto import Keyring
 from ocrvault.crypto.providers import EnvKeyringProvider
@@ -16,6 +16,7 @@ from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, ResourceError
 from ocrvault.ingest.pages import MAX_PAGE_NUMBER
 from ocrvault.jobs.links import ResultLinks
+from ocrvault.model import Page
 from ocrvault.principal import Principal, Scope
 from tests.clocks import FakeClock
 
@@ -83,3 +84,20 @@ def test_malformed_azure_page_ranges_are_invalid_page_range(spec: str) -> None:
     with pytest.raises(VendorError) as refused:
         azure_pages(spec)
     assert refused.value.vendor_code == "InvalidPageRange"
+
+
+def test_a_pdf_page_measures_in_inches_of_its_points_despite_a_rounded_up_pixel() -> None:
+    # 792 pt at 300 dpi renders to 3301 px (pdfium rounds 3300.0000000000005 up).
+    page = Page(number=1, width=2550, height=3301, angle=0.0, size_pt=(612.0, 792.0),
+                lines=[])
+    inches = AzureMeasure.of(page)
+    assert (inches.unit, inches.width, inches.height) == ("inch", 8.5, 11.0)
+    assert inches.polygon([0, 0, 2550, 0, 2550, 3301, 300, 1650.5]) == [
+        0, 0, 8.5, 0, 8.5, 11.0, 1.0, 5.5]
+
+
+def test_an_image_page_stays_in_pixels() -> None:
+    page = Page(number=1, width=1200, height=260, angle=0.0, lines=[])
+    pixels = AzureMeasure.of(page)
+    assert (pixels.unit, pixels.width, pixels.height) == ("pixel", 1200, 260)
+    assert pixels.polygon([1, 2, 3, 4, 5, 6, 7, 8]) == [1, 2, 3, 4, 5, 6, 7, 8]

@@ -241,8 +241,10 @@ def test_pixel_data_cut_short_is_a_corrupt_file() -> None:
     [
         PagePixels(1, "P", (2, 2), bytes(4), frozenset()),
         PagePixels(1, "RGB", (2, 2), bytes(11), frozenset()),
+        PagePixels(1, "L", (2, 2), bytes(4), frozenset(), (612.0, -792.0)),
+        PagePixels(1, "L", (2, 2), bytes(4), frozenset(), (612.0, float("nan"))),
     ],
-    ids=["mode", "length"],
+    ids=["mode", "length", "negative-points", "nan-points"],
 )
 def test_the_parent_refuses_a_page_of_the_wrong_shape(pixels: PagePixels) -> None:
     with pytest.raises(ProcessingError):

@@ -49,6 +49,7 @@ def test_a_born_digital_page_comes_as_words_on_the_pixels_ocr_would_see() -> Non
     assert {w.confidence for w in extracted.lines[0].words} == {1.0}
     hello = extracted.lines[0].words[0].polygon  # 72 pt, 720 pt up: (300, 300) px at 300 dpi
     assert 298 <= hello[0] <= 310 and 240 <= hello[1] <= 300 and 290 <= hello[5] <= 320
+    assert extracted.size_pt == (612.0, 792.0)  # US Letter, what the page is in inches
 
 
 def test_glyphs_without_a_unicode_mapping_are_junk_and_the_page_is_ocrd() -> None:
@@ -89,6 +90,8 @@ def test_word_boxes_follow_the_page_rotation_as_rendered(rotate: int) -> None:
     rendered: Image.Image = pdfium.PdfDocument(data)[0].render(scale=300 / 72).to_pil()
 
     assert rendered.size == page.size
+    # The size in points stands as the pixels do, so inches follow from either axis.
+    assert page.size_pt == ((792.0, 612.0) if rotate % 180 else (612.0, 792.0))
     left, top, right, bottom = (int(v) for v in word.box)
     inside = rendered.convert("L").crop((left, top, right, bottom))
     assert inside.getextrema()[0] < 64  # ink where the box says

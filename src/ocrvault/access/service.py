@@ -65,6 +65,8 @@ MAX_GRACE = timedelta(days=7)
 # the API's; the column holds 200.
 _OPERATOR_NAME_CHARS = 200
 
+BEARER = "as 'Authorization: Bearer <key>'"  # how /v1 takes a key
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
@@ -308,17 +310,17 @@ class AccessService:
                            url)
 
     def authenticate(self, presented: str | None, request: RequestContext,
-                     scope: Scope) -> Principal:
+                     scope: Scope, how: str = BEARER) -> Principal:
         """Resolve a bearer key for a call that needs ``scope``, or raise.
 
         Every restriction of the key is checked (access/restrictions.py), then its rate.
-        Refusals are audited, at a bounded rate.
+        Refusals are audited, at a bounded rate. ``how`` tells a caller without a key how
+        to send one (a vendor's door asks in the vendor's way).
         """
         parsed = parse_key(presented) if presented else None
         if parsed is None:
             raise self._refused(
-                Refusal(ErrorCode.UNAUTHORIZED,
-                        "Send a valid API key as 'Authorization: Bearer <key>'."),
+                Refusal(ErrorCode.UNAUTHORIZED, f"Send a valid API key {how}."),
                 Actor.anonymous(request))
         if parsed.region is not None and parsed.region != self.region:
             raise self._misdirected(parsed.region)

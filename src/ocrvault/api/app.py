@@ -70,7 +70,7 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.state.upload_budget = UploadBudget.of(runtime.settings)
     install_key_redaction()
-    problems.install(app)
+    problems.install(app, compat.error_shape)
     page_policies = {posture.PATH: posture.PAGE_POLICY}
     if runtime.settings.docs_enabled:
         page_policies[DOCS_PATH] = install_docs(app)

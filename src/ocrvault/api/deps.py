@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ocrvault.access.service import AccessService
+from ocrvault.access.service import BEARER, AccessService
 from ocrvault.addresses import is_loopback
 from ocrvault.api.limits import UploadBudget
 from ocrvault.audit import AuditService
@@ -153,14 +153,15 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     return authenticate_key(request, credentials.credentials if credentials else None, scope)
 
 
-def authenticate_key(request: Request, presented: str | None, scope: Scope) -> Principal:
+def authenticate_key(request: Request, presented: str | None, scope: Scope,
+                     how: str = BEARER) -> Principal:
     """The caller of a key ``presented`` however the API asks for it (a bearer token here,
-    a vendor's header in api/compat/), checked once per request and scope, with every
-    restriction of the key."""
+    a vendor's header in api/compat/, which ``how`` names to a caller without one),
+    checked once per request and scope, with every restriction of the key."""
     checked: dict[Scope, Principal] = request.scope.setdefault(_PRINCIPALS, {})
     if scope not in checked:
         checked[scope] = access_service(request).authenticate(
-            presented, request_context(request), scope)
+            presented, request_context(request), scope, how)
     return checked[scope]
 
 

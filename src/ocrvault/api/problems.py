@@ -1,15 +1,18 @@
-"""The one place where errors become RFC 9457 problem+json responses."""
+"""The one place where errors become RFC 9457 problem+json responses, or, on a vendor's
+door (api/compat/), the vendor's error shape."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import re
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -51,6 +54,11 @@ _HTTP_CODES = {
 }
 
 
+# What a refusal made before any route ran says, in place of a bare status phrase.
+_DETAILS = {404: "There is no {path!r} on this server.",
+            405: "{method} is not allowed on {path!r}; use {allow}."}
+
+
 @functools.lru_cache(maxsize=256)
 def _path_pattern(template: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
@@ -65,7 +73,27 @@ def _allowed_methods(request: Request) -> str | None:
     return ", ".join(sorted(methods)) or None
 
 
-def install(app: FastAPI) -> None:
+# A vendor's error shape: our error and the request id, as that vendor's body.
+ErrorShape = Callable[[OcrVaultError, str], Response]
+
+
+def install(app: FastAPI, vendor_shape: Callable[[str], ErrorShape | None] = lambda _: None
+            ) -> None:
+    """The handlers of errors that reach the app: a vendor's route shapes its own, and
+    ``vendor_shape`` names the shape of those raised before a route runs (no such path,
+    a method the path lacks) on a vendor's path."""
+
+    def shaped(request: Request, code: ErrorCode, detail: str, status: int,
+               headers: dict[str, str]) -> Response:
+        shape = vendor_shape(request.url.path)
+        if shape is None:
+            return problem_response(code, detail, status=status, headers=headers)
+        metrics.REFUSALS.labels(code=code.value).inc()
+        error = OcrVaultError(code, detail)
+        answer = shape(error, getattr(request.state, "request_id", ""))
+        answer.headers.update(headers)
+        return answer
+
     @app.exception_handler(OcrVaultError)
     async def _ocrvault_error(_request: Request, error: OcrVaultError) -> JSONResponse:
         retry_after = (error.retry_after if isinstance(error, Throttled | Unavailable)
@@ -83,13 +111,17 @@ def install(app: FastAPI) -> None:
         return problem_response(ErrorCode.INVALID_PARAMETER, detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(error.status_code, ErrorCode.INVALID_PARAMETER)
         headers = dict(error.headers or {})
+        detail = str(error.detail)
         if error.status_code == 405:  # RFC 9110: name every method the resource has
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
-        return problem_response(code, str(error.detail), status=error.status_code,
-                                headers=headers)
+        if detail == HTTPStatus(error.status_code).phrase:  # Starlette's bare phrase
+            detail = _DETAILS.get(error.status_code, detail).format(
+                method=request.method, path=request.url.path[:100],
+                allow=headers.get("Allow", ""))
+        return shaped(request, code, detail, error.status_code, headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(_request: Request, _error: ClientDisconnect) -> JSONResponse:
@@ -97,7 +129,7 @@ def install(app: FastAPI) -> None:
         return problem_response(ErrorCode.INVALID_PARAMETER, "The request body was cut short.")
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> Response:
         log.error("unhandled %s", type(error).__name__, exc_info=error)
-        return problem_response(ErrorCode.INTERNAL_ERROR,
-                                "An internal error occurred; it was logged.")
+        return shaped(request, ErrorCode.INTERNAL_ERROR,
+                      "An internal error occurred; it was logged.", 500, {})

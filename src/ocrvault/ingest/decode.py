@@ -28,7 +28,7 @@ from ocrvault.ingest.inspect import (
     open_pdf,
     pdf_page_rendering,
 )
-from ocrvault.ingest.pdftext import PageText, read_text_layer
+from ocrvault.ingest.pdftext import PageText, plausible_points, read_text_layer
 from ocrvault.ingest.types import DecodedPage, FileFormat, Limits, PdfText
 
 # Modes whose pixels are grey levels; everything else becomes RGB.
@@ -61,18 +61,18 @@ class PagePixels:
     size: tuple[int, int]
     pixels: bytes
     metadata_removed: frozenset[str]
+    size_pt: tuple[float, float] | None = None  # a PDF page's size in points; None: an image
 
     def to_page(self) -> DecodedPage:
         """Rebuild the image in the parent, checking the shape the child claims."""
         width, height = self.size
-        if self.mode not in ("L", "RGB") or len(self.pixels) != (
-            width * height * Image.getmodebands(self.mode)
-        ):
+        if self.mode not in ("L", "RGB") or not plausible_points(self.size_pt) or len(
+            self.pixels) != width * height * Image.getmodebands(self.mode):
             raise ProcessingError(
                 ErrorCode.PROCESSING_FAILED, "The decoder returned a malformed page."
             )
         image = Image.frombytes(self.mode, self.size, self.pixels)
-        return DecodedPage(self.number, image, set(self.metadata_removed))
+        return DecodedPage(self.number, image, set(self.metadata_removed), self.size_pt)
 
 
 def decode_pages(
@@ -133,7 +133,7 @@ def _pdf_pages(
                 continue
             image, attached = _render(pdf, number, rendering.scale)
             yield PagePixels(number, image.mode, image.size, image.tobytes(),
-                             removed | attached)
+                             removed | attached, rendering.points)
 
 
 def _render(pdf: pdfium.PdfDocument, number: int,

@@ -145,10 +145,12 @@ def open_pdf(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
 
 @dataclass(frozen=True, slots=True)
 class PdfRendering:
-    """How a PDF page is rasterised: ``scale`` pixels per point, to ``size`` pixels."""
+    """How a PDF page is rasterised: ``scale`` pixels per point, to ``size`` pixels, from
+    a page of ``points`` (1/72 in; rounding up can add a pixel to ``size``)."""
 
     scale: float
     size: tuple[int, int]
+    points: tuple[float, float]
 
     @property
     def dpi(self) -> float:
@@ -168,7 +170,7 @@ def pdf_page_rendering(pdf: pdfium.PdfDocument, number: int, limits: Limits, *,
     if exact or not _fits(_pixels(width_pt, height_pt, full), limits):
         scale = _image_scale(pdf, number, width_pt * height_pt) or full
         scale = min(max(scale, MIN_PDF_DPI / POINTS_PER_INCH), full)
-    rendering = PdfRendering(scale, _pixels(width_pt, height_pt, scale))
+    rendering = PdfRendering(scale, _pixels(width_pt, height_pt, scale), (width_pt, height_pt))
     check_page_size(rendering.size, limits,
                     f"Page {number} of the PDF at {rendering.dpi:.0f} dpi")
     return rendering

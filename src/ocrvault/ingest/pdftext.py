@@ -31,6 +31,7 @@ the crop box is read as if visible.
 from __future__ import annotations
 
 import ctypes
+import math
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,18 +66,27 @@ class PageText:
     size: tuple[int, int]  # pixels, as the page would be rendered for OCR
     lines: tuple[tuple[TextWord, ...], ...]
     metadata_removed: frozenset[str]
+    size_pt: tuple[float, float] | None = None  # the page in points, which ``size`` covers
 
     def to_page(self) -> ExtractedPage:
         """The result's page, its shape checked in the parent (the child is not trusted)."""
         try:
+            if not plausible_points(self.size_pt):
+                raise ValueError("size_pt")
             lines = [_line(words) for words in self.lines if words]
             width, height = self.size
             page = Page(number=self.number, width=width, height=height, angle=0.0,
-                        source=PageSource.EXTRACTED, lines=lines)
+                        size_pt=self.size_pt, source=PageSource.EXTRACTED, lines=lines)
             return ExtractedPage(page, set(self.metadata_removed))
         except (ValueError, TypeError, AttributeError):
             raise ProcessingError(ErrorCode.PROCESSING_FAILED,
                                   "The decoder returned a malformed page.") from None
+
+
+def plausible_points(size: object) -> bool:
+    """Whether a page size the decode child reports can be believed (None: an image)."""
+    return size is None or (isinstance(size, tuple) and len(size) == 2 and all(
+        isinstance(side, float) and 0.0 < side < math.inf for side in size))
 
 
 def _rect(box: Box) -> list[float]:
@@ -111,7 +121,7 @@ def read_text_layer(pdf: pdfium.PdfDocument, number: int, rendering: PdfRenderin
         if not _usable(chars, page, mode):
             return None
         keep = [c for c in chars if not c.junk and (mode is PdfText.EXTRACT or not c.hidden)]
-        return PageText(number, rendering.size, _group(keep), metadata_removed)
+        return PageText(number, rendering.size, _group(keep), metadata_removed, rendering.points)
     finally:
         page.close()
 

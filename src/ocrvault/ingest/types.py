@@ -70,6 +70,7 @@ class DecodedPage:
     number: int  # 1-based page number in the source document
     image: Image  # metadata already stripped; mode L or RGB
     metadata_removed: set[str] = field(default_factory=set)
+    size_pt: tuple[float, float] | None = None  # a PDF page's size in points; None: an image
 
 
 @dataclass(slots=True)

@@ -130,8 +130,10 @@ def recognize(engine: OcrEngine, decoded: DecodedPage, params: ReadParams) -> Pa
             page = order_page(engine.recognize(decoded.image, options))
     finally:
         decoded.image.close()
-    # Engines that do not say which engine read the page (fakes, plugins) are it.
-    return page if page.engine else page.model_copy(update={"engine": engine.info.name})
+    # Engines that do not say which engine read the page (fakes, plugins) are it; the
+    # size of a PDF page in points is known here, not to the engine.
+    return page.model_copy(update={"engine": page.engine or engine.info.name,
+                                   "size_pt": decoded.size_pt})
 
 
 class DocumentReader:

@@ -1,4 +1,5 @@
-"""Output formats rendered from a job's result: json, text, hOCR, ALTO, searchable PDF.
+"""Output formats rendered from a job's result: json, text, hOCR, ALTO, searchable PDF,
+ABBYY FineReader XML.
 
 Each format is one module here with a ``RENDERER`` (see :mod:`ocrvault.render.base`);
 :mod:`ocrvault.render.registry` finds them. Renderers that draw the input (the searchable

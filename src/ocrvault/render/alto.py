@@ -9,17 +9,15 @@ tests/unit/test_render_markup.py; no ``sourceImageInformation``: it would name t
 
 from __future__ import annotations
 
-import statistics
 from xml.sax.saxutils import quoteattr
 
 from ocrvault import __version__
 from ocrvault.model import Document, Line, OutputFormat, Page
 from ocrvault.render.base import DocumentRenderer
-from ocrvault.render.markup import Box, box_of, union, xml_text
+from ocrvault.render.markup import Box, blocks, box_of, union, xml_text
 
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
-_BLOCK_GAP_LINES = 2.0
 
 _HEAD = f"""<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="{NAMESPACE}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
@@ -44,20 +42,6 @@ def _pos(box: Box) -> str:
     return f'HPOS="{left}" VPOS="{top}" WIDTH="{right - left}" HEIGHT="{bottom - top}"'
 
 
-def _blocks(lines: list[Line]) -> list[list[Line]]:
-    """Consecutive lines, split where the vertical gap exceeds two median line heights."""
-    if not lines:
-        return []
-    boxes = [box_of(line.polygon) for line in lines]
-    height = statistics.median(b[3] - b[1] for b in boxes) or 1
-    blocks: list[list[Line]] = [[lines[0]]]
-    for previous, box, line in zip(boxes, boxes[1:], lines[1:], strict=False):
-        if box[1] - previous[3] > _BLOCK_GAP_LINES * height or box[3] < previous[1]:
-            blocks.append([])
-        blocks[-1].append(line)
-    return blocks
-
-
 def _text_line(line: Line, line_id: str) -> list[str]:
     words = [(xml_text(w.text).strip(), box_of(w.polygon), w.confidence) for w in line.words]
     words = [word for word in words if word[0] and " " not in word[0]]
@@ -79,7 +63,7 @@ def _page(page: Page) -> list[str]:
     out = [f'  <Page ID="page_{page.number}" PHYSICAL_IMG_NR="{page.number}" '
            f'WIDTH="{page.width}" HEIGHT="{page.height}" PROCESSINGREFS="processing_1">',
            f'   <PrintSpace {_pos((0, 0, page.width, page.height))}>']
-    for block_number, block in enumerate(_blocks(page.lines), start=1):
+    for block_number, block in enumerate(blocks(page.lines), start=1):
         block_id = f"block_{page.number}_{block_number}"
         rows: list[str] = []
         for line_number, line in enumerate(block, start=1):

@@ -1,17 +1,20 @@
-"""Small helpers the markup renderers (hOCR, ALTO) share: boxes and XML-safe text."""
+"""Small helpers the markup renderers (hOCR, ALTO, ABBYY XML) share: boxes, blocks of
+lines and XML-safe text."""
 
 from __future__ import annotations
 
 import math
 import re
+import statistics
 
-from ocrvault.model import Polygon
+from ocrvault.model import Line, Polygon
 
 # Characters XML 1.0 forbids (C0 controls but tab/newline/return, surrogates, U+FFFE/F):
 # an engine or a PDF text layer may hand them back, and one makes the whole file invalid.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom: whole pixels
+_BLOCK_GAP_LINES = 2.0
 
 
 def xml_text(text: str) -> str:
@@ -29,3 +32,17 @@ def box_of(polygon: Polygon) -> Box:
 def union(boxes: list[Box]) -> Box:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes),
             max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def blocks(lines: list[Line]) -> list[list[Line]]:
+    """Consecutive lines, split where the vertical gap exceeds two median line heights."""
+    if not lines:
+        return []
+    boxes = [box_of(line.polygon) for line in lines]
+    height = statistics.median(b[3] - b[1] for b in boxes) or 1
+    found: list[list[Line]] = [[lines[0]]]
+    for previous, box, line in zip(boxes, boxes[1:], lines[1:], strict=False):
+        if box[1] - previous[3] > _BLOCK_GAP_LINES * height or box[3] < previous[1]:
+            found.append([])
+        found[-1].append(line)
+    return found

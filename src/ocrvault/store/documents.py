@@ -43,6 +43,7 @@ class ObjectKind(StrEnum):
     OUTPUT_HOCR = "output-hocr"
     OUTPUT_ALTO = "output-alto"
     OUTPUT_PDF = "output-pdf"
+    OUTPUT_ABBYY_XML = "output-abbyy-xml"
 
     @classmethod
     def output(cls, fmt: OutputFormat) -> ObjectKind:

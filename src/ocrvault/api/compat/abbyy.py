@@ -44,16 +44,20 @@ from ocrvault.principal import Principal, Scope
 
 # ABBYY's export formats (lower-cased) and the ocrvault output each is served from. None:
 # not available here yet, a clear error; each becomes available with one line here once
-# its renderer exists (e.g. "alto": OutputFormat.ALTO, "pdfsearchable": OutputFormat.PDF).
+# its renderer exists.
 EXPORTS: dict[str, OutputFormat | None] = {
     "txt": OutputFormat.TEXT, "txtunstructured": OutputFormat.TEXT,
-    "xml": None, "alto": OutputFormat.ALTO, "pdfsearchable": OutputFormat.PDF,
-    "pdftextandimages": OutputFormat.PDF,
+    "xml": OutputFormat.ABBYY_XML, "alto": OutputFormat.ALTO,
+    "pdfsearchable": OutputFormat.PDF, "pdftextandimages": OutputFormat.PDF,
 }
 MAX_EXPORTS = 3
 # Each output's ABBYY name in result links and listings (the first name that maps to it).
 _EXPORT_NAME: dict[OutputFormat, str] = {
     fmt: name for name, fmt in reversed(EXPORTS.items()) if fmt is not None}
+# ABBYY v1 calls this server does not offer: they answer 404 in ABBYY's shape.
+NOT_OFFERED = frozenset({"/processBusinessCard", "/processTextField", "/processBarcodeField",
+                         "/processCheckmarkField", "/processFields", "/processMRZ",
+                         "/processReceipt"})
 INVALID_PARAMETERS = 450  # ABBYY's status for a request whose parameters it refuses
 
 _STATUS = {JobStatus.QUEUED: "Queued", JobStatus.RUNNING: "InProgress",

@@ -4,8 +4,8 @@
 Errors are Azure's flat ``{"code", "message", "requestId"}`` (the SDK's
 ``ComputerVisionOcrError``: it needs both ``code`` and ``message``).
 
-Coordinates are page pixels for every input; Azure gives PDF pages in inches, which needs
-each page's rendering resolution, and the result does not carry it yet.
+Coordinates are inches for a PDF page and pixels for an image, as Azure gives them
+(common.AzureMeasure).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from ocrvault.api.body import Upload
 from ocrvault.api.compat.common import (
     URL_BODY_LIMIT,
+    AzureMeasure,
     VendorError,
     azure_pages,
     base_url,
@@ -41,7 +42,7 @@ from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.pages import MAX_PAGE_SPEC_CHARS
 from ocrvault.jobs.service import JobService
-from ocrvault.model import Document, JobStatus
+from ocrvault.model import Document, JobStatus, Page
 from ocrvault.principal import Principal, Scope
 
 PREFIX = "/vision/v3.2/read"
@@ -64,6 +65,7 @@ _CODES: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "TooManyRequests",
     ErrorCode.QUOTA_EXCEEDED: "TooManyRequests",
     ErrorCode.SERVER_BUSY: "ServiceUnavailable",
+    ErrorCode.METHOD_NOT_ALLOWED: "MethodNotAllowed",
 }
 # A job deleted, or expired under retention, answers as Azure does for an unknown operation.
 UNKNOWN_OPERATION = frozenset({ErrorCode.JOB_NOT_FOUND, ErrorCode.JOB_DELETED,
@@ -152,18 +154,21 @@ _STATUS = {JobStatus.QUEUED: "notStarted", JobStatus.RUNNING: "running",
 
 
 def read_results(document: Document) -> dict[str, Any]:
-    """The ``analyzeResult`` of ``document``, in page pixels."""
+    """The ``analyzeResult`` of ``document``: PDF pages in inches, images in pixels."""
+    return {"version": READ_VERSION, "modelVersion": MODEL_VERSION,
+            "readResults": [_read_result(page) for page in document.pages]}
+
+
+def _read_result(page: Page) -> dict[str, Any]:
+    measure = AzureMeasure.of(page)
     return {
-        "version": READ_VERSION, "modelVersion": MODEL_VERSION,
-        "readResults": [{
-            "page": page.number, "angle": page.angle, "width": page.width,
-            "height": page.height, "unit": page.unit,
-            "lines": [{
-                "boundingBox": line.polygon, "text": line.text,
-                "words": [{"boundingBox": word.polygon, "text": word.text,
-                           "confidence": word.confidence} for word in line.words],
-            } for line in page.lines],
-        } for page in document.pages],
+        "page": page.number, "angle": page.angle, "width": measure.width,
+        "height": measure.height, "unit": measure.unit,
+        "lines": [{
+            "boundingBox": measure.polygon(line.polygon), "text": line.text,
+            "words": [{"boundingBox": measure.polygon(word.polygon), "text": word.text,
+                       "confidence": word.confidence} for word in line.words],
+        } for line in page.lines],
     }
 
 

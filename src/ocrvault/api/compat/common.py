@@ -4,8 +4,10 @@ vendors' ways of presenting a key, and the timestamps their bodies carry."""
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -19,7 +21,9 @@ from ocrvault.api.deps import authenticate_key
 from ocrvault.config import Settings
 from ocrvault.errors import ErrorCode, InputRejected, OcrVaultError, Throttled
 from ocrvault.fetch import MAX_URL_CHARS, fetch
+from ocrvault.ingest.inspect import POINTS_PER_INCH
 from ocrvault.ingest.pages import MAX_PAGE_NUMBER, MAX_PAGE_SPEC_CHARS
+from ocrvault.model import Page, Polygon
 from ocrvault.principal import Principal, Scope
 
 
@@ -73,6 +77,12 @@ def vendor_route(render: ErrorRenderer) -> type[VendorRoute]:
     return type("VendorRoute", (VendorRoute,), {"render_error": staticmethod(render)})
 
 
+# How a vendor's client sends its key, for a caller who sent none that works.
+_SUBSCRIPTION_KEY = "in the 'Ocp-Apim-Subscription-Key' header, where Azure takes its key"
+_BASIC = ("as the password of HTTP Basic authentication (any user name, e.g. the ABBYY "
+          "Application ID)")
+
+
 @functools.cache
 def subscription_key_caller(scope: Scope) -> Callable[..., Principal]:
     """Azure's way: ``Ocp-Apim-Subscription-Key: <an ocrvault API key>``, checked by the
@@ -82,7 +92,7 @@ def subscription_key_caller(scope: Scope) -> Callable[..., Principal]:
             alias="Ocp-Apim-Subscription-Key",
             description="An ocrvault API key, where Azure expects its subscription key")] = None,
                ) -> Principal:
-        return authenticate_key(request, key, scope)
+        return authenticate_key(request, key, scope, _SUBSCRIPTION_KEY)
 
     return caller
 
@@ -98,9 +108,39 @@ def basic_caller(scope: Scope) -> Callable[..., Principal]:
 
     def caller(request: Request, credentials: Annotated[HTTPBasicCredentials | None,
                                                         Depends(_basic)]) -> Principal:
-        return authenticate_key(request, credentials.password if credentials else None, scope)
+        return authenticate_key(request, credentials.password if credentials else None, scope,
+                                _BASIC)
 
     return caller
+
+
+_INCH_DIGITS = 4  # Azure's inch coordinates carry four decimals
+
+
+@dataclass(frozen=True, slots=True)
+class AzureMeasure:
+    """A page's size and coordinates as both Azure services give them: inches for a PDF
+    page (its size in points is known, ``Page.size_pt``), pixels for an image."""
+
+    unit: str
+    width: float
+    height: float
+    per_pixel: tuple[float, float]  # units per page pixel, across and down
+
+    @classmethod
+    def of(cls, page: Page) -> AzureMeasure:
+        if page.size_pt is None:
+            return cls("pixel", page.width, page.height, (1.0, 1.0))
+        # Inches from the page's own size: its pixels were rounded up when rendered.
+        width, height = (round(side / POINTS_PER_INCH, _INCH_DIGITS) for side in page.size_pt)
+        return cls("inch", width, height, (width / page.width, height / page.height))
+
+    def polygon(self, polygon: Polygon) -> list[float]:
+        if self.unit == "pixel":
+            return polygon
+        across, down = self.per_pixel
+        return [round(value * (down if odd else across), _INCH_DIGITS)
+                for odd, value in zip(itertools.cycle((False, True)), polygon, strict=False)]
 
 
 def iso(moment: datetime) -> str:

@@ -5,7 +5,8 @@
 Errors are DI's wrapped ``{"error": {"code", "message", "innererror"?}}``. Spans index
 ``content`` as the request's ``stringIndexType`` counts: code points for
 ``unicodeCodePoint`` and ``textElements`` (grapheme clusters: the same for text without
-combining sequences), UTF-16 units for ``utf16CodeUnit``.
+combining sequences), UTF-16 units for ``utf16CodeUnit``. PDF pages are in inches,
+images in pixels, as DI gives them (common.AzureMeasure).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ocrvault.api.compat.common import (
+    AzureMeasure,
     VendorError,
     azure_pages,
     base_url,
@@ -76,7 +78,7 @@ def di_error(error: OcrVaultError, _request_id: str) -> Response:
         body["innererror"] = {"code": _INNER[error.code], "message": error.detail}
     else:
         body["code"] = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-                        409: "Conflict", 429: "TooManyRequests",
+                        405: "MethodNotAllowed", 409: "Conflict", 429: "TooManyRequests",
                         503: "ServiceUnavailable"}.get(status, "InternalServerError")
     return JSONResponse({"error": body}, status_code=status)
 
@@ -193,6 +195,7 @@ def analyze_result(document: Document, index_type: str) -> dict[str, Any]:
     offset = 0
     pages = []
     for page in document.pages:
+        units = AzureMeasure.of(page)
         page_start = offset
         lines: list[dict[str, Any]] = []
         words: list[dict[str, Any]] = []
@@ -205,26 +208,26 @@ def analyze_result(document: Document, index_type: str) -> dict[str, Any]:
             if starts is None:
                 starts = _word_offsets(line.model_copy(update={"text": text})) or []
             parts.append(text)
-            lines.append({"content": text, "polygon": line.polygon,
+            lines.append({"content": text, "polygon": units.polygon(line.polygon),
                           "spans": [{"offset": offset, "length": measure(text)}]})
-            words.extend({"content": word.text, "polygon": word.polygon,
+            words.extend({"content": word.text, "polygon": units.polygon(word.polygon),
                           "confidence": word.confidence,
                           "span": {"offset": offset + measure(text[:at]),
                                    "length": measure(word.text)}}
                          for word, at in zip(line.words, starts, strict=True))
             offset += measure(text)
-        pages.append(_page(page, lines, words, page_start, offset))
+        pages.append(_page(page, units, lines, words, page_start, offset))
     return {"apiVersion": API_VERSION, "modelId": MODEL, "stringIndexType": index_type,
             "content": "".join(parts), "contentFormat": "text", "pages": pages,
             "styles": []}
 
 
-def _page(page: Page, lines: list[dict[str, Any]], words: list[dict[str, Any]],
-          start: int, end: int) -> dict[str, Any]:
+def _page(page: Page, units: AzureMeasure, lines: list[dict[str, Any]],
+          words: list[dict[str, Any]], start: int, end: int) -> dict[str, Any]:
     # A page's span starts at its first line (the newline before it is the previous page's).
     first = lines[0]["spans"][0]["offset"] if lines else start
-    return {"pageNumber": page.number, "angle": page.angle, "width": page.width,
-            "height": page.height, "unit": page.unit,
+    return {"pageNumber": page.number, "angle": page.angle, "width": units.width,
+            "height": units.height, "unit": units.unit,
             "spans": [{"offset": first, "length": end - first}] if lines else [],
             "words": words, "lines": lines}
 

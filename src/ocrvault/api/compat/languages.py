@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ocrvault.api.compat.common import VendorError
 from ocrvault.errors import ErrorCode
+from ocrvault.render.abbyy_xml import ABBYY_LANGUAGES
 
 # BCP-47 (Azure ``language``, Document Intelligence ``locale``) -> Tesseract; a region
 # (``en-US``) reads as its language.
@@ -17,14 +18,9 @@ _BCP47 = {
     "zh-hans": "chi_sim", "zh-hant": "chi_tra",
 }
 
-# ABBYY's language names (``English,German``) -> Tesseract.
-_ABBYY = {
-    "english": "eng", "german": "deu", "french": "fra", "spanish": "spa", "italian": "ita",
-    "dutch": "nld", "portuguese": "por", "russian": "rus", "polish": "pol", "czech": "ces",
-    "danish": "dan", "finnish": "fin", "swedish": "swe", "norwegian": "nor",
-    "hungarian": "hun", "turkish": "tur", "greek": "ell", "ukrainian": "ukr",
-    "chineseprc": "chi_sim", "chinesetaiwan": "chi_tra", "japanese": "jpn", "korean": "kor",
-}
+# ABBYY's language names (``English,German``, any case) -> Tesseract; the same table
+# names the languages of the XML export.
+_ABBYY = {name.lower(): code for name, code in ABBYY_LANGUAGES.items()}
 
 
 def _unknown(name: str) -> VendorError:
