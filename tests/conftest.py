@@ -1,7 +1,15 @@
-"""Shared fixtures: a real app per test on its own data dir, with real OCR."""
+"""Shared fixtures: a real app per test on its own data dir, with real OCR.
+
+The PostgreSQL run (``make test-postgres``: OCRVAULT_TEST_DATABASE_URL set, see
+tests/databases.py) runs exactly the tests that use the ``databases`` or
+``module_databases`` fixture, directly or through another fixture (``settings``,
+``make_client``, ``client``...); every other test opens no database and is reported as
+skipped there, with that reason, having run in the SQLite run.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +23,7 @@ from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
+from tests.databases import ON_POSTGRES, TestDatabases, postgres_unreachable
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -27,14 +36,47 @@ def engine() -> Iterator[TesseractEngine]:
     tesseract.close()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", workers=2, reaper_interval_seconds=3600)
+DATABASE_FIXTURES = frozenset({"databases", "module_databases"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRES:
+        return
+    unreachable = postgres_unreachable()
+    if unreachable is not None and os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"CI=true and {unreachable}")
+    no_database = pytest.mark.skip(reason="opens no database: the SQLite run covers it")
+    for item in items:
+        if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(no_database)
+        elif unreachable is not None:
+            item.add_marker(pytest.mark.skip(reason=unreachable))
 
 
 @pytest.fixture
-def make_client(engine: TesseractEngine) -> Iterator[Callable[..., TestClient]]:
-    """Builds a started app on the given settings; everything is stopped at teardown."""
+def databases() -> Iterator[TestDatabases]:
+    """This test's databases (see tests/databases.py), dropped after it."""
+    with TestDatabases() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def module_databases() -> Iterator[TestDatabases]:
+    """Databases for module-scoped fixtures, dropped after the module."""
+    with TestDatabases() as made:
+        yield made
+
+
+@pytest.fixture
+def settings(databases: TestDatabases, tmp_path: Path) -> Settings:
+    return databases.settings(tmp_path / "data", workers=2, reaper_interval_seconds=3600)
+
+
+@pytest.fixture
+def make_client(engine: TesseractEngine,
+                databases: TestDatabases) -> Iterator[Callable[..., TestClient]]:
+    """Builds a started app on the given settings; everything is stopped at teardown
+    (before ``databases`` drops their schemas: build the settings with it)."""
     opened: list[TestClient] = []
 
     def make(settings: Settings, **runtime_args: Any) -> TestClient:

@@ -18,6 +18,7 @@ from ocrvault.store.blobs import LocalBlobStore
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
 
@@ -282,9 +283,9 @@ class FailingAudit:
 
 @pytest.mark.parametrize("crash", ["before", "after"])
 def test_a_crash_mid_deletion_leaves_the_job_gone_and_a_restart_finishes_it(
-    make_client: Callable[..., TestClient], tmp_path: Path, crash: str
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path, crash: str
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600)
+    settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600)
     blobs = CrashingBlobs(settings.blob_dir)
     app = make_client(settings, blobs=blobs)
     key = runtime_of(app).access.bootstrap_tenant("acme").secret
@@ -326,9 +327,13 @@ def test_a_crash_before_the_key_is_destroyed_leaves_the_job_whole(
 
 
 def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
-    app: TestClient, key: str, settings: Settings
+    app: TestClient, key: str, settings: Settings, databases: TestDatabases
 ) -> None:
-    """secure_delete plus a WAL checkpoint: not even the destroyed wrapped key stays."""
+    """secure_delete plus a WAL checkpoint: not even the destroyed wrapped key stays.
+
+    On PostgreSQL the database is not in the data dir: no live row may hold the wrapped
+    key; its dead tuple lasts until VACUUM (docs/security.md, crypto-shredding on
+    PostgreSQL), which is the operator's to schedule, not the app's to prove."""
     canary = make_canary()
     page = encode(text_page([f"Canary {canary}"], size=(1200, 200)), "PNG")
     job_id = app.post("/v1/read", content=page, headers=auth(key)).json()["id"]
@@ -345,6 +350,8 @@ def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
     assert canary.encode() not in everything
     assert wrapped not in everything
     assert not any(tail in everything for tail in sealed)
+    assert databases.execute(settings.data_dir, "SELECT id FROM jobs WHERE wrapped_dek = :w "
+                             "OR customer_wrapped_dek = :w", w=wrapped) == []
 
 
 def test_a_policy_change_is_partial_and_takes_iso_8601_durations(app: TestClient,

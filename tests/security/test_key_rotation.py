@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,26 +12,26 @@ from typer.testing import CliRunner
 
 from ocrvault.audit import AuditAction
 from ocrvault.cli import app as cli_app
-from ocrvault.config import Settings
 from ocrvault.jobs.service import key_of
 from ocrvault.store.documents import ObjectKind
 from ocrvault.store.repository import JobRepository
 from tests.conftest import auth, issue, runtime_of
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 
 
 def test_rotate_rewrap_retire_keeps_every_job_readable(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    client = make_client(Settings(data_dir=data_dir, workers=0))
+    client = make_client(databases.settings(data_dir, workers=0))
     key = issue(client, "acme")
     body = encode(text_page(["rotate me"], size=(600, 200)), "PNG")
     job_ids = [client.post("/v1/read", content=body, headers=auth(key)).json()["id"]
                for _ in range(3)]
     client.delete(f"/v1/jobs/{job_ids[2]}", headers=auth(key))
     cli = CliRunner()
-    env = {"OCRVAULT_DATA_DIR": str(data_dir)}
+    env = databases.env(data_dir)
 
     assert cli.invoke(cli_app, ["keys", "rotate-master"], env=env).exit_code == 0
     refused = cli.invoke(cli_app, ["keys", "retire", "1"], env=env)
@@ -55,10 +54,11 @@ def test_rotate_rewrap_retire_keeps_every_job_readable(
     assert cli.invoke(cli_app, ["keys", "retire", "2"], env=env).exit_code != 0  # the primary
 
 
-def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: Path) -> None:
+def test_the_audit_log_verifies_after_its_signing_version_is_retired(
+        databases: TestDatabases, tmp_path: Path) -> None:
     """Entries signed under v1 still verify once v1 is retired (its audit MAC key is kept),
     and tampering with one of them is still caught."""
-    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+    env = databases.env(tmp_path / "data")
     cli = CliRunner()
     made = cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--create"], env=env)
     assert made.exit_code == 0, made.output
@@ -74,10 +74,10 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: P
     assert actions[2:5] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
                             AuditAction.MASTER_KEY_RETIRED]
 
-    with sqlite3.connect(tmp_path / "data" / "ocrvault.db") as database:
-        assert database.execute("SELECT mac_version FROM audit_entries WHERE seq = 1"
-                                ).fetchone() == (1,)
-        database.execute("UPDATE audit_entries SET actor_name = 'nobody' WHERE seq = 1")
+    data_dir = tmp_path / "data"
+    assert databases.execute(data_dir, "SELECT mac_version FROM audit_entries WHERE seq = 1"
+                             ) == [(1,)]
+    databases.execute(data_dir, "UPDATE audit_entries SET actor_name = 'nobody' WHERE seq = 1")
     tampered = cli.invoke(cli_app, ["audit", "verify"], env=env)
     assert tampered.exit_code == 1 and "entry 1 was changed" in tampered.output
 
@@ -88,8 +88,8 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: P
     ("1", "error invalid_parameter: master key v1 is already retired"),
 ])
 def test_retiring_the_primary_an_unknown_or_a_retired_version_says_so_on_one_line(
-        tmp_path: Path, version: str, says: str) -> None:
-    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+        databases: TestDatabases, tmp_path: Path, version: str, says: str) -> None:
+    env = databases.env(tmp_path / "data")
     cli = CliRunner()
     assert cli.invoke(cli_app, ["keys", "rotate-master"], env=env).exit_code == 0
     if version == "1":

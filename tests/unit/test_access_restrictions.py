@@ -26,6 +26,7 @@ from ocrvault.principal import JobVisibility, Principal, RequestContext, Role, S
 from ocrvault.store.db import Database
 from ocrvault.store.tables import ApiKeyRow, AuditEntryRow
 from tests.clocks import EPOCH, FakeClock
+from tests.databases import TestDatabases
 
 HOUR = timedelta(hours=1)
 
@@ -123,8 +124,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def access(tmp_path: Path, clock: FakeClock) -> Iterator[AccessService]:
-    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+def access(databases: TestDatabases, tmp_path: Path,
+           clock: FakeClock) -> Iterator[AccessService]:
+    db = Database(databases.url(tmp_path))
     db.migrate()
     audit = AuditLog(db, ChainSigner(Keyring(FileKeyringProvider(tmp_path / "k.json"))), clock)
     yield AccessService(db, audit, clock)

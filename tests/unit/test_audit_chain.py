@@ -28,6 +28,7 @@ from ocrvault.store.db import Database
 from ocrvault.store.repository import AuditRepository
 from ocrvault.store.tables import Base
 from tests.clocks import FakeClock
+from tests.databases import TestDatabases
 
 
 @pytest.fixture
@@ -36,8 +37,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
+def db(databases: TestDatabases, tmp_path: Path) -> Iterator[Database]:
+    database = Database(databases.url(tmp_path))
     database.migrate()
     yield database
     database.dispose()
@@ -138,8 +139,8 @@ def test_removing_the_newest_entries_is_caught_by_the_signed_head(audit: AuditLo
 def test_inserting_an_entry_between_two_names_it(audit: AuditLog) -> None:
     record(audit, 6)
     for seq in range(6, 3, -1):  # make room at 4, as an attacker would
-        sql(audit.db, "UPDATE audit_entries SET seq = seq + 1, id = id || 'x' WHERE seq = :s",
-            s=seq)
+        sql(audit.db, "UPDATE audit_entries SET seq = seq + 1, "
+            "id = 'moved-' || CAST(seq AS VARCHAR(20)) WHERE seq = :s", s=seq)
     with audit.db.transaction() as session:
         third = AuditRepository(session).by_seq(3)
         assert third is not None

@@ -9,7 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -30,12 +31,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def engine_url(url: str) -> URL:
+    """``url`` with the driver ocrvault ships: a bare ``postgresql://`` means psycopg 3
+    (SQLAlchemy alone would pick psycopg2, which is not a dependency)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        is_sqlite = url.startswith("sqlite")
+        parsed = engine_url(url)
+        is_sqlite = parsed.get_backend_name() == "sqlite"
         connect_args: dict[str, Any] = {"check_same_thread": False} if is_sqlite else {}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        self.engine: Engine = create_engine(parsed, connect_args=connect_args,
+                                            pool_pre_ping=True)
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
