@@ -53,6 +53,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=unreachable))
 
 
+@pytest.fixture(autouse=True)
+def _a_database_test_says_so(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On the SQLite run, fails a test that made a database in its tmp_path without the
+    ``databases`` fixture: the PostgreSQL run would skip it."""
+    yield
+    if ON_POSTGRES or "tmp_path" not in request.fixturenames or (
+            DATABASE_FIXTURES & set(request.fixturenames)):
+        return
+    made = sorted(request.getfixturevalue("tmp_path").rglob("ocrvault.db"))
+    assert not made, f"{made[0]}: open databases through the databases fixture (conftest.py)"
+
+
 @pytest.fixture
 def databases() -> Iterator[TestDatabases]:
     """This test's databases (see tests/databases.py), dropped after it."""

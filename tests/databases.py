@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, inspect, make_url, text
 from sqlalchemy.pool import NullPool
 
 from ocrvault.config import Settings
@@ -97,6 +97,21 @@ class TestDatabases:
                 return [tuple(row) for row in result] if result.returns_rows else []
         finally:
             engine.dispose()
+
+    def contents(self, data_dir: Path) -> bytes:
+        """Every value of every live row in ``data_dir``'s database, as bytes to search: on
+        PostgreSQL, what a scan of the data dir cannot see (its files are the server's)."""
+        engine = create_engine(engine_url(self.url(data_dir)), poolclass=NullPool)
+        found: list[bytes] = []
+        try:
+            with engine.connect() as connection:
+                for table in inspect(connection).get_table_names():
+                    for row in connection.execute(text(f'SELECT * FROM "{table}"')):
+                        found += [value if isinstance(value, bytes) else str(value).encode()
+                                  for value in row]
+        finally:
+            engine.dispose()
+        return b"\0".join(found)
 
     def created(self, data_dir: Path) -> bool:
         """Whether the app made its database for ``data_dir``: the SQLite file, or a table in

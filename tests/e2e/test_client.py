@@ -67,7 +67,7 @@ class Live:
 def live(module_databases: TestDatabases,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     settings = module_databases.settings(tmp_path_factory.mktemp("client") / "data", workers=2,
-                        reaper_interval_seconds=3600, max_file_bytes=MAX_FILE)
+                                         reaper_interval_seconds=3600, max_file_bytes=MAX_FILE)
     clock = FakeClock(datetime.now(UTC))
     runtime = Runtime.build(settings, engine=SlowEngine(0.2),
                             rate_limiter=TokenBuckets(clock=clock))

@@ -241,7 +241,7 @@ def world(module_databases: TestDatabases,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clock = FakeClock()
     settings = module_databases.settings(tmp_path_factory.mktemp("matrix") / "data", workers=2,
-                        reaper_interval_seconds=3600)
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=FixedEngine(), clock=clock)
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         yield World(runtime, client, clock)

@@ -80,7 +80,7 @@ def test_a_json_body_over_64_kib_is_refused_whole_or_chunked(fast: TestClient) -
 def test_uploads_keep_their_own_limit_beyond_the_json_cap(
         databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                        max_file_bytes=200_000)
+                                  max_file_bytes=200_000)
     client = make_client(settings, engine=FixedEngine())
     key = issue(client, "acme")
     near_limit = b"\x89PNG\r\n\x1a\n" + bytes(150_000)  # past 64 KiB: refused by ingest only
@@ -99,7 +99,7 @@ def test_more_than_100_header_fields_are_refused(fast: TestClient) -> None:
 def test_a_tenant_at_its_synchronous_read_cap_is_refused_before_its_upload_is_read(
         databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                        max_sync_reads_per_tenant=1)
+                                  max_sync_reads_per_tenant=1)
     engine = BlockingEngine()
     client = make_client(settings, engine=engine)
     acme, other = issue(client, "acme"), issue(client, "other")

@@ -28,7 +28,7 @@ def runtime(module_databases: TestDatabases,
             engine: TesseractEngine, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Runtime]:
     settings = module_databases.settings(tmp_path_factory.mktemp("schema") / "data", workers=1,
-                        reaper_interval_seconds=3600)
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=engine)
     runtime.start()
     yield runtime

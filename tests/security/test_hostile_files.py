@@ -72,7 +72,7 @@ def service(module_databases: TestDatabases,
     """One app (production limits) for every case of this module: each case cleans up after
     itself or is checked not to have left anything, so sharing it is safe and fast."""
     settings = module_databases.settings(tmp_path_factory.mktemp("hostile") / "data", workers=2,
-                        reaper_interval_seconds=3600)
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=engine)
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         yield Service(client, runtime, runtime.access.bootstrap_tenant("hostile").secret)
@@ -374,8 +374,8 @@ def tight(databases: TestDatabases,
           make_client: Callable[..., TestClient], tmp_path: Path) -> Service:
     """A service whose decoder may use 256 MiB, 1 s of CPU and 2 s of wall-clock time."""
     settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                        decode_memory_bytes=256 * 2**20, decode_cpu_seconds=1,
-                        decode_timeout_seconds=2.0)
+                                  decode_memory_bytes=256 * 2**20, decode_cpu_seconds=1,
+                                  decode_timeout_seconds=2.0)
     client = make_client(settings)
     return Service(client, runtime_of(client), issue(client, "tight"))
 
