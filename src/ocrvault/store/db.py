@@ -14,6 +14,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The advisory lock that serialises migrations on one PostgreSQL database (any fixed number;
+# this one spells "ocrv" in ASCII). Held per database, so other schemas on it wait too.
+MIGRATION_LOCK = 0x6F637276
 
 # What Database.transaction() hands out, named for callers that join one (the audit log).
 Transaction = Session
@@ -53,10 +56,18 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
+        """Bring the schema to the newest revision (idempotent).
+
+        On PostgreSQL, nodes that start together take turns: each holds a transaction-scoped
+        advisory lock while it reads the version and migrates, so the second finds the
+        schema current instead of creating the same tables again.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
