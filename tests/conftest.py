@@ -57,11 +57,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _a_database_test_says_so(request: pytest.FixtureRequest) -> Iterator[None]:
     """On the SQLite run, fails a test that made a database in its tmp_path without the
     ``databases`` fixture: the PostgreSQL run would skip it."""
+    names = set(request.fixturenames)
+    watched = (request.getfixturevalue("tmp_path") if "tmp_path" in names
+               and not ON_POSTGRES and not DATABASE_FIXTURES & names else None)
     yield
-    if ON_POSTGRES or "tmp_path" not in request.fixturenames or (
-            DATABASE_FIXTURES & set(request.fixturenames)):
-        return
-    made = sorted(request.getfixturevalue("tmp_path").rglob("ocrvault.db"))
+    made = sorted(watched.rglob("ocrvault.db")) if watched is not None else []
     assert not made, f"{made[0]}: open databases through the databases fixture (conftest.py)"
 
 
