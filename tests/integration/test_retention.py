@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from ocrvault.audit import Actor
+from ocrvault.audit.events import AuditAction
 from ocrvault.config import Settings
 from ocrvault.environments import Environment
+from ocrvault.model import JobStatus
 from ocrvault.principal import Role
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import LocalBlobStore
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
-from tests.databases import TestDatabases
+from tests.databases import ON_POSTGRES, TestDatabases
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
 
@@ -324,6 +329,45 @@ def test_a_crash_before_the_key_is_destroyed_leaves_the_job_whole(
     body = app.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
     assert body["result"]["text"] == "Retention test page"
     assert blobs_of(settings, job_id) == {"result", "output-text"}
+
+
+def blocked_by(databases: TestDatabases, data_dir: Path, holder: int) -> None:
+    """Returns once a PostgreSQL session waits for a lock that ``holder`` holds."""
+    deadline = time.monotonic() + 60
+    while not databases.execute(data_dir, "SELECT pid FROM pg_stat_activity "
+                                "WHERE :holder = ANY(pg_blocking_pids(pid))", holder=holder):
+        assert time.monotonic() < deadline, "nothing waited for the lock"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has one writer: it refuses the second "
+                    "deleter's write instead of interleaving it")
+def test_a_deletion_that_waits_for_another_keeps_its_tombstone_and_is_audited_once(
+    app: TestClient, key: str, settings: Settings, databases: TestDatabases
+) -> None:
+    job_id = submitted(app, key)
+    runtime = runtime_of(app)
+    first_deleted_at = datetime(2001, 2, 3, tzinfo=UTC)
+    receipts: list[object] = []
+    second = threading.Thread(target=lambda: receipts.append(
+        runtime.jobs.shredder.purge(job_id, Actor.system("test"))))
+    with runtime.db.transaction() as session:  # the first deletion, before it commits
+        row = JobRepository(session).by_id(job_id, lock=True)
+        assert row is not None
+        holder = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        second.start()
+        blocked_by(databases, settings.data_dir, holder)
+        row.deleted_at = first_deleted_at
+    second.join(timeout=60)
+
+    assert len(receipts) == 1
+    with runtime.db.transaction() as session:
+        row = JobRepository(session).by_id(job_id)
+        assert row is not None and row.deleted_at == first_deleted_at
+        assert row.wrapped_dek is None and row.status == JobStatus.DELETED
+    assert databases.execute(settings.data_dir, "SELECT seq FROM audit_entries WHERE "
+                             "action = :action AND target_id = :job",
+                             action=AuditAction.JOB_DELETED.value, job=job_id) == []
 
 
 def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(

@@ -95,7 +95,9 @@ class Shredder:
     def purge(self, job_id: str, by: Actor) -> DeletionReceipt:
         """Destroy one job's data now, for the caller ``by``."""
         with self.db.transaction() as session:
-            row = JobRepository(session).by_id(job_id)
+            # Locked: a deletion racing this one (or the reaper) waits, then finds the
+            # tombstone, so the deletion is recorded and audited once.
+            row = JobRepository(session).by_id(job_id, lock=True)
             if row is None:
                 raise ResourceError(ErrorCode.JOB_NOT_FOUND, "No such job.")
             deleted = self._tombstone(row, self.clock(), AuditEvent(
@@ -124,7 +126,7 @@ class Shredder:
         parts: dict[str, tuple[str, list[str]]] = {}
         due_times: list[datetime] = []
         with self.db.transaction() as session:
-            for row in JobRepository(session).by_ids(job_ids):
+            for row in JobRepository(session).by_ids(job_ids, lock=True):
                 if row.next_expiry_at is None or row.next_expiry_at > now:
                     continue
                 due_times.append(row.next_expiry_at)

@@ -147,15 +147,23 @@ class JobRepository:
             )
         )
 
-    def by_id(self, job_id: str) -> JobRow | None:
-        """Unscoped: only for workers and the reaper, never for a caller's request."""
-        return self.session.get(JobRow, job_id)
+    def by_id(self, job_id: str, *, lock: bool = False) -> JobRow | None:
+        """Unscoped: only for workers and the reaper, never for a caller's request.
 
-    def by_ids(self, job_ids: Collection[str]) -> Sequence[JobRow]:
-        """Unscoped, like :meth:`by_id`: for the reaper's batches."""
+        ``lock``: for a read that decides a write, hold the row until the transaction ends
+        (SELECT ... FOR UPDATE; PostgreSQL lets two transactions read it at once, where
+        SQLite's single writer refuses the second one's write).
+        """
+        return self.session.get(JobRow, job_id, with_for_update=lock or None)
+
+    def by_ids(self, job_ids: Collection[str], *, lock: bool = False) -> Sequence[JobRow]:
+        """Unscoped, like :meth:`by_id` (``lock`` too, in id order): the reaper's batches."""
         if not job_ids:
             return []
-        return self.session.scalars(select(JobRow).where(JobRow.id.in_(list(job_ids)))).all()
+        query = select(JobRow).where(JobRow.id.in_(list(job_ids)))
+        if lock:
+            query = query.order_by(JobRow.id).with_for_update()
+        return self.session.scalars(query).all()
 
     def active_count_for_key(self, tenant_id: str, key_id: str) -> int:
         """Queued and running jobs a key has submitted: its concurrent-jobs quota."""
