@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
                 tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core \
-                systemd curl openssl
+                systemd curl openssl poppler-utils qpdf softhsm2
 
 # `make test-postgres`: the same suite on PostgreSQL, each test in a fresh schema of this database
 # (tests/databases.py). Tests that open no database are skipped there: the SQLite run covers them.

@@ -81,7 +81,7 @@ def tesseract_lines_pp_ocr(tesseract: TesseractEngine, rapidocr: RapidOcrEngine)
                                                 left, bottom)])
         lines: list[Line] = []
         if crops:
-            with decoder.writing(options.languages):
+            with decoder.reading(options, options.deadline()):
                 out = recogniser(TextRecInput(img=crops))
             lines = [_line(text, polygon, score) for text, polygon, score
                      in zip(out.txts, polygons, out.scores, strict=True) if text.strip()]

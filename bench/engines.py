@@ -118,8 +118,8 @@ def main() -> int:
           f"{'F1 (punct.)':>11} {'CPU s/page':>10} {'min conf':>8}")
     for (name, kind), fig in sorted(figures.items()):
         cpu = f"{statistics.fmean(fig.cpu):10.2f}" if fig.cpu else f"{'-':>10}"
-        print(f"{name:21} {kind:11} {len(fig.cer):5} {statistics.fmean(fig.cer):7.3f} "
-              f"{statistics.fmean(fig.f1):11.3f} {statistics.fmean(fig.f1_punct):11.3f} {cpu} "
+        print(f"{name:21} {kind:11} {len(fig.cer):5} {statistics.fmean(fig.cer):7.4f} "
+              f"{statistics.fmean(fig.f1):11.4f} {statistics.fmean(fig.f1_punct):11.4f} {cpu} "
               f"{min(fig.confidence):8.2f}")
     print()
     for label, value in rss.items():

@@ -23,7 +23,9 @@ from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
+from ocrvault.store.db import Database
 from tests.databases import ON_POSTGRES, TestDatabases, postgres_unreachable
+from tests.s3server import aws_test_environment, moto_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -63,6 +65,19 @@ def _a_database_test_says_so(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     made = sorted(watched.rglob("ocrvault.db")) if watched is not None else []
     assert not made, f"{made[0]}: open databases through the databases fixture (conftest.py)"
+@pytest.fixture(scope="session")
+def aws_credentials() -> Iterator[None]:
+    """Test credentials where boto3 looks for them, for the rest of the run (any order of
+    S3 fixtures then sees the same environment)."""
+    with aws_test_environment():
+        yield
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(aws_credentials: None) -> Iterator[str]:
+    """A real S3-protocol server (moto's) for the run; take buckets with new_bucket()."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -106,6 +121,16 @@ def make_client(engine: TesseractEngine,
 @pytest.fixture
 def client(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
     return make_client(settings)
+
+
+def migrated(settings: Settings) -> Settings:
+    """``settings`` on a database that `ocrvault migrate` has brought to this code's schema
+    (roles other than 'all' start only on one)."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    db.dispose()
+    return settings
 
 
 def runtime_of(client: TestClient) -> Runtime:

@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -39,10 +41,12 @@ from ocrvault.audit import (
     AuditLog,
     AuditService,
     ChainSigner,
-    verify_chain,
+    verify_log,
 )
+from ocrvault.compose import NodeRole
 from ocrvault.config import Settings
 from ocrvault.crypto import Keyring, load_keyring
+from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import install_key_redaction
@@ -50,9 +54,12 @@ from ocrvault.model import Document
 from ocrvault.store.db import Database
 from ocrvault.store.rekey import count_wrapped_under, rewrap_all
 from ocrvault.store.repository import TenantRepository
+from ocrvault.webhooks.secrets import count_sealed_under, reseal_all
 
 if TYPE_CHECKING:
-    from ocrvault.runtime import Runtime
+    from ocrvault.compose.scheduler import SchedulerNode
+    from ocrvault.compose.worker import Shutdown, WorkerNode
+    from ocrvault.jobs.queue import JobQueue
 
 app = typer.Typer(help="ocrvault: self-hosted OCR that passes a security review.",
                   no_args_is_help=True, add_completion=False)
@@ -62,6 +69,12 @@ app.add_typer(admin, name="admin")
 keys = typer.Typer(help="Master keys: rotate, rewrap data keys, retire old versions.",
                    no_args_is_help=True)
 app.add_typer(keys, name="keys")
+backup_app = typer.Typer(help="Backups of the database and sealed blobs, never of keys.",
+                         no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
+tenant_app = typer.Typer(help="A tenant's keys: its own KMS key, offboarding.",
+                         no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
 audit_app = typer.Typer(help="The audit log on the data dir (--data-dir or OCRVAULT_DATA_DIR).",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -124,14 +137,19 @@ def _require_data_dir(settings: Settings, create: bool) -> None:
 
 @contextmanager
 def _data_dir(settings: Settings) -> Iterator[tuple[Database, Keyring]]:
-    """The data dir's migrated database and its keyring, for commands run beside a server."""
+    """The data dir's database (migrated, unless OCRVAULT_MIGRATE_ON_START is off: then
+checked) and its keyring, for commands run beside a server."""
     try:
         prepare_data_dir(settings.data_dir)
     except OcrVaultError as error:
         raise _fail(error) from None
-    db = Database(settings.resolved_database_url)
+    from ocrvault.compose.parts import open_database
+
     try:
-        db.migrate()
+        db = open_database(settings, migrate=settings.migrate_on_start)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    try:
         yield db, load_keyring(settings)
     finally:
         db.dispose()
@@ -162,7 +180,7 @@ def transport_options(settings: Settings, tls_cert: Path | None, tls_key: Path |
 
 def _issue_admin_key(settings: Settings, tenant: str, *, new_tenant: bool = False) -> IssuedKey:
     with _audited_db(settings) as (db, audit):
-        access = AccessService(db, audit)
+        access = AccessService(db, audit, region=settings.region)
         return access.create_tenant(tenant) if new_tenant else access.bootstrap_tenant(tenant)
 
 
@@ -209,6 +227,15 @@ def try_it_lines(base_url: str, key: str) -> list[str]:
     ]
 
 
+def role_refusal(settings: Settings, role: NodeRole) -> str | None:
+    """Why ``role`` cannot run on its own with these settings, or None."""
+    if role in (NodeRole.API, NodeRole.WORKER) and settings.queue == "local":
+        return (f"refusing --role {role}: the local queue (OCRVAULT_QUEUE=local) reaches only "
+                "its own process, so jobs submitted on an API node would never reach a worker. "
+                "Set OCRVAULT_QUEUE=celery and OCRVAULT_BROKER_URL, or run --role all.")
+    return None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default OCRVAULT_HOST)")] = None,
@@ -220,13 +247,35 @@ def serve(
     shutdown_timeout: Annotated[float | None, typer.Option(
         min=0, help="On stop, wait at most this many seconds for running jobs (default: until "
         "they end, or a second Ctrl-C); jobs left stay queued for the next start")] = None,
+    role: Annotated[NodeRole, typer.Option(
+        help="all: API, workers and scheduler in one process (the embedded default); api: "
+        "HTTP only; worker: runs jobs; scheduler: reaper and audit retention, once per "
+        "cluster (see docs/deploy.md)")] = NodeRole.ALL,
 ) -> None:
-    """Serve the API (and its workers and reaper) on the embedded default."""
+    """Serve the API (and, with role all, its workers and reaper) on the embedded default."""
+    settings = _settings()
+    refusal = role_refusal(settings, role)
+    if refusal:
+        err.print(f"[red]error[/red] {escape(refusal)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if role is NodeRole.WORKER:
+        _run_worker(settings, shutdown_timeout)
+    elif role is NodeRole.SCHEDULER:
+        _run_scheduler(settings)
+    else:
+        _serve_http(settings, role, host, port, tls_cert, tls_key, behind_proxy,
+                    shutdown_timeout)
+
+
+def _serve_http(settings: Settings, role: NodeRole, host: str | None, port: int | None,
+                tls_cert: Path | None, tls_key: Path | None, behind_proxy: bool,
+                shutdown_timeout: float | None) -> None:
     from ocrvault.api.app import create_app
     from ocrvault.api.server import fit_open_files
+    from ocrvault.compose.api import ApiNode
     from ocrvault.runtime import Runtime
 
-    settings = _settings()
     connections = fit_open_files(settings.max_connections)
     if connections < settings.max_connections:
         err.print(f"[yellow]warning[/yellow] the open-files limit allows {connections} "
@@ -243,21 +292,30 @@ def serve(
         raise typer.Exit(2)
     scheme = "https" if tls_cert else "http"
     base_url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    node: ApiNode | Runtime
     try:
-        runtime = Runtime.build(settings)
+        node = Runtime.build(settings) if role is NodeRole.ALL else ApiNode.open(settings)
     except OcrVaultError as error:
         raise _fail(error) from None
-    if not runtime.access.has_tenants():
-        _show_key(settings, runtime.access.bootstrap_tenant("default"), "default", base_url)
+    if not node.access.has_tenants():
+        # The "try it" lines read synchronously, which only a node running OCR does.
+        _show_key(settings, node.access.bootstrap_tenant("default"), "default",
+                  base_url if role is NodeRole.ALL else None)
     docs = f"docs: {base_url}/docs, " if settings.docs_enabled else ""
-    out.print(f"ocrvault serving on {base_url}  ({docs}data: {settings.data_dir.resolve()})\n"
+    what = "ocrvault serving" if role is NodeRole.ALL else "ocrvault API node (role api) serving"
+    out.print(f"{what} on {base_url}  ({docs}data: {settings.data_dir.resolve()})\n"
               f"  another admin key: {command_hint(settings, 'admin bootstrap')}",
               soft_wrap=True, highlight=False, markup=False)
-    runtime.shutdown.timeout = shutdown_timeout
-    runtime.shutdown.announce = _announce_wait
-    _serve_until_stopped(create_app(runtime), runtime, host=host, port=port, log_level="info",
+    workers = node.workers if isinstance(node, Runtime) else None
+    if workers is not None:
+        _configure_shutdown(workers.shutdown, shutdown_timeout)
+    _serve_until_stopped(create_app(node), workers, host=host, port=port, log_level="info",
                          **transport_options(settings, tls_cert, tls_key, behind_proxy))
+
+
+def _configure_shutdown(shutdown: Shutdown, timeout: float | None) -> None:
+    shutdown.timeout = timeout
+    shutdown.announce = _announce_wait
 
 
 def _announce_wait(running: int) -> None:
@@ -265,32 +323,121 @@ def _announce_wait(running: int) -> None:
               "stop now; they stay queued for the next start)", soft_wrap=True, highlight=False)
 
 
-def _serve_until_stopped(api: Any, runtime: Runtime, **options: Any) -> None:
-    """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs.
+def _exit_leaving_jobs(queue: JobQueue) -> None:
+    """End the process at once (os._exit) if jobs are still running: an orderly exit would
+    close the decode sandbox under them and record them as failed, where they must stay
+    running in the database for the next start to resume."""
+    left = queue.running()
+    if left:
+        err.print(f"stopped with {left} job{'s' if left > 1 else ''} unfinished; the next "
+                  "start resumes them.", highlight=False)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
-    Jobs left running end with the process at once (os._exit): an orderly exit would close
-    the decode sandbox under them and record them as failed, where they must stay running
-    in the database for the next start to resume.
-    """
+
+def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -> None:
+    """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs."""
     import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
-            if self.force_exit:
-                runtime.shutdown.now.set()
+            if self.force_exit and workers is not None:
+                workers.shutdown.now.set()
 
     try:
         Server(uvicorn.Config(api, **options)).run()
     finally:
-        left = runtime.queue.running()
-        if left:
-            err.print(f"stopped with {left} job{'s' if left > 1 else ''} unfinished; the next "
-                      "start resumes them.", highlight=False)
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+        if workers is not None:
+            _exit_leaving_jobs(workers.queue)
+
+
+def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
+                     shutdown: Shutdown | None = None,
+                     ended: threading.Event | None = None) -> None:
+    """Run ``node`` until SIGTERM or Ctrl-C, or until ``ended`` is set (its queue lost the
+    broker for good); a second signal makes a worker leave its jobs."""
+    stopping = threading.Event()
+
+    def handle(_sig: int, _frame: FrameType | None) -> None:
+        if stopping.is_set() and shutdown is not None:
+            shutdown.now.set()
+        stopping.set()
+
+    def watch(event: threading.Event) -> None:
+        event.wait()
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    node.start()
+    if ended is not None:
+        threading.Thread(target=watch, args=(ended,), name="queue-watch", daemon=True).start()
+    out.print(f"{what} running (data: {node.base.settings.data_dir.resolve()}); SIGTERM or "
+              "Ctrl-C stops it", soft_wrap=True, highlight=False, markup=False)
+    stopping.wait()
+    node.stop()
+    out.print(f"{what} stopped", highlight=False, markup=False)
+
+
+def _run_worker(settings: Settings, shutdown_timeout: float | None) -> None:
+    from ocrvault.compose.worker import WorkerNode
+    from ocrvault.jobs.queue import QueueUnavailable
+
+    try:
+        node = WorkerNode.open(settings)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    _configure_shutdown(node.shutdown, shutdown_timeout)
+    # A consumer that ends on its own has lost the broker: the process ends too (for its
+    # supervisor to restart it), instead of living on taking nothing.
+    ended: threading.Event | None = getattr(node.queue, "ended", None)
+    try:
+        _until_signalled(node, "ocrvault worker", node.shutdown, ended)
+    except QueueUnavailable as error:
+        node.stop()
+        err.print(f"[red]error[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        _exit_leaving_jobs(node.queue)
+    if ended is not None and ended.is_set() and not node.shutdown.now.is_set():
+        err.print("[red]error[/red] the worker lost its broker and stopped taking jobs",
+                  highlight=False)
+        raise typer.Exit(2)
+
+
+def _run_scheduler(settings: Settings) -> None:
+    from ocrvault.compose.scheduler import SchedulerNode
+
+    try:
+        node = SchedulerNode.open(settings)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    _until_signalled(node, f"ocrvault scheduler {node.owner}")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database's schema to this version's: once per upgrade, before the nodes
+    start (role all does it at start unless OCRVAULT_MIGRATE_ON_START=false)."""
+    settings = _settings()
+    try:
+        prepare_data_dir(settings.data_dir)  # the SQLite default lives there
+        db = Database(settings.resolved_database_url)
+        try:
+            before, after = db.migrate()
+        finally:
+            db.dispose()
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    shown = ", ".join(sorted(after))
+    if before == after:
+        out.print(f"schema already at revision {shown}; nothing to do", highlight=False)
+    else:
+        out.print(f"schema migrated from revision {', '.join(sorted(before)) or 'none'} to "
+                  f"{shown}", highlight=False)
 
 
 @app.command()
@@ -306,7 +453,7 @@ def read(
         help="auto, tesseract or rapidocr; default OCRVAULT_DEFAULT_ENGINE (auto)")] = None,
 ) -> None:
     """OCR files locally, without a server (nothing is stored)."""
-    from ocrvault.runtime import build_pipeline
+    from ocrvault.compose.worker import build_pipeline
 
     if fmt not in ("json", "text"):
         err.print("[red]error[/red] --format is 'json' or 'text'.")
@@ -390,15 +537,18 @@ def create_tenant(name: Annotated[str, typer.Argument(help="Tenant name")],
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain and its signatures; exit 1 naming the first bad entry."""
+    """Check every hash chain and its signatures, one line a chain; exit 1 if any is
+    broken, naming its first bad entry."""
     with _audited_db(_settings()) as (db, audit):
-        report = verify_chain(db, audit.signer)
-    if report.tamper is not None:
-        err.print(f"[red]audit log TAMPERED[/red]: {report.tamper} "
-                  f"({report.entries} entries verified before it)")
+        report = verify_log(db, audit.signer)
+    for chain in report.chains:  # one line a chain, however long its name
+        (out if chain.ok else err).print(escape(str(chain)), soft_wrap=True)
+    if not report.ok:
+        err.print(f"[red]audit log TAMPERED[/red]: {len(report.broken)} of "
+                  f"{len(report.chains)} chains broken")
         raise typer.Exit(1)
-    out.print(f"audit log intact: {report.entries} entries, seq {report.first_seq} to "
-              f"{report.head_seq}, chain and signatures verified")
+    out.print(f"audit log intact: {report.entries} entries in {len(report.chains)} chains, "
+              "links and signatures verified")
 
 
 @audit_app.command("export")
@@ -445,7 +595,8 @@ def keys_rotate_master() -> None:
     settings = _settings()
     with _audited_db(settings) as (_db, audit):
         try:
-            version = audit.signer.keyring.rotate()
+            # The provider's own rotation; with the keyring it is the keyring's.
+            version = open_tenant_keys(settings, audit.signer.keyring).master.rotate()
         except OcrVaultError as error:
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_ROTATED, version)
@@ -459,16 +610,23 @@ def keys_rewrap(batch: Annotated[int, typer.Option(min=1, max=100_000,
                                                    help="Keys per transaction")] = 500,
                 ) -> None:
     """Re-wrap every stored data key under the primary master key (resumable)."""
-    with _audited_db(_settings()) as (db, audit), \
+    settings = _settings()
+    with _audited_db(settings) as (db, audit), \
             Progress(TextColumn("rewrap"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      console=err) as progress:
         keyring = audit.signer.keyring
+        tenant_keys = open_tenant_keys(settings, keyring)
         task = progress.add_task("rewrap", total=None)
-        done = rewrap_all(db, keyring, batch,
-                          lambda n, total: progress.update(task, completed=n, total=total))
-        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, keyring.primary,
-                           data_keys=done)
-    out.print(f"{done} data keys now wrapped under v{keyring.primary}.")
+        try:
+            primary = tenant_keys.master.describe().version
+            done = rewrap_all(db, keyring, batch,
+                              lambda n, total: progress.update(task, completed=n, total=total),
+                              tenant_keys)
+        except OcrVaultError as error:
+            raise _fail(error) from None
+        done += reseal_all(db, keyring, keyring.primary)  # webhook signing secrets
+        _record_master_key(audit, AuditAction.MASTER_KEY_REWRAPPED, primary, data_keys=done)
+    out.print(f"{done} data keys now wrapped under v{primary}.")
 
 
 @keys.command("retire")
@@ -481,7 +639,14 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
         keyring = audit.signer.keyring
         try:
             keyring.check_retirable(version)  # before counting: the primary always has keys
-            remaining = count_wrapped_under(db, version)
+            remaining = (count_wrapped_under(db, version)
+                         + count_sealed_under(db, keyring, version))
+            if not remaining and version in open_tenant_keys(
+                    settings, keyring).master_versions_in_use():
+                err.print(f"[red]error[/red] tenant keys are still wrapped under v{version}; "
+                          f"run {escape(command_hint(settings, 'keys rewrap'))} first.",
+                          soft_wrap=True, highlight=False)
+                raise typer.Exit(1)
             if remaining:
                 hint = escape(command_hint(settings, "keys rewrap"))
                 err.print(f"[red]error[/red] {remaining} data keys are still wrapped under "
@@ -492,6 +657,91 @@ def keys_retire(version: Annotated[int, typer.Argument(help="Master key version 
             raise _fail(error) from None
         _record_master_key(audit, AuditAction.MASTER_KEY_RETIRED, version)
     out.print(f"master key v{version} retired.")
+
+
+@tenant_app.command("offboard")
+def tenant_offboard(name: Annotated[str, typer.Argument(help="Tenant name")],
+                    confirm: Annotated[str, typer.Option(
+                        help="The tenant's name again: this cannot be undone")] = "") -> None:
+    """Destroy the tenant's keys: everything it stored becomes unreadable at once, backups
+    included; its API keys are revoked and the reaper deletes its blobs."""
+    from ocrvault.access.offboard import offboard_tenant
+    from ocrvault.clock import utcnow
+
+    settings = _settings()
+    with _audited_db(settings) as (db, audit):
+        try:
+            done = offboard_tenant(db, open_tenant_keys(settings, audit.signer.keyring), audit,
+                                   utcnow, name, confirm)
+        except OcrVaultError as error:
+            raise _fail(error) from None
+    out.print(f"tenant {name!r} offboarded: {done.keys_destroyed} keys destroyed, "
+              f"{done.jobs} jobs unreadable, {done.api_keys_revoked} API keys revoked.",
+              soft_wrap=True, highlight=False, markup=False)
+
+
+@tenant_app.command("kms-key")
+def tenant_kms_key(name: Annotated[str, typer.Argument(help="Tenant name")],
+                   key_id: Annotated[str | None, typer.Argument(
+                       help="The tenant's AWS KMS key (id or ARN); omit with --master")] = None,
+                   master: Annotated[bool, typer.Option(
+                       help="Back under the deployment's master key")] = False) -> None:
+    """Wrap the tenant's key under its own AWS KMS key (bring your own key): revoking
+    ocrvault's grant on it makes the tenant's data unreadable to the operator."""
+    if (key_id is None) != master:
+        err.print("[red]error[/red] give a KMS key id, or --master (not both).")
+        raise typer.Exit(2)
+    settings = _settings()
+    with _audited_db(settings) as (db, audit):
+        with db.transaction() as session:
+            tenant = TenantRepository(session).by_name(name)
+        if tenant is None:
+            err.print(f"[red]error[/red] no tenant named {name!r}.")
+            raise typer.Exit(2)
+        try:
+            open_tenant_keys(settings, audit.signer.keyring).use_kms_key(tenant.id, key_id)
+        except OcrVaultError as error:
+            raise _fail(error) from None
+        audit.record(AuditEvent(AuditAction.TENANT_KEY_WRAPPER_CHANGED,
+                                Actor.system("cli", tenant.id), target_id=f"tenant:{tenant.id}",
+                                detail={"kms_key_id": key_id}))
+    out.print(f"tenant {name!r}: its key is now under "
+              f"{'the master key' if key_id is None else key_id}.", soft_wrap=True,
+              highlight=False, markup=False)
+
+
+@backup_app.command("create")
+def backup_create(target: Annotated[Path, typer.Argument(help="A new or empty folder")]) -> None:
+    """Copy the database (SQLite online backup) and the sealed blobs; never any key."""
+    from ocrvault.clock import utcnow
+    from ocrvault.store.backup import create_backup
+
+    settings = _settings()
+    with _data_dir(settings):
+        try:
+            done = create_backup(settings, target, utcnow())
+        except OcrVaultError as error:
+            raise _fail(error) from None
+    out.print(f"backup in {done.path}: database ({done.database_bytes} bytes), "
+              f"{done.blobs} sealed blobs, no keys.", soft_wrap=True, highlight=False,
+              markup=False)
+
+
+@backup_app.command("restore")
+def backup_restore(source: Annotated[Path, typer.Argument(help="A folder `backup create` made")],
+                   ) -> None:
+    """Replace the database and blobs with a backup's (stop the server first). What was
+    deleted or expired since stays unreadable once its epoch key is gone."""
+    from ocrvault.store.backup import restore_backup
+
+    settings = _settings()
+    try:
+        prepare_data_dir(settings.data_dir)
+        done = restore_backup(settings, source)
+    except OcrVaultError as error:
+        raise _fail(error) from None
+    out.print(f"restored from {done.path}: {done.blobs} sealed blobs.", soft_wrap=True,
+              highlight=False, markup=False)
 
 
 # Commands that talk to a running server, kept in their own module (ocrvault/cli_client.py).

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 MB = 1_000_000
+_BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
 
 
 def _default_workers() -> int:
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user@host/db (postgresql:// means the same: psycopg 3)",
     )
     workers: int = Field(default_factory=_default_workers, ge=0, description="OCR worker threads")
+    migrate_on_start: bool = Field(
+        default=True, description="Role 'all' brings the database schema to this version's "
+        "at start; false (and every other role): refuse to start unless `ocrvault migrate` "
+        "has done so")
 
     # Input limits, all checked before a file is decoded in full.
     max_file_bytes: int = Field(default=50 * MB, gt=0)
@@ -108,6 +113,36 @@ class Settings(BaseSettings):
         "reads one page at a time, so workers x this is the cores it uses"
     )
 
+    # Where jobs wait for workers, and how long a worker's claim on a job lasts unrenewed.
+    queue: Literal["local", "celery"] = Field(
+        default="local", description="Job queue: local (in-process threads) or celery "
+        "(workers on other nodes, through OCRVAULT_BROKER_URL)"
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker for OCRVAULT_QUEUE=celery: redis://... or "
+        "amqp://... (RabbitMQ)"
+    )
+    queue_name: str = Field(default="ocrvault.jobs", min_length=1, max_length=200,
+                            description="The broker queue (one per region or deployment)")
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A worker renews its claim on a job this often x 3; a "
+        "job whose worker stops renewing goes back to the queue once this has passed"
+    )
+    lease_reclaim_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often expired leases are reclaimed and the job "
+        "outbox is swept (by the scheduler)"
+    )
+    # Webhooks go to public HTTPS addresses only (webhooks/ssrf.py); these are the only ways
+    # past that, for development and for receivers on the operator's own network.
+    webhook_dispatch_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often the scheduler sends the webhook deliveries "
+        "that are due")
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow plain-http webhook URLs (development only)")
+    webhook_allow_cidrs: str = Field(
+        default="", description="Comma-separated CIDRs a webhook may reach although they "
+        "are loopback, private, link-local or reserved, e.g. '10.1.2.0/24'")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -138,10 +173,95 @@ class Settings(BaseSettings):
         "data dir, where a copy of the folder holds both the data and its keys",
     )
     docs_enabled: bool = Field(default=True, description="Serve Swagger UI at /docs")
+    url_input: bool = Field(
+        default=False, description="Let the Azure doors read a document from a URL the caller "
+        "gives (https only, public addresses only, no redirects: see fetch.py)")
+    result_link_seconds: int = Field(
+        default=3600, gt=0, le=7 * 86400,
+        description="How long a signed result URL (ABBYY's resultUrl) works")
+
+    # Where sealed blobs live. S3 credentials come from the usual AWS sources (environment,
+    # profile, instance role), never from these settings: there is no field for them.
+    blob_store: Literal["local", "s3"] = Field(
+        default="local", description="local (the data dir's blobs folder) or s3")
+    s3_bucket: str | None = Field(default=None, description="The bucket, with blob_store=s3")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket, e.g. ocrvault")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible endpoint (default: AWS for the region)")
+    s3_region: str | None = Field(default=None, description="The bucket's region")
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    s3_max_attempts: int = Field(default=3, ge=1, description="Tries per S3 call, retries included")
+
+    # Data residency: a deployment serves one region; keys name their tenant's home region.
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        description="This deployment's region, e.g. eu-central: its keys carry it, and keys "
+        "of another region are answered 421 wrong_region before any body is read")
+    region_urls: dict[str, str] = Field(
+        default_factory=dict, description="Base URL of each region, as JSON: "
+        "{\"eu-central\": \"https://ocr.eu.example\"}; the 421 answer names it")
+
+    # Which master-key provider wraps the tenant keys (crypto/master.py). The PKCS#11 PIN
+    # and AWS credentials are secrets: the PIN is read from a setting (environment), the
+    # AWS credentials from the usual AWS chain; neither belongs in the data dir.
+    key_provider: Literal["keyring", "pkcs11", "aws-kms"] = Field(
+        default="keyring", description="keyring (the file or OCRVAULT_MASTER_KEY), pkcs11 "
+        "(an HSM) or aws-kms")
+    pkcs11_library: str | None = Field(
+        default=None, description="The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token_label: str | None = Field(default=None, description="The HSM token's label")
+    pkcs11_pin: str | None = Field(default=None, description="The token's user PIN")
+    pkcs11_key_label: str = Field(
+        default="ocrvault-master", description="Master keys are labelled <this>-v<N>")
+    kms_key_id: str | None = Field(
+        default=None, description="The AWS KMS key (id, ARN or alias) with key_provider=aws-kms")
+    kms_region: str | None = Field(default=None, description="The KMS key's region")
+    kms_endpoint_url: str | None = Field(
+        default=None, description="A KMS-compatible endpoint (default: AWS for the region)")
+    kms_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    kms_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    kms_max_attempts: int = Field(default=2, ge=1)
+    key_store_dir: Path | None = Field(
+        default=None, description="Tenant and epoch keys (wrapped); default 'keys' beside "
+        "the keyring file. Never backed up with the data: that is what makes deletion stick")
+    epoch_seconds: int = Field(
+        default=86400, ge=60, description="Width of an epoch key's window: data is unreadable "
+        "in every backup at most this long after its retention ends (docs/security.md)")
+    tenant_key_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long an unwrapped tenant key stays in memory: "
+        "a revoked KMS grant takes effect within this time (offboarding at once)")
+
+    @property
+    def resolved_key_store_dir(self) -> Path:
+        return self.key_store_dir or self.keyring_path.parent / "keys"
 
     @property
     def inflight_upload_bytes(self) -> int:
         return self.max_inflight_upload_bytes or 4 * self.max_file_bytes
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError("OCRVAULT_BLOB_STORE=s3 needs OCRVAULT_S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
+    def _a_broker_for_celery(self) -> Settings:
+        if self.queue == "celery" and not (self.broker_url or "").startswith(_BROKER_SCHEMES):
+            raise ValueError("OCRVAULT_QUEUE=celery needs OCRVAULT_BROKER_URL: redis://host:6379/0 "
+                             "or amqp://user:password@host:5672/vhost")
+        return self
+
+    @model_validator(mode="after")
+    def _key_provider_is_complete(self) -> Settings:
+        if self.key_provider == "pkcs11" and not (
+                self.pkcs11_library and self.pkcs11_token_label and self.pkcs11_pin):
+            raise ValueError("OCRVAULT_KEY_PROVIDER=pkcs11 needs OCRVAULT_PKCS11_LIBRARY, "
+                             "OCRVAULT_PKCS11_TOKEN_LABEL and OCRVAULT_PKCS11_PIN")
+        if self.key_provider == "aws-kms" and not self.kms_key_id:
+            raise ValueError("OCRVAULT_KEY_PROVIDER=aws-kms needs OCRVAULT_KMS_KEY_ID")
+        return self
 
     @model_validator(mode="after")
     def _room_for_the_largest_upload(self) -> Settings:

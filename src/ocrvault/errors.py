@@ -14,8 +14,11 @@ document content or secrets.
     ├── Throttled                 over a key's rate limit or quota (429), or the server full
     │                             of uploads (503); with Retry-After
     ├── ResourceError             not found, gone, conflict (404, 409, 410)
+    ├── Misdirected               another region's key (421), with that region's base URL
     ├── IntegrityError            a stored object failed to authenticate (500, no oracle)
-    └── ProcessingError           decoding or OCR failed for a reason not the caller's
+    ├── ProcessingError           decoding or OCR failed for a reason not the caller's
+    └── Unavailable               a backend (the blob store, the master-key provider)
+                                  cannot serve now (503); with Retry-After
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class ErrorCode(StrEnum):
     DATA_EXPIRED = "data_expired"
     RETENTION_EXCEEDS_POLICY = "retention_exceeds_policy"
     OUTPUT_NOT_AVAILABLE = "output_not_available"
+    OUTPUT_NOT_REQUESTED = "output_not_requested"
     JOB_NOT_FINISHED = "job_not_finished"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -61,8 +65,18 @@ class ErrorCode(StrEnum):
     KEY_NOT_FOUND = "key_not_found"
     KEY_REVOKED = "key_revoked"
     AUDIT_ENTRY_NOT_FOUND = "audit_entry_not_found"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
+    WEBHOOK_DELIVERY_NOT_FOUND = "webhook_delivery_not_found"
+    WEBHOOK_URL_REFUSED = "webhook_url_refused"
+    CALLBACK_URL_NOT_REGISTERED = "callback_url_not_registered"
     INTEGRITY_ERROR = "integrity_error"
     SERVER_BUSY = "server_busy"
+    ENGINE_UNAVAILABLE = "engine_unavailable"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    KEY_SERVICE_UNAVAILABLE = "key_service_unavailable"
+    KEY_ACCESS_DENIED = "key_access_denied"
+    TENANT_OFFBOARDED = "tenant_offboarded"
+    WRONG_REGION = "wrong_region"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -94,6 +108,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.DATA_EXPIRED: 410,
     ErrorCode.RETENTION_EXCEEDS_POLICY: 400,
     ErrorCode.OUTPUT_NOT_AVAILABLE: 404,
+    ErrorCode.OUTPUT_NOT_REQUESTED: 409,
     ErrorCode.JOB_NOT_FINISHED: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
@@ -109,8 +124,18 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.KEY_NOT_FOUND: 404,
     ErrorCode.KEY_REVOKED: 409,
     ErrorCode.AUDIT_ENTRY_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_DELIVERY_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_URL_REFUSED: 400,
+    ErrorCode.CALLBACK_URL_NOT_REGISTERED: 400,
     ErrorCode.INTEGRITY_ERROR: 500,
     ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.ENGINE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.KEY_SERVICE_UNAVAILABLE: 503,
+    ErrorCode.KEY_ACCESS_DENIED: 403,
+    ErrorCode.TENANT_OFFBOARDED: 410,
+    ErrorCode.WRONG_REGION: 421,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
@@ -155,5 +180,23 @@ class IntegrityError(OcrVaultError):
         super().__init__(ErrorCode.INTEGRITY_ERROR, detail)
 
 
+class Misdirected(OcrVaultError):
+    """The request belongs to another deployment (421): ``location`` is its base URL, when
+    known. Raised before a byte of the request body is read."""
+
+    def __init__(self, code: ErrorCode, detail: str, location: str | None) -> None:
+        super().__init__(code, detail)
+        self.location = location
+
+
 class ProcessingError(OcrVaultError):
     """Decoding or recognition failed for a reason that is not the caller's input."""
+
+
+class Unavailable(OcrVaultError):
+    """A backend the request needs cannot be reached or did not answer in time; the same
+    request may succeed later. ``retry_after`` (seconds) is a hint for the client."""
+
+    def __init__(self, code: ErrorCode, detail: str, retry_after: int) -> None:
+        super().__init__(code, detail)
+        self.retry_after = retry_after

@@ -37,7 +37,8 @@ class Line(_Frozen):
 
 class PageSource(StrEnum):
     OCR = "ocr"
-    TEXT_LAYER = "text_layer"
+    # Read from a born-digital PDF page's own text layer, without OCR (ingest/pdftext.py).
+    EXTRACTED = "extracted"
 
 
 class Page(_Frozen):
@@ -48,11 +49,11 @@ class Page(_Frozen):
     angle: float = Field(description="Clockwise rotation in degrees that was undone before OCR")
     source: PageSource = Field(
         default=PageSource.OCR,
-        description="'ocr', or 'text_layer' when a PDF page's own text was used",
+        description="'ocr', or 'extracted' when a PDF page's own text layer was read",
     )
     engine: str | None = Field(
-        default=None, description="The OCR engine that read this page ('tesseract', 'rapidocr')"
-    )
+        default=None, description="The OCR engine that read this page ('tesseract', "
+        "'rapidocr'); null for a page whose text was extracted")
     lines: list[Line]
 
     @property
@@ -89,6 +90,9 @@ class Document(_Frozen):
     )
     pages_requested: str | None = Field(
         default=None, description="The 'pages' selection as the request gave it, if any")
+    region: str | None = Field(
+        default=None, description="The region whose deployment processed the job "
+        "(OCRVAULT_REGION); null where none is set")
     pages_missing: str | None = Field(
         default=None,
         description="Pages of the selection beyond the document's last page, as ranges "
@@ -125,14 +129,26 @@ class JobStatus(StrEnum):
 
 
 class OutputFormat(StrEnum):
+    """What ``GET /v1/jobs/{id}/outputs/{fmt}`` answers; each has a renderer in ``render/``."""
+
+    JSON = "json"
     TEXT = "text"
+    HOCR = "hocr"
+    ALTO = "alto"
+    PDF = "pdf"
 
     @property
     def media_type(self) -> str:
         return _MEDIA_TYPES[self]
 
 
-_MEDIA_TYPES = {OutputFormat.TEXT: "text/plain; charset=utf-8"}
+_MEDIA_TYPES = {
+    OutputFormat.JSON: "application/json",
+    OutputFormat.TEXT: "text/plain; charset=utf-8",
+    OutputFormat.HOCR: "application/xhtml+xml; charset=utf-8",
+    OutputFormat.ALTO: "application/xml; charset=utf-8",
+    OutputFormat.PDF: "application/pdf",
+}
 
 
 class JobError(_Frozen):

@@ -1,92 +1,50 @@
-"""The composition root: builds every service once from Settings, starts and stops them.
+"""Role ``all``, the embedded default: the API, the workers and the scheduler in one
+process, sharing one database, keyring and pipeline (compose/ builds each role's parts).
 
-The API app, the CLI and the tests all get their parts from here, so a part is
-swapped (a fake engine, a fixed clock) by passing it in, not by monkeypatching.
+The API app, the CLI and the tests get their parts from here, so a part is swapped (a
+fake engine, a fixed clock) by passing it in, not by monkeypatching.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 
-from ocrvault.access.quotas import QuotaGuard
 from ocrvault.access.ratelimit import RateLimiter
 from ocrvault.access.service import AccessService
-from ocrvault.audit import AuditLog, AuditService, ChainSigner
+from ocrvault.audit import AuditLog, AuditService
 from ocrvault.clock import Clock, utcnow
+from ocrvault.compose.api import ApiNode
+from ocrvault.compose.parts import Foundation
+from ocrvault.compose.scheduler import SchedulerNode
+from ocrvault.compose.worker import Shutdown, WorkerNode, build_pipeline, close_pipeline
 from ocrvault.config import Settings
-from ocrvault.crypto import Keyring, load_keyring
-from ocrvault.datadir import keyring_beside_data, prepare_data_dir
-from ocrvault.engines import registry
+from ocrvault.crypto import Keyring
 from ocrvault.engines.base import OcrEngine
 from ocrvault.engines.catalog import EngineCatalog
-from ocrvault.ingest import Ingestor
-from ocrvault.ingest.sandbox import Sandbox
-from ocrvault.ingest.types import Limits
+from ocrvault.jobs.leases import JobLeases
+from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.pipeline import OcrPipeline
-from ocrvault.jobs.queue import JobQueue, LocalQueue
+from ocrvault.jobs.queue import JobQueue, open_queue
 from ocrvault.jobs.service import JobService
 from ocrvault.jobs.worker import JobWorker
-from ocrvault.retention.reaper import PeriodicThread, Reaper
+from ocrvault.retention.reaper import Reaper
 from ocrvault.retention.service import RetentionService
-from ocrvault.store.blobs import BlobStore, LocalBlobStore
+from ocrvault.store.blobs import BlobStore
 from ocrvault.store.db import Database
 from ocrvault.store.documents import SealedDocuments
-from ocrvault.store.repository import JobRepository
+from ocrvault.webhooks.dispatcher import Dispatcher
+from ocrvault.webhooks.service import WebhookService
 
-log = logging.getLogger(__name__)
-
-
-def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
-                   sandbox_size: int = 1, engines: EngineCatalog | None = None) -> OcrPipeline:
-    """The pipeline with ``engine`` alone, or ``engines``, else every registered engine."""
-    sandbox = Sandbox(
-        memory_bytes=settings.decode_memory_bytes, cpu_seconds=settings.decode_cpu_seconds,
-        timeout_seconds=settings.decode_timeout_seconds, size=sandbox_size,
-    )
-    if engines is None:
-        engines = EngineCatalog.of(engine) if engine else registry.catalog(settings)
-    return OcrPipeline(Ingestor(Limits.from_settings(settings), sandbox), engines)
-
-
-def _log_waiting(running: int) -> None:
-    log.info("waiting for %d running jobs to finish", running)
-
-
-@dataclass
-class Shutdown:
-    """How a stop treats the jobs in progress: it waits for them, unless ``now`` is set (a
-    second Ctrl-C) or ``timeout`` seconds pass. Jobs it leaves stay in the database as
-    running, and the next start re-queues them; ``left`` says how many there were."""
-
-    timeout: float | None = None
-    now: threading.Event = field(default_factory=threading.Event)
-    announce: Callable[[int], None] = _log_waiting
-    left: int = 0
+__all__ = ["Runtime", "Shutdown", "build_pipeline"]
 
 
 @dataclass
 class Runtime:
-    settings: Settings
-    db: Database
-    keyring: Keyring
-    documents: SealedDocuments
-    pipeline: OcrPipeline
-    queue: JobQueue
-    access: AccessService
-    audit: AuditLog
-    audit_reader: AuditService
-    jobs: JobService
-    worker: JobWorker
-    retention: RetentionService
-    reaper: Reaper
-    clock: Clock
-    owns_engine: bool
-    shutdown: Shutdown = field(default_factory=Shutdown)
-    _periodic: list[PeriodicThread] = field(default_factory=list)
+    base: Foundation
+    api: ApiNode
+    workers: WorkerNode
+    scheduler: SchedulerNode
 
     @classmethod
     def build(cls, settings: Settings, *, engine: OcrEngine | None = None,
@@ -94,73 +52,121 @@ class Runtime:
               rate_limiter: RateLimiter | None = None,
               blobs: BlobStore | None = None,
               engines: EngineCatalog | None = None) -> Runtime:
-        """Every service on ``settings``; sets the process umask to 077 (see datadir.py)
-        and raises UnsafeDataDir for a data dir that others may read."""
-        prepare_data_dir(settings.data_dir)  # first: it sets the umask for all that follows
-        db = Database(settings.resolved_database_url)
-        db.migrate()
-        keyring = load_keyring(settings)
-        if keyring_beside_data(settings):
-            log.warning(
-                "the keyring %s is inside the data dir: a copy of the data dir (a backup, a "
-                "snapshot, a stolen disk) holds the documents and the keys that open them. Set "
-                "OCRVAULT_KEYRING_PATH to a file elsewhere, or OCRVAULT_MASTER_KEY",
-                settings.keyring_path)
-        documents = SealedDocuments(blobs or LocalBlobStore(settings.blob_dir), keyring)
+        """Every service on ``settings``; migrates the schema unless
+        ``settings.migrate_on_start`` is off (then SchemaNotCurrent unless it is current).
+        Sets the process umask to 077 (see datadir.py) and raises UnsafeDataDir for a data
+        dir that others may read."""
+        base = Foundation.open(settings, migrate=settings.migrate_on_start, clock=clock,
+                               blobs=blobs)
         # One sandbox child per worker and per sync thread, plus one for request-time checks.
         pipeline = build_pipeline(settings, engine, sandbox_size=2 * settings.workers + 1,
                                   engines=engines)
-        queue = queue or LocalQueue(settings.workers)
-        audit = AuditLog(db, ChainSigner(keyring), clock,
-                         timedelta(days=settings.audit_retention_days))
-        retention = RetentionService(db, clock, audit)
-        jobs = JobService(settings, db, documents, pipeline, queue, clock, audit=audit,
-                          quotas=QuotaGuard(db, clock), retention=retention)
-        worker = JobWorker(settings, db, documents, pipeline, clock, audit=audit)
-        return cls(
-            settings=settings, db=db, keyring=keyring, documents=documents, pipeline=pipeline,
-            queue=queue, access=AccessService(db, audit, clock, rate_limiter), audit=audit,
-            audit_reader=AuditService(db, audit), jobs=jobs, worker=worker, retention=retention,
-            reaper=Reaper(db, jobs.shredder, clock), clock=clock,
-            owns_engine=engine is None and engines is None,
-        )
+        queue = queue or open_queue(settings)
+        return cls(base=base, api=ApiNode.build(base, pipeline, queue, rate_limiter),
+                   workers=WorkerNode.build(base, pipeline, queue,
+                                            owns_engines=engine is None and engines is None),
+                   scheduler=SchedulerNode.build(base, queue))
 
     def start(self) -> None:
-        """Start workers, re-queue what a previous run left unfinished, start the reaper."""
-        with self.db.transaction() as session:
-            repository = JobRepository(session)
-            requeued = repository.requeue_running()
-            pending = repository.queued()
-        if pending:
-            log.info("resuming %d queued jobs (%d were interrupted)", len(pending), requeued)
-        self.queue.start(self.worker.process)
-        for job_id, tenant_id in pending:
-            self.queue.enqueue(job_id, tenant_id)
-        for name, task in (("reaper", self.reaper.run_once),
-                           ("audit-retention", self.audit.purge_expired),
-                           ("audit-refusals", self.access.flush_refusals)):
-            thread = PeriodicThread(name, self.settings.reaper_interval_seconds, task)
-            thread.start()
-            self._periodic.append(thread)
+        """Start the workers (resuming unfinished jobs), the scheduler and the API's own
+        periodic work."""
+        self.workers.start()
+        self.scheduler.start()
+        self.api.start()
 
     def stop(self) -> None:
         """Stop everything, after the jobs in progress end or as ``shutdown`` says."""
-        for thread in self._periodic:
-            thread.stop()
-        self._periodic.clear()
-        if running := self.queue.running():
-            self.shutdown.announce(running)
-        self.shutdown.left = self.queue.stop(self.shutdown.now, self.shutdown.timeout)
-        if self.shutdown.left:
-            # Their workers still use the pipeline: closing it would fail their jobs, which
-            # must stay running in the database for the next start to resume.
-            log.warning("stopping with %d jobs unfinished; the next start resumes them",
-                        self.shutdown.left)
-        else:
-            self.jobs.close()
-            self.pipeline.ingestor.sandbox.close()
-            if self.owns_engine:
-                self.pipeline.engines.close()
-        # Counted refusals of windows still open: recorded, not lost with the process.
-        self.access.flush_refusals(everything=True)
-        self.db.dispose()
+        self.scheduler.stop()
+        left = self.workers.stop_taking_jobs()
+        self.api.stop()
+        if not left:
+            # Jobs left running still use the pipeline: closing it would fail them, and
+            # they must stay running in the database for the next start to resume.
+            close_pipeline(self.pipeline, engines=self.workers.owns_engines)
+        self.base.close()
+
+    # The parts, by the names the app, the CLI and the tests use.
+    @property
+    def settings(self) -> Settings:
+        return self.base.settings
+
+    @property
+    def db(self) -> Database:
+        return self.base.db
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.base.keyring
+
+    @property
+    def documents(self) -> SealedDocuments:
+        return self.base.documents
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.base.audit
+
+    @property
+    def clock(self) -> Clock:
+        return self.base.clock
+
+    @property
+    def pipeline(self) -> OcrPipeline:
+        return self.workers.pipeline
+
+    @property
+    def engines(self) -> EngineCatalog:
+        return self.pipeline.engines
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.workers.queue
+
+    @property
+    def worker(self) -> JobWorker:
+        return self.workers.worker
+
+    @property
+    def shutdown(self) -> Shutdown:
+        return self.workers.shutdown
+
+    @property
+    def access(self) -> AccessService:
+        return self.api.access
+
+    @property
+    def audit_reader(self) -> AuditService:
+        return self.api.audit_reader
+
+    @property
+    def jobs(self) -> JobService:
+        return self.api.jobs
+
+    @property
+    def retention(self) -> RetentionService:
+        return self.api.retention
+
+    @property
+    def links(self) -> ResultLinks:
+        return self.api.links
+
+    @property
+    def leases(self) -> JobLeases:
+        assert self.scheduler.leases is not None, "role all always has its queue"
+        return self.scheduler.leases
+
+    @property
+    def webhooks(self) -> WebhookService:
+        return self.api.webhooks
+
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        return self.scheduler.dispatcher
+
+    @property
+    def reaper(self) -> Reaper:
+        return self.scheduler.reaper
+
+    def probes(self) -> dict[str, Callable[[], object]]:
+        """What /readyz checks: the API's parts and the default engine."""
+        return {**self.api.probes(), "engine": lambda: self.pipeline.engine.languages()}

@@ -141,4 +141,5 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "blob_store": "ok", "engine": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "blob_store": "ok", "key_service": "ok",
+                                      "engine": "ok"}

@@ -32,6 +32,7 @@ from ocrvault.environments import Environment
 from ocrvault.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.retention.policy import RetentionPolicy
 from ocrvault.runtime import Runtime
+from ocrvault.store.webhooks import delivery_id_of
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, wait_for_job
 from tests.databases import TestDatabases
@@ -63,10 +64,11 @@ class Kind(StrEnum):
     JOB = "job"
     KEY = "key"
     AUDIT = "audit"
+    WEBHOOK = "webhook"
 
 
 NOT_FOUND = {Kind.JOB: "job_not_found", Kind.KEY: "key_not_found",
-             Kind.AUDIT: "audit_entry_not_found"}
+             Kind.AUDIT: "audit_entry_not_found", Kind.WEBHOOK: "webhook_not_found"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class Route:
 
 
 POLICY = {"json": RetentionPolicy().as_dict()}
+# A public address needs no DNS: the SSRF guard lets it be registered (nothing is sent).
+WEBHOOK = {"url": "https://1.1.1.1/hook", "events": ["job.succeeded"]}
 
 ROUTES = [
     Route("read", "POST", "/v1/read", Scope.READ_SUBMIT, 202, request={"content": PNG}),
@@ -121,6 +125,23 @@ ROUTES = [
     # What the deployment reads: for choosing a submission's languages (and engine).
     Route("list-engines", "GET", "/v1/engines", Scope.READ_SUBMIT, 200),
     Route("list-languages", "GET", "/v1/languages", Scope.READ_SUBMIT, 200),
+    # Webhook endpoints are strictly per tenant and environment, like jobs.
+    Route("create-webhook", "POST", "/v1/webhooks", Scope.WEBHOOKS_MANAGE, 201,
+          request={"json": WEBHOOK}),
+    Route("list-webhooks", "GET", "/v1/webhooks", Scope.WEBHOOKS_MANAGE, 200),
+    Route("get-webhook", "GET", "/v1/webhooks/{id}", Scope.WEBHOOKS_MANAGE, 200, Kind.WEBHOOK),
+    Route("patch-webhook", "PATCH", "/v1/webhooks/{id}", Scope.WEBHOOKS_MANAGE, 200,
+          Kind.WEBHOOK, request={"json": {"description": "changed"}}),
+    Route("delete-webhook", "DELETE", "/v1/webhooks/{id}", Scope.WEBHOOKS_MANAGE, 204,
+          Kind.WEBHOOK, True),
+    Route("rotate-webhook", "POST", "/v1/webhooks/{id}/rotate-secret", Scope.WEBHOOKS_MANAGE,
+          200, Kind.WEBHOOK),
+    Route("test-webhook", "POST", "/v1/webhooks/{id}/test", Scope.WEBHOOKS_MANAGE, 202,
+          Kind.WEBHOOK),
+    Route("list-deliveries", "GET", "/v1/webhooks/{id}/deliveries", Scope.WEBHOOKS_MANAGE, 200,
+          Kind.WEBHOOK),
+    Route("redeliver", "POST", "/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+          Scope.WEBHOOKS_MANAGE, 202, Kind.WEBHOOK),
 ]
 
 
@@ -185,11 +206,17 @@ class World:
         # Age the keys, not the data: test-mode jobs live one hour at most.
         clock.advance(timedelta(hours=2))
         self.shared: dict[tuple[Kind, str, Environment], str] = {}
+        self.deliveries: dict[str, str] = {}  # webhook id -> a delivery of it
         for tenant, environment in itertools.product(("own", "other"), Environment):
             job = self.make(Kind.JOB, tenant, environment)
             self.shared[Kind.JOB, tenant, environment] = job
             self.shared[Kind.KEY, tenant, environment] = self.make(Kind.KEY, tenant, environment)
             self.shared[Kind.AUDIT, tenant, environment] = self._entry_of(job, tenant, environment)
+            hook = self.make(Kind.WEBHOOK, tenant, environment)
+            self.shared[Kind.WEBHOOK, tenant, environment] = hook
+            # A delivery of it to redeliver: queued only (nothing is sent here).
+            owner = self.admins[tenant, environment]
+            self.deliveries[hook] = delivery_id_of(runtime.webhooks.test(owner, hook), hook)
             wait_for_job(client, job, admin_secrets[tenant, environment])
 
     def login(self, secret: str) -> Principal:
@@ -214,6 +241,9 @@ class World:
         if kind is Kind.JOB:
             jobs = self.runtime.jobs
             return jobs.submit(owner, PNG, jobs.params(None, None, None)).id
+        if kind is Kind.WEBHOOK:
+            return self.runtime.webhooks.create(owner, WEBHOOK["url"], ("job.succeeded",),
+                                                None).endpoint.id
         return self.runtime.access.issue_key(owner.tenant_id, "target", Role.REVIEWER,
                                              environment).key_id
 
@@ -268,7 +298,8 @@ def foreign_ids(world: World, case: Case, listing: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_authorization_matrix(world: World, case: Case) -> None:
     secret = world.keys[case.role, case.environment, case.state]
-    path = case.route.path.format(id=world.target_of(case))
+    target = world.target_of(case)
+    path = case.route.path.format(id=target, delivery=world.deliveries.get(target, "none"))
     response = world.client.request(case.route.method, path, headers=auth(secret),
                                     **case.route.request)
     status, code = expected(case)
@@ -284,8 +315,10 @@ def test_the_matrix_covers_every_v1_route(world: World) -> None:
     paths = world.client.get("/openapi.json").json()["paths"]
     served = {(method.upper(), path.replace("{fmt}", "text")) for path, operations in paths.items()
               if path.startswith("/v1/") for method in operations}
-    named = {"/jobs/": "{job_id}", "/keys/": "{key_id}", "/audit/": "{entry_id}"}
-    tabled = {(r.method, r.path.replace("{id}", next(v for k, v in named.items() if k in r.path)))
+    named = {"/jobs/": "{job_id}", "/keys/": "{key_id}", "/audit/": "{entry_id}",
+             "/webhooks/": "{webhook_id}"}
+    tabled = {(r.method, r.path.replace("{id}", next(v for k, v in named.items() if k in r.path))
+               .replace("{delivery}", "{delivery_id}"))
               if "{id}" in r.path else (r.method, r.path) for r in ROUTES}
     assert served == tabled
 
@@ -293,8 +326,8 @@ def test_the_matrix_covers_every_v1_route(world: World) -> None:
 def test_the_rules_reach_every_outcome() -> None:
     assert {expected(case) for case in CASES} == {
         (401, "unauthorized"), (403, "insufficient_scope"), (404, "job_not_found"),
-        (404, "key_not_found"), (404, "audit_entry_not_found"), (200, None), (201, None),
-        (202, None),
+        (404, "key_not_found"), (404, "audit_entry_not_found"), (404, "webhook_not_found"),
+        (200, None), (201, None), (202, None), (204, None),
     }
 
 

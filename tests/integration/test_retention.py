@@ -312,7 +312,7 @@ def test_a_crash_mid_deletion_leaves_the_job_gone_and_a_restart_finishes_it(
     assert blobs_of(settings, job_id) == set()
     with runtime_of(restarted).db.transaction() as session:
         row = JobRepository(session).by_id(job_id)
-        assert row is not None and row.stored_objects == []
+        assert row is not None and row.stored_objects == ()
     assert_problem(restarted.get(f"/v1/jobs/{job_id}", headers=auth(key)), 410, "job_deleted")
 
 

@@ -58,6 +58,11 @@ def hits(needles: list[bytes], roots: set[Path]) -> list[str]:
     return found
 
 
+# Every rendered output is sealed too: the searchable PDF carries the canary's words (as
+# UTF-16 in its text layer) and the page image.
+ALL_OUTPUTS = "text,hocr,alto,pdf"
+
+
 def needles_of(canary: str, document: bytes) -> list[bytes]:
     """The canary as text, and three windows of the original file's bytes."""
     windows = [document[i:i + 48] for i in (len(document) // 4, len(document) // 2,
@@ -74,11 +79,12 @@ def test_no_plaintext_of_a_document_reaches_disk_or_logs(
     canary = make_canary()
     if upload == "raw":
         document = canary_png(canary)
-        response = client.post("/v1/read", content=document, params={"outputs": "text"},
+        response = client.post("/v1/read", content=document, params={"outputs": ALL_OUTPUTS},
                                headers=auth(admin_key))
     else:
         document = canary_png(canary, pad_to=5 * 1024 * 1024)
-        response = client.post("/v1/read", params={"outputs": "text"}, headers=auth(admin_key),
+        response = client.post("/v1/read", params={"outputs": ALL_OUTPUTS},
+                               headers=auth(admin_key),
                                files={"file": ("canary.png", document, "image/png")})
     assert response.status_code == 202, response.text
     job = wait_for_job(client, response.json()["id"], admin_key)

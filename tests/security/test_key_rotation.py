@@ -68,10 +68,12 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(
 
     verified = cli.invoke(cli_app, ["audit", "verify"], env=env)
     assert verified.exit_code == 0, verified.output
-    assert "5 entries" in verified.output  # tenant, key, then rotate, rewrap, retire
+    assert "intact, 2 entries" in verified.output  # the tenant's chain: tenant, key
+    # the deployment chain: the tenant chain's opening, then rotate, rewrap, retire
+    assert "deployment: intact, 4 entries" in verified.output
     exported = cli.invoke(cli_app, ["audit", "export"], env=env).output
     actions = [json.loads(line)["action"] for line in exported.splitlines()]
-    assert actions[2:5] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
+    assert actions[1:4] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
                             AuditAction.MASTER_KEY_RETIRED]
 
     data_dir = tmp_path / "data"
@@ -98,3 +100,38 @@ def test_retiring_the_primary_an_unknown_or_a_retired_version_says_so_on_one_lin
     assert refused.exit_code == 2
     assert refused.output.count("\n") == 1 and refused.output.startswith(says), refused.output
     assert "internal_error" not in refused.output
+
+
+def test_a_data_key_wrapped_before_tenant_keys_still_opens_and_rewrap_moves_it(
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    """Rows from before migration 0009 hold the keyring's own wrap (``OCK``): they open as
+    they are, and `keys rewrap` moves them under their tenant's epoch key."""
+    data_dir = tmp_path / "data"
+    client = make_client(databases.settings(data_dir, workers=0))
+    key = issue(client, "acme")
+    body = encode(text_page(["from before"], size=(600, 200)), "PNG")
+    job_id = client.post("/v1/read", content=body, headers=auth(key)).json()["id"]
+    runtime = runtime_of(client)
+    tenant_keys = runtime.documents.tenant_keys
+    assert tenant_keys is not None
+    with runtime.db.transaction() as session:
+        row = JobRepository(session).by_id(job_id)
+    assert row is not None and row.wrapped_dek is not None
+    dek = tenant_keys.unwrap_dek(row.wrapped_dek, row.tenant_id, job_id)
+    legacy = runtime.keyring.wrap_dek(dek, row.tenant_id, job_id)
+    databases.execute(data_dir, "UPDATE jobs SET wrapped_dek = :dek, key_epoch = NULL "
+                      "WHERE id = :job", dek=legacy, job=job_id)
+
+    with runtime.db.transaction() as session:
+        old = JobRepository(session).by_id(job_id)
+    assert old is not None and old.wrapped_dek == legacy
+    assert runtime.documents.get(key_of(old), ObjectKind.INPUT) == body
+
+    rewrap = CliRunner().invoke(cli_app, ["keys", "rewrap"], env=databases.env(data_dir))
+    assert rewrap.exit_code == 0 and "1 data keys now wrapped under v1" in rewrap.output
+    with runtime.db.transaction() as session:
+        moved = JobRepository(session).by_id(job_id)
+    assert moved is not None and moved.wrapped_dek is not None
+    assert moved.wrapped_dek.startswith(b"OCE") and moved.wrapped_dek != row.wrapped_dek
+    assert runtime.documents.get(key_of(moved), ObjectKind.INPUT) == body

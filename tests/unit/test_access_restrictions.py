@@ -24,31 +24,28 @@ from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode, InputRejected, OcrVaultError, ResourceError
 from ocrvault.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.store.db import Database
-from ocrvault.store.tables import ApiKeyRow, AuditEntryRow
+from ocrvault.store.records import ApiKeyRecord
+from ocrvault.store.tables import AuditEntryRow
 from tests.clocks import EPOCH, FakeClock
 from tests.databases import TestDatabases
 
 HOUR = timedelta(hours=1)
 
 
-def key_row(**changes: Any) -> ApiKeyRow:
-    values: dict[str, Any] = {
-        "id": "k1", "tenant_id": "t1", "name": "k", "environment": "live", "digest": "d",
-        "hint": "h", "scopes": ["jobs:read"], "created_at": EPOCH, "expires_at": None,
-        "revoked_at": None, "previous_digest": None, "previous_expires_at": None,
-        "allowed_ips": None,
-    }
-    return ApiKeyRow(**(values | changes))
+def key_record(**changes: Any) -> ApiKeyRecord:
+    key = ApiKeyRecord(id="k1", tenant_id="t1", name="k", environment="live", digest="d",
+                       hint="h", scopes=("jobs:read",), created_at=EPOCH)
+    return replace(key, **changes)
 
 
-def attempt(row: ApiKeyRow, **changes: Any) -> Attempt:
-    base = Attempt(key=row, previous_secret=False, environment=Environment.LIVE,
+def attempt(key: ApiKeyRecord, **changes: Any) -> Attempt:
+    base = Attempt(key=key, previous_secret=False, environment=Environment.LIVE,
                    scope=Scope.JOBS_READ, client_ip="10.0.0.7", now=EPOCH)
     return replace(base, **changes)
 
 
 @pytest.mark.parametrize(
-    ("row", "changes", "code", "action"),
+    ("stored", "changes", "code", "action"),
     [
         ({}, {}, None, None),
         ({"revoked_at": EPOCH}, {}, "unauthorized", AuditAction.AUTH_REFUSED),
@@ -58,16 +55,16 @@ def attempt(row: ApiKeyRow, **changes: Any) -> Attempt:
         ({"previous_expires_at": EPOCH}, {"previous_secret": True}, "unauthorized",
          AuditAction.KEY_EXPIRED_USED),
         ({}, {"environment": Environment.TEST}, "unauthorized", AuditAction.AUTH_REFUSED),
-        ({"scopes": ["jobs:read", "jobs:everything"]}, {}, "unauthorized",
+        ({"scopes": ("jobs:read", "jobs:everything")}, {}, "unauthorized",
          AuditAction.AUTH_REFUSED),
-        ({"allowed_ips": ["10.0.0.0/8"]}, {}, None, None),
-        ({"allowed_ips": ["192.168.0.0/16", "2001:db8::/32"]}, {}, "ip_not_allowed",
+        ({"allowed_ips": ("10.0.0.0/8",)}, {}, None, None),
+        ({"allowed_ips": ("192.168.0.0/16", "2001:db8::/32")}, {}, "ip_not_allowed",
          AuditAction.AUTH_REFUSED),
-        ({"allowed_ips": ["10.0.0.0/8"]}, {"client_ip": None}, "ip_not_allowed",
+        ({"allowed_ips": ("10.0.0.0/8",)}, {"client_ip": None}, "ip_not_allowed",
          AuditAction.AUTH_REFUSED),
-        ({"allowed_ips": ["10.0.0.0/8"]}, {"client_ip": "testclient"}, "ip_not_allowed",
+        ({"allowed_ips": ("10.0.0.0/8",)}, {"client_ip": "testclient"}, "ip_not_allowed",
          AuditAction.AUTH_REFUSED),
-        ({"allowed_ips": ["not a cidr"]}, {}, "unauthorized", AuditAction.AUTH_REFUSED),
+        ({"allowed_ips": ("not a cidr",)}, {}, "unauthorized", AuditAction.AUTH_REFUSED),
         ({}, {"scope": Scope.JOBS_DELETE}, "insufficient_scope", AuditAction.AUTH_REFUSED),
     ],
     ids=["valid", "revoked", "expired", "expires-later", "old-secret-in-grace",
@@ -76,15 +73,15 @@ def attempt(row: ApiKeyRow, **changes: Any) -> Attempt:
          "scope-missing"],
 )
 def test_each_restriction_refuses_with_its_code(
-    row: dict[str, Any], changes: dict[str, Any], code: str | None,
+    stored: dict[str, Any], changes: dict[str, Any], code: str | None,
     action: AuditAction | None,
 ) -> None:
-    refusal = evaluate(attempt(key_row(**row), **changes))
+    refusal = evaluate(attempt(key_record(**stored), **changes))
     assert (refusal.code.value, refusal.action) == (code, action) if refusal else code is None
 
 
 def test_the_first_refusal_wins_and_a_failing_check_refuses() -> None:
-    both = attempt(key_row(revoked_at=EPOCH), scope=Scope.AUDIT_READ)
+    both = attempt(key_record(revoked_at=EPOCH), scope=Scope.AUDIT_READ)
     refusal = evaluate(both)
     assert refusal is not None and refusal.code is ErrorCode.UNAUTHORIZED
 
@@ -92,7 +89,7 @@ def test_the_first_refusal_wins_and_a_failing_check_refuses() -> None:
         def check(self, attempt: Attempt) -> Refusal | None:
             raise RuntimeError("cannot decide")
 
-    refusal = evaluate(attempt(key_row()), (*RESTRICTIONS, Broken()))
+    refusal = evaluate(attempt(key_record()), (*RESTRICTIONS, Broken()))
     assert refusal is not None and refusal.code is ErrorCode.UNAUTHORIZED
 
 

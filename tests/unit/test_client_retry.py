@@ -186,8 +186,9 @@ def test_the_public_names_are_pinned() -> None:
         "Client", "Conflict", "CustomerKey", "DeletionReceipt", "Document", "Engine",
         "Forbidden", "Gone", "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated",
         "Language", "NotFound",
-        "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "Unauthorized",
-        "Unavailable", "progress_bar"]
+        "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "SeenIds",
+        "Unauthorized", "Unavailable", "WebhookVerificationError", "progress_bar",
+        "verify_webhook"]
 
 
 def test_the_client_imports_nothing_of_the_server() -> None:

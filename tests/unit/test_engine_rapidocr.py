@@ -135,28 +135,91 @@ def test_word_boxes_split_the_line_box_by_characters() -> None:
 
 
 def test_an_english_reading_writes_the_likeliest_english_character_not_a_look_alike() -> None:
-    from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
-
-    decoder = module.AlphabetDecoder(CTCLabelDecode(character=["a", "中", "à", "l"]))
+    decoder = module.LineDecoder(["blank", "a", "中", "à", "l", " "])
     # Per step: blank, a, 中, à, l, space. Step 1 likeliest 中 (then a), step 3 à (then l).
     preds = np.array([[[0.0, 0.3, 0.6, 0.0, 0.1, 0.0],
                        [0.9, 0.0, 0.0, 0.1, 0.0, 0.0],
                        [0.0, 0.0, 0.0, 0.6, 0.4, 0.0]]], dtype=np.float32)
 
     def read(languages: tuple[str, ...]) -> str:
-        with decoder.writing(languages):
+        with decoder.reading(RecognizeOptions(languages=languages), None):
             return str(decoder(preds)[0][0][0])
 
     assert read(("eng",)) == "al"
     assert read(("eng", "chi_sim")) == "中à"  # Chinese's alphabet is the whole dictionary
     assert decoder(preds)[0][0][0] == "中à"  # outside a reading: unrestricted
     seen: list[str] = []
-    with decoder.writing(("eng",)):  # another thread's reading has its own alphabets
+    with decoder.reading(RecognizeOptions(languages=("eng",)), None):
+        # another thread's reading has its own alphabets
         thread = threading.Thread(target=lambda: seen.append(read(("chi_sim",))))
         thread.start()
         thread.join()
         assert decoder(preds)[0][0][0] == "al"
     assert seen == ["中à"]
+
+
+SPACE_STEPS = ["blank", "a", "b", " "]
+
+
+def steps(*rows: tuple[float, float, float, float]) -> Any:
+    return np.array(rows, dtype=np.float32)
+
+
+def test_a_space_spread_over_steps_is_written_though_no_step_outweighs_its_blank() -> None:
+    a, b = (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)
+    hedged = (0.55, 0.0, 0.0, 0.45)  # the best path drops this space at every step
+    assert module.decode(steps(a, hedged, hedged, b), SPACE_STEPS)[0] == "a b"
+    assert module.decode(steps(a, hedged, b), SPACE_STEPS)[0] == "ab"  # one step: no space
+    assert module.decode(steps(a, (0.2, 0.0, 0.0, 0.8), b), SPACE_STEPS)[0] == "a b"
+    assert module.decode(steps(a, (0.9, 0.0, 0.0, 0.1), (0.9, 0.0, 0.0, 0.1), b),
+                         SPACE_STEPS)[0] == "ab"
+
+
+def test_equal_characters_a_blank_may_part_are_read_as_two_though_the_best_path_joins_them(
+        ) -> None:
+    a, unsure = (0.0, 0.9, 0.0, 0.1), (0.45, 0.5, 0.0, 0.05)
+    # Best path: a a a a, one "a". Summed over alignments, "aa" (a blank somewhere between)
+    # is likelier (0.53 against 0.20).
+    assert module.decode(steps(a, unsure, unsure, a), SPACE_STEPS)[0] == "aa"
+
+
+def test_decoding_keeps_repeated_characters_apart_and_reports_their_confidence() -> None:
+    a, blank = (0.0, 0.8, 0.0, 0.2), (1.0, 0.0, 0.0, 0.0)
+    text, confidence = module.decode(steps(a, a, blank, a), SPACE_STEPS)
+    assert text == "aa"
+    assert confidence == pytest.approx(0.8)
+    assert module.decode(steps(blank, blank), SPACE_STEPS) == ("", 0.0)
+
+
+def test_rapidocr_page_over_its_time_limit_fails_with_a_timeout(engine: RapidOcrEngine) -> None:
+    image = text_page(LINES, size=(1200, 300))
+    with pytest.raises(ProcessingError) as caught:
+        engine.recognize(image, RecognizeOptions(page_number=7, timeout_seconds=1e-9))
+    assert caught.value.code is ErrorCode.PROCESSING_TIMEOUT
+    assert "page 7" in caught.value.detail
+    # The deadline belonged to that reading only: the next one, given time, reads.
+    assert engine.recognize(image, RecognizeOptions(timeout_seconds=60)).text.split("\n") == LINES
+
+
+def test_rapidocr_checks_the_deadline_at_every_line_not_only_once_the_page_is_read(
+        engine: RapidOcrEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+    # The reading starts at 0 s with 10 s to go; two lines are read at 1 s, then 100 s
+    # have passed.
+    clock = iter([0.0, 1.0, 1.0] + [100.0] * 100)
+    real_decode = module.decode
+
+    def counting(probs: Any, characters: list[str]) -> tuple[str, float]:
+        decoded.append(real_decode(probs, characters)[0])
+        return real_decode(probs, characters)
+
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(module, "decode", counting)
+    with pytest.raises(ProcessingError) as caught:
+        engine.recognize(text_page([*LINES, "Paid by card"], size=(1200, 400)),
+                         RecognizeOptions(timeout_seconds=10))
+    assert caught.value.code is ErrorCode.PROCESSING_TIMEOUT
+    assert len(decoded) == 2  # the third line found the deadline passed
 
 
 def test_rapidocr_decodes_each_reading_in_its_languages_alphabets(

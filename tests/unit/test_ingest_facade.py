@@ -37,10 +37,12 @@ def ingestor() -> Iterator[Ingestor]:
 def test_the_public_api_is_pinned() -> None:
     assert sorted(ocrvault.ingest.__all__) == [
         "DecodedPage",
+        "ExtractedPage",
         "FileFormat",
         "Ingestor",
         "InputInfo",
         "Limits",
+        "PdfText",
         "Sandbox",
         "parse_page_selection",
         "sniff",

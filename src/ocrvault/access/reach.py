@@ -24,8 +24,8 @@ from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode, ResourceError
 from ocrvault.principal import JobVisibility, Principal, administered_by
 from ocrvault.store.db import Transaction
+from ocrvault.store.records import ApiKeyRecord
 from ocrvault.store.repository import KeyRepository
-from ocrvault.store.tables import ApiKeyRow
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Verb = Literal["make", "manage"]
@@ -42,11 +42,11 @@ class Reach:
     job_visibility: JobVisibility
 
     @classmethod
-    def of(cls, row: ApiKeyRow) -> Reach:
-        return cls(scopes=frozenset(row.scopes), environment=Environment(row.environment),
-                   expires_at=row.expires_at,
-                   allowed_ips=tuple(ipaddress.ip_network(c) for c in row.allowed_ips or ()),
-                   job_visibility=JobVisibility(row.job_visibility))
+    def of(cls, key: ApiKeyRecord) -> Reach:
+        return cls(scopes=frozenset(key.scopes), environment=Environment(key.environment),
+                   expires_at=key.expires_at,
+                   allowed_ips=tuple(ipaddress.ip_network(c) for c in key.allowed_ips or ()),
+                   job_visibility=JobVisibility(key.job_visibility))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,31 +87,31 @@ def beyond(holder: Reach, target: Reach, verb: Verb) -> Overreach | None:
     return None
 
 
-def caller_row(session: Transaction, principal: Principal) -> ApiKeyRow:
+def caller_key(session: Transaction, principal: Principal) -> ApiKeyRecord:
     """The caller's own key as stored now (its rights, not those it had at login)."""
-    row = KeyRepository(session).for_tenant(principal.key_id, principal.tenant_id,
+    key = KeyRepository(session).for_tenant(principal.key_id, principal.tenant_id,
                                             [principal.environment.value])
-    if row is None:
+    if key is None:
         raise AuthError(ErrorCode.FORBIDDEN, "The key making this request no longer exists.")
-    return row
+    return key
 
 
 def managed_key(session: Transaction, principal: Principal, key_id: str,
-                environments: tuple[Environment, ...]) -> ApiKeyRow:
+                environments: tuple[Environment, ...]) -> ApiKeyRecord:
     """The key ``key_id`` if the caller may act on it.
 
     A key the caller cannot see (another tenant's, or an environment it does not
     administer) is not found; one it can see, in its listing too, but that lies beyond
     its reach is forbidden, with the reason.
     """
-    row = KeyRepository(session).for_tenant(key_id, principal.tenant_id,
+    key = KeyRepository(session).for_tenant(key_id, principal.tenant_id,
                                             [e.value for e in environments])
-    if row is None:
+    if key is None:
         raise ResourceError(ErrorCode.KEY_NOT_FOUND, f"No key {key_id[:40]!r} for this key.")
-    overreach = beyond(Reach.of(caller_row(session, principal)), Reach.of(row), "manage")
+    overreach = beyond(Reach.of(caller_key(session, principal)), Reach.of(key), "manage")
     if overreach is not None:
         raise AuthError(ErrorCode.FORBIDDEN, overreach.detail)
-    return row
+    return key
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from ocrvault.audit.events import AuditAction
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode
 from ocrvault.principal import Scope
-from ocrvault.store.tables import ApiKeyRow
+from ocrvault.store.records import ApiKeyRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ UNKNOWN_KEY = "The API key is unknown, revoked or expired."
 class Attempt:
     """One presentation of a key: the stored key, which secret matched, and the request."""
 
-    key: ApiKeyRow
+    key: ApiKeyRecord
     previous_secret: bool
     environment: Environment
     scope: Scope

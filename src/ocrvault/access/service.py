@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from ocrvault.access.reach import (
     Network,
     Reach,
     beyond,
-    caller_row,
+    caller_key,
     managed_key,
     refusals_audited,
 )
@@ -37,6 +38,7 @@ from ocrvault.errors import (
     AuthError,
     ErrorCode,
     InputRejected,
+    Misdirected,
     OcrVaultError,
     ResourceError,
     Throttled,
@@ -49,9 +51,10 @@ from ocrvault.principal import (
     Role,
     Scope,
 )
+from ocrvault.store.commands import NewApiKey, NewTenant, RevokeKey, RotateSecret
 from ocrvault.store.db import Database, Transaction
+from ocrvault.store.records import ApiKeyRecord
 from ocrvault.store.repository import KeyRepository, TenantRepository
-from ocrvault.store.tables import ApiKeyRow, TenantRow
 
 # last_used_at is informational; writing it on every request would serialise
 # readers behind the database's single writer.
@@ -125,30 +128,34 @@ class IssuedKey:
     key: KeyInfo
 
 
-def info_of(row: ApiKeyRow) -> KeyInfo:
+def info_of(key: ApiKeyRecord) -> KeyInfo:
     return KeyInfo(
-        id=row.id, name=row.name, environment=Environment(row.environment),
-        scopes=tuple(row.scopes), hint=row.hint, created_at=row.created_at,
-        created_by=row.created_by, expires_at=row.expires_at, revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by, revoked_with=row.revoked_with,
-        last_used_at=row.last_used_at, rotated_at=row.rotated_at,
-        previous_secret_expires_at=row.previous_expires_at,
-        allowed_ips=tuple(row.allowed_ips or ()), rate_limit_per_minute=row.rate_limit_per_minute,
-        max_concurrent_jobs=row.max_concurrent_jobs, max_pages_per_day=row.max_pages_per_day,
-        job_visibility=JobVisibility(row.job_visibility),
+        id=key.id, name=key.name, environment=Environment(key.environment),
+        scopes=key.scopes, hint=key.hint, created_at=key.created_at,
+        created_by=key.created_by, expires_at=key.expires_at, revoked_at=key.revoked_at,
+        revoked_by=key.revoked_by, revoked_with=key.revoked_with,
+        last_used_at=key.last_used_at, rotated_at=key.rotated_at,
+        previous_secret_expires_at=key.previous_expires_at,
+        allowed_ips=key.allowed_ips or (), rate_limit_per_minute=key.rate_limit_per_minute,
+        max_concurrent_jobs=key.max_concurrent_jobs, max_pages_per_day=key.max_pages_per_day,
+        job_visibility=JobVisibility(key.job_visibility),
     )
 
 
-def _limits_of(row: ApiKeyRow) -> KeyLimits:
-    return KeyLimits(rate_per_minute=row.rate_limit_per_minute,
-                     concurrent_jobs=row.max_concurrent_jobs,
-                     pages_per_day=row.max_pages_per_day)
+def _limits_of(key: ApiKeyRecord) -> KeyLimits:
+    return KeyLimits(rate_per_minute=key.rate_limit_per_minute,
+                     concurrent_jobs=key.max_concurrent_jobs,
+                     pages_per_day=key.max_pages_per_day)
 
 
 class AccessService:
     def __init__(self, db: Database, audit: AuditSink, clock: Clock = utcnow,
-                 rate_limiter: RateLimiter | None = None) -> None:
+                 rate_limiter: RateLimiter | None = None, region: str | None = None,
+                 region_urls: Mapping[str, str] | None = None) -> None:
         self.db = db
+        # This deployment's region: keys name it, and keys naming another are sent there.
+        self.region = region
+        self.region_urls = dict(region_urls or {})
         self.audit = audit
         self.clock = clock
         self.rate_limiter = rate_limiter or TokenBuckets(clock)
@@ -177,9 +184,8 @@ class AccessService:
                     f"{name}` issues it another admin key.",
                 )
             if tenant is None:
-                tenant = TenantRow(id=str(uuid.uuid4()), name=name, created_at=self.clock())
-                tenants.add(tenant)
-                session.flush()
+                tenant = tenants.add(NewTenant(id=str(uuid.uuid4()), name=name,
+                                               created_at=self.clock()))
                 self.audit.record(AuditEvent(AuditAction.TENANT_CREATED,
                                              Actor.system("admin", tenant.id),
                                              target_id=tenant.id), session)
@@ -198,7 +204,7 @@ class AccessService:
         if spec.expires_at is not None and spec.expires_at <= self.clock():
             raise InputRejected(ErrorCode.INVALID_PARAMETER, "expires_at is in the past.")
         with refusals_audited(self.audit, principal, None), self.db.transaction() as session:
-            maker = Reach.of(caller_row(session, principal))
+            maker = Reach.of(caller_key(session, principal))
             overreach = beyond(maker, spec.reach(maker.job_visibility), "make")
             if overreach is not None:
                 raise AuthError(overreach.code, overreach.detail)
@@ -212,36 +218,38 @@ class AccessService:
 
     def list_keys(self, principal: Principal) -> list[KeyInfo]:
         with self.db.transaction() as session:
-            rows = KeyRepository(session).list_for_tenant(principal.tenant_id,
+            keys = KeyRepository(session).list_for_tenant(principal.tenant_id,
                                                           principal.administers)
-            return [info_of(row) for row in rows]
+            return [info_of(key) for key in keys]
 
     def revoke_key(self, principal: Principal, key_id: str) -> KeyInfo:
         """Revoke at once (every secret of the key) with every key it made, transitively,
         in one transaction: a key made by a revoked key would otherwise carry on its
         rights. Each revocation is an audit entry; revoking again changes nothing."""
         with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
-            row = managed_key(session, principal, key_id, principal.administers)
+            key = managed_key(session, principal, key_id, principal.administers)
             actor, now = Actor.of(principal), self.clock()
-            self._revoke(session, row, actor, now, with_key=None)
-            keys, seen, generation = KeyRepository(session), {row.id}, [row.id]
+            revoked = self._revoke(session, key, actor, now, with_key=None)
+            keys, seen, generation = KeyRepository(session), {key.id}, [key.id]
             while generation:
-                children = [c for c in keys.made_by(row.tenant_id, generation)
+                children = [c for c in keys.made_by(key.tenant_id, generation)
                             if c.id not in seen]
                 for child in children:
-                    self._revoke(session, child, actor, now, with_key=row.id)
+                    self._revoke(session, child, actor, now, with_key=key.id)
                 seen.update(c.id for c in children)
                 generation = [c.id for c in children]
-            return info_of(row)
+            return info_of(revoked)
 
-    def _revoke(self, session: Transaction, row: ApiKeyRow, actor: Actor, now: datetime,
-                with_key: str | None) -> None:
-        if row.revoked_at is not None:
-            return
-        row.revoked_at, row.revoked_by, row.revoked_with = now, actor.key_id, with_key
-        self.audit.record(AuditEvent(AuditAction.KEY_REVOKED, actor, target_id=row.id,
+    def _revoke(self, session: Transaction, key: ApiKeyRecord, actor: Actor, now: datetime,
+                with_key: str | None) -> ApiKeyRecord:
+        """``key`` revoked, audited the first time; a revoked key is returned as it is."""
+        if key.revoked_at is not None:
+            return key
+        revoked = KeyRepository(session).revoke(RevokeKey(key.id, now, actor.key_id, with_key))
+        self.audit.record(AuditEvent(AuditAction.KEY_REVOKED, actor, target_id=key.id,
                                      detail={"revoked_with": with_key} if with_key else None),
                           session)
+        return revoked
 
     def rotate_key(self, principal: Principal, key_id: str, grace: timedelta) -> IssuedKey:
         """A new secret for the key; the current one keeps working for ``grace``, then dies.
@@ -252,18 +260,19 @@ class AccessService:
             raise InputRejected(ErrorCode.INVALID_PARAMETER,
                                 "The grace period is 0 to 604800 seconds (7 days).")
         with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
-            # The row itself changes: its scopes, expiry and allow-list stay as they were.
-            row = managed_key(session, principal, key_id, principal.administers)
-            if row.revoked_at is not None:
+            # The key keeps its id, scopes, expiry and allow-list: only its secret changes.
+            key = managed_key(session, principal, key_id, principal.administers)
+            if key.revoked_at is not None:
                 raise ResourceError(ErrorCode.KEY_REVOKED, "A revoked key cannot be rotated.")
             now = self.clock()
-            secret = generate_key(Environment(row.environment))
-            row.previous_digest, row.previous_expires_at = row.digest, now + grace
-            row.digest, row.hint, row.rotated_at = digest_of(secret), hint_of(secret), now
+            secret = generate_key(Environment(key.environment), self.region)
+            rotated = KeyRepository(session).rotate(RotateSecret(
+                key.id, digest_of(secret), hint_of(secret), at=now,
+                previous_expires_at=now + grace))
             self.audit.record(AuditEvent(AuditAction.KEY_ROTATED, Actor.of(principal),
-                                         target_id=row.id), session)
-            return IssuedKey(tenant_id=row.tenant_id, key_id=row.id, secret=secret,
-                             key=info_of(row))
+                                         target_id=key.id), session)
+            return IssuedKey(tenant_id=key.tenant_id, key_id=key.id, secret=secret,
+                             key=info_of(rotated))
 
     def has_tenants(self) -> bool:
         with self.db.transaction() as session:
@@ -274,23 +283,28 @@ class AccessService:
         problem = name_problem(spec.name, _OPERATOR_NAME_CHARS)
         if problem is not None:
             raise InputRejected(ErrorCode.INVALID_PARAMETER, f"Key name: {problem}.")
-        secret = generate_key(spec.environment)
-        row = ApiKeyRow(
+        secret = generate_key(spec.environment, self.region)
+        key = KeyRepository(session).add(NewApiKey(
             id=str(uuid.uuid4()), tenant_id=tenant_id, name=spec.name,
-            environment=spec.environment.value, digest=digest_of(secret), hint=hint_of(secret),
-            scopes=sorted(s.value for s in spec.scopes), created_at=self.clock(),
+            environment=spec.environment, digest=digest_of(secret), hint=hint_of(secret),
+            scopes=tuple(sorted(s.value for s in spec.scopes)), created_at=self.clock(),
             created_by=maker.key_id if maker else None, expires_at=spec.expires_at,
-            allowed_ips=[str(net) for net in spec.allowed_ips] or None,
+            allowed_ips=tuple(str(net) for net in spec.allowed_ips) or None,
             rate_limit_per_minute=spec.limits.rate_per_minute,
             max_concurrent_jobs=spec.limits.concurrent_jobs,
             max_pages_per_day=spec.limits.pages_per_day,
             job_visibility=(visibility or spec.visibility(JobVisibility.TENANT)).value,
-        )
-        KeyRepository(session).add(row)
-        session.flush()
+        ))
         actor = Actor.of(maker) if maker else Actor.system("admin", tenant_id)
-        self.audit.record(AuditEvent(AuditAction.KEY_CREATED, actor, target_id=row.id), session)
-        return IssuedKey(tenant_id=tenant_id, key_id=row.id, secret=secret, key=info_of(row))
+        self.audit.record(AuditEvent(AuditAction.KEY_CREATED, actor, target_id=key.id), session)
+        return IssuedKey(tenant_id=tenant_id, key_id=key.id, secret=secret, key=info_of(key))
+
+    def _misdirected(self, region: str) -> Misdirected:
+        url = self.region_urls.get(region)
+        where = f"; send it to {url}" if url else ""
+        return Misdirected(ErrorCode.WRONG_REGION,
+                           f"This key's tenant lives in region {region!r}, not here{where}.",
+                           url)
 
     def authenticate(self, presented: str | None, request: RequestContext,
                      scope: Scope) -> Principal:
@@ -305,29 +319,46 @@ class AccessService:
                 Refusal(ErrorCode.UNAUTHORIZED,
                         "Send a valid API key as 'Authorization: Bearer <key>'."),
                 Actor.anonymous(request))
+        if parsed.region is not None and parsed.region != self.region:
+            raise self._misdirected(parsed.region)
+        return self._admit(lambda keys: keys.by_secret(parsed.digest), parsed.environment,
+                           lambda key: key.previous_digest == parsed.digest, request, scope)
+
+    def authenticate_link(self, tenant_id: str, key_id: str, environment: Environment,
+                          request: RequestContext, scope: Scope) -> Principal:
+        """The caller behind a signed link (an ABBYY result URL) made for key ``key_id``:
+        the key is checked now, as if it were presented (revoked, expired, IP allow-list,
+        environment, rate, scope), so that revoking a key revokes its links too."""
+        return self._admit(
+            lambda keys: keys.for_tenant(key_id, tenant_id, (environment.value,)),
+            environment, lambda _key: False, request, scope)
+
+    def _admit(self, find: Callable[[KeyRepository], ApiKeyRecord | None],
+               environment: Environment, previous_secret: Callable[[ApiKeyRecord], bool],
+               request: RequestContext, scope: Scope) -> Principal:
         now = self.clock()
         with self.db.transaction() as session:
             keys = KeyRepository(session)
-            row = keys.by_secret(parsed.digest)
-            refusal = INVALID if row is None else evaluate(Attempt(
-                key=row, previous_secret=row.previous_digest == parsed.digest,
-                environment=parsed.environment, scope=scope, client_ip=request.client_ip,
+            key = find(keys)
+            refusal = INVALID if key is None else evaluate(Attempt(
+                key=key, previous_secret=previous_secret(key),
+                environment=environment, scope=scope, client_ip=request.client_ip,
                 now=now,
             ))
-            if row is not None and refusal is None and (
-                row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY
+            if key is not None and refusal is None and (
+                key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY
             ):
-                keys.touch(row.id, now)
-        if row is None:
+                keys.touch(key.id, now)
+        if key is None:
             raise self._refused(INVALID, Actor.anonymous(request))
-        actor = Actor(name=row.name, tenant_id=row.tenant_id, environment=parsed.environment,
-                      key_id=row.id, client_ip=request.client_ip,
+        actor = Actor(name=key.name, tenant_id=key.tenant_id, environment=environment,
+                      key_id=key.id, client_ip=request.client_ip,
                       request_id=request.request_id or None)
         if refusal is not None:
             raise self._refused(refusal, actor)
-        limits = _limits_of(row)
+        limits = _limits_of(key)
         if limits.rate_per_minute is not None:
-            wait = self.rate_limiter.acquire(f"key:{row.id}", limits.rate_per_minute)
+            wait = self.rate_limiter.acquire(f"key:{key.id}", limits.rate_per_minute)
             if wait:
                 raise self._refused(
                     Refusal(ErrorCode.RATE_LIMITED,
@@ -335,10 +366,10 @@ class AccessService:
                             "retry after the time in Retry-After."),
                     actor, retry_after=math.ceil(wait))
         return Principal(
-            tenant_id=row.tenant_id, key_id=row.id,
-            scopes=frozenset(Scope(s) for s in row.scopes),
-            environment=parsed.environment, key_name=row.name, limits=limits,
-            job_visibility=JobVisibility(row.job_visibility), request=request,
+            tenant_id=key.tenant_id, key_id=key.id,
+            scopes=frozenset(Scope(s) for s in key.scopes),
+            environment=environment, key_name=key.name, limits=limits,
+            job_visibility=JobVisibility(key.job_visibility), request=request,
         )
 
     def _refused(self, refusal: Refusal, actor: Actor,

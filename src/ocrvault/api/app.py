@@ -1,4 +1,5 @@
-"""The FastAPI app factory: one app per Runtime, so tests build one per data dir."""
+"""The FastAPI app factory: one app per composition (role api or all), so tests build one
+per data dir."""
 
 from __future__ import annotations
 
@@ -9,15 +10,25 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from ocrvault import __version__
-from ocrvault.api import problems
+from ocrvault.api import compat, problems
 from ocrvault.api.context import RequestIdMiddleware
+from ocrvault.api.deps import Served
 from ocrvault.api.docs import DOCS_PATH, install_docs
 from ocrvault.api.limits import BodyLimitMiddleware, BodyLimits, UploadBudget
-from ocrvault.api.routes import audit, capabilities, health, jobs, keys, read, retention, sample
+from ocrvault.api.routes import (
+    audit,
+    capabilities,
+    health,
+    jobs,
+    keys,
+    read,
+    retention,
+    sample,
+    webhooks,
+)
 from ocrvault.api.transport import SecurityHeadersMiddleware
 from ocrvault.errors import ErrorCode
 from ocrvault.logs import install_key_redaction
-from ocrvault.runtime import Runtime
 
 DESCRIPTION = """Self-hosted OCR with encryption at rest, scoped keys and deletion you can prove.
 
@@ -34,8 +45,9 @@ NO_TELEMETRY: TelemetryConfig = {
 }
 
 
-def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
-    """An app serving ``runtime``; with ``start`` its workers run during the app's lifespan."""
+def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
+    """An app serving ``runtime``; with ``start`` it runs (its workers, its periodic work)
+    during the app's lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +73,9 @@ def create_app(runtime: Runtime, *, start: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(runtime.settings))
     app.add_middleware(SecurityHeadersMiddleware, page_policies=page_policies)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, read, sample, jobs, keys, audit, retention, capabilities):
+    for module in (health, read, sample, jobs, keys, audit, retention, capabilities,
+                   webhooks):
         app.include_router(module.router)
+    for router in compat.routers:
+        app.include_router(router)
     return app

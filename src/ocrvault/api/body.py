@@ -37,9 +37,12 @@ class Upload:
     declared_type: str | None
 
 
-async def receive_upload(request: Request, limit: int, reservation: Reservation) -> Upload:
+async def receive_upload(request: Request, limit: int, reservation: Reservation,
+                         field: bytes | None = FILE_FIELD) -> Upload:
     """The uploaded file and the media type its sender declared for it; the bytes in memory
-    are held in ``reservation`` (against the declared length first, then as they come)."""
+    are held in ``reservation`` (against the declared length first, then as they come).
+    A multipart body carries the file in ``field``, or in its first part when None (as
+    vendors' clients name that field as they please)."""
     declared = declared_length(request.headers.get("content-length", ""))
     if declared is not None:
         if declared > limit + MULTIPART_ROOM:
@@ -50,7 +53,7 @@ async def receive_upload(request: Request, limit: int, reservation: Reservation)
     header = request.headers.get("content-type", "")
     content_type, options = parse_options_header(header)
     if content_type == b"multipart/form-data":
-        part = await _read_multipart(chunks, options.get(b"boundary"), limit)
+        part = await _read_multipart(chunks, options.get(b"boundary"), limit, field)
         return Upload(bytes(part.data), declared_media_type(part.content_type))
     body = bytearray()
     async for chunk in chunks:
@@ -72,10 +75,11 @@ async def _chunks(request: Request, limit: int, reservation: Reservation
 
 
 class _FilePart:
-    """Collects the ``file`` field; every other field is ignored."""
+    """Collects the ``field`` field (the first part when None); every other is ignored."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, field: bytes | None) -> None:
         self.limit = limit
+        self.field = field
         self.data = bytearray()
         self.found = False
         self._in_file = False
@@ -115,7 +119,7 @@ class _FilePart:
 
     def _headers_finished(self) -> None:
         _, params = parse_options_header(self._disposition)
-        self._in_file = params.get(b"name") == FILE_FIELD and not self.found
+        self._in_file = (self.field is None or params.get(b"name") == self.field) and not self.found
         if self._in_file:
             self.content_type = self._part_type
         self.found = self.found or self._in_file
@@ -128,10 +132,10 @@ class _FilePart:
 
 
 async def _read_multipart(chunks: AsyncIterator[bytes], boundary: bytes | None,
-                          limit: int) -> _FilePart:
+                          limit: int, field: bytes | None) -> _FilePart:
     if not boundary:
         raise InputRejected(ErrorCode.INVALID_PARAMETER, "The multipart body has no boundary.")
-    part = _FilePart(limit)
+    part = _FilePart(limit, field)
     parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in chunks:
@@ -145,5 +149,6 @@ async def _read_multipart(chunks: AsyncIterator[bytes], boundary: bytes | None,
         ) from error
     if not part.found:
         raise InputRejected(ErrorCode.INVALID_PARAMETER,
-                            "Send the file in the multipart field 'file'.")
+                            f"Send the file in the multipart field '{field.decode()}'."
+                            if field else "The multipart body holds no part.")
     return part

@@ -1,10 +1,16 @@
-"""Request dependencies: the runtime, the request's context, and the caller as a Principal."""
+"""Request dependencies: the service a route calls, the request's context, and the caller
+as a Principal.
+
+A route names the one service it uses (``jobs: JobServiceDep``), never the runtime: what
+it depends on is in its signature, and a test can replace that one service through
+``app.dependency_overrides``. Only this module knows where the services live.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -12,12 +18,20 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from ocrvault.access.service import AccessService
 from ocrvault.addresses import is_loopback
 from ocrvault.api.limits import UploadBudget
+from ocrvault.audit import AuditService
+from ocrvault.config import Settings
 from ocrvault.crypto.customer_key import CustomerKey, parse_customer_key
+from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.errors import AuthError, ErrorCode, InputRejected
+from ocrvault.jobs.links import ResultLinks
+from ocrvault.jobs.service import JobService
 from ocrvault.principal import Principal, RequestContext, Scope
-from ocrvault.runtime import Runtime
+from ocrvault.retention.reaper import Reaper, ReaperStats
+from ocrvault.retention.service import RetentionService
+from ocrvault.webhooks.service import WebhookService
 
 _bearer = HTTPBearer(auto_error=False,
                      description="An ocrvault API key: ocv_live_... or ocv_test_...")
@@ -25,9 +39,100 @@ _bearer = HTTPBearer(auto_error=False,
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def runtime(request: Request) -> Runtime:
-    value: Runtime = request.app.state.runtime
+class Served(Protocol):
+    """What the app needs of the composition it serves: role ``api`` (compose/api.py) or
+    ``all`` (runtime.py). The app never builds one, so it never loads what it does not use."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def access(self) -> AccessService: ...
+    @property
+    def jobs(self) -> JobService: ...
+    @property
+    def audit_reader(self) -> AuditService: ...
+    @property
+    def retention(self) -> RetentionService: ...
+    @property
+    def links(self) -> ResultLinks: ...
+    @property
+    def webhooks(self) -> WebhookService: ...
+    @property
+    def engines(self) -> EngineCatalog:
+        """Describes the engines (GET /v1/engines) without creating them."""
+        ...
+    @property
+    def reaper(self) -> Reaper | None:
+        """The reaper where this node runs it, for /metrics."""
+        ...
+    def probes(self) -> Mapping[str, Callable[[], object]]:
+        """What /readyz checks, by name."""
+        ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _runtime(request: Request) -> Served:
+    value: Served = request.app.state.runtime
     return value
+
+
+def job_service(request: Request) -> JobService:
+    return _runtime(request).jobs
+
+
+def access_service(request: Request) -> AccessService:
+    return _runtime(request).access
+
+
+def retention_service(request: Request) -> RetentionService:
+    return _runtime(request).retention
+
+
+def webhook_service(request: Request) -> WebhookService:
+    return _runtime(request).webhooks
+
+
+def audit_reader(request: Request) -> AuditService:
+    return _runtime(request).audit_reader
+
+
+def engine_catalog(request: Request) -> EngineCatalog:
+    return _runtime(request).engines
+
+
+def settings(request: Request) -> Settings:
+    return _runtime(request).settings
+
+
+def result_links(request: Request) -> ResultLinks:
+    return _runtime(request).links
+
+
+Probe = Callable[[], object]
+
+
+def readiness_probes(request: Request) -> Mapping[str, Probe]:
+    """What /readyz checks, by name: each probe raises when its part is not ready."""
+    return _runtime(request).probes()
+
+
+def reaper_stats(request: Request) -> ReaperStats | None:
+    """The reaper's figures where this node runs it (role ``all``), else None."""
+    reaper = _runtime(request).reaper
+    return reaper.stats if reaper else None
+
+
+JobServiceDep = Annotated[JobService, Depends(job_service)]
+AccessServiceDep = Annotated[AccessService, Depends(access_service)]
+RetentionServiceDep = Annotated[RetentionService, Depends(retention_service)]
+WebhookServiceDep = Annotated[WebhookService, Depends(webhook_service)]
+AuditReaderDep = Annotated[AuditService, Depends(audit_reader)]
+EngineCatalogDep = Annotated[EngineCatalog, Depends(engine_catalog)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+ResultLinksDep = Annotated[ResultLinks, Depends(result_links)]
+ReadinessProbesDep = Annotated[Mapping[str, Probe], Depends(readiness_probes)]
+ReaperStatsDep = Annotated[ReaperStats | None, Depends(reaper_stats)]
 
 
 def request_context(request: Request) -> RequestContext:
@@ -43,11 +148,16 @@ _SCOPE_OF: dict[Callable[..., Principal], Scope] = {}
 
 def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None,
                   scope: Scope) -> Principal:
-    """The caller, checked once per request and scope."""
+    return authenticate_key(request, credentials.credentials if credentials else None, scope)
+
+
+def authenticate_key(request: Request, presented: str | None, scope: Scope) -> Principal:
+    """The caller of a key ``presented`` however the API asks for it (a bearer token here,
+    a vendor's header in api/compat/), checked once per request and scope, with every
+    restriction of the key."""
     checked: dict[Scope, Principal] = request.scope.setdefault(_PRINCIPALS, {})
     if scope not in checked:
-        presented = credentials.credentials if credentials else None
-        checked[scope] = runtime(request).access.authenticate(
+        checked[scope] = access_service(request).authenticate(
             presented, request_context(request), scope)
     return checked[scope]
 
@@ -97,9 +207,6 @@ class AuthFirstRoute(APIRoute):
             return await handle(request)
 
         return authenticate_then_handle
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 def upload_budget(request: Request) -> UploadBudget:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ocrvault.errors import ErrorCode, OcrVaultError, Throttled
+from ocrvault.errors import ErrorCode, Misdirected, OcrVaultError, Throttled, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,12 @@ def _allowed_methods(request: Request) -> str | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(OcrVaultError)
     async def _ocrvault_error(_request: Request, error: OcrVaultError) -> JSONResponse:
-        retry_after = error.retry_after if isinstance(error, Throttled) else None
-        headers = {"Retry-After": str(retry_after)} if retry_after else None
-        return problem_response(error.code, error.detail, headers=headers)
+        retry_after = (error.retry_after if isinstance(error, Throttled | Unavailable)
+                       else None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
+        if isinstance(error, Misdirected) and error.location:
+            headers["Location"] = error.location  # where this request belongs
+        return problem_response(error.code, error.detail, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -21,6 +21,12 @@ from ocrvault.principal import Principal, RequestContext
 
 class AuditAction(StrEnum):
     TENANT_CREATED = "tenant:tenant:created"
+    # Its tenant key and epoch keys destroyed: everything it stored is unreadable.
+    TENANT_OFFBOARDED = "tenant:tenant:offboarded"
+    # The tenant key rewrapped under the tenant's own KMS key (or back under the master).
+    TENANT_KEY_WRAPPER_CHANGED = "key:tenant_key:wrapper_changed"
+    # An epoch key destroyed once nothing under it may live any longer (tenant_keys.py).
+    EPOCH_KEY_DESTROYED = "key:epoch_key:destroyed"
     KEY_CREATED = "key:api_key:created"
     KEY_ROTATED = "key:api_key:rotated"
     KEY_REVOKED = "key:api_key:revoked"
@@ -45,10 +51,15 @@ class AuditAction(StrEnum):
     JOB_DELETED = "job:data:deleted"
     JOB_EXPIRED = "job:data:expired"
     POLICY_CHANGED = "policy:retention:changed"
+    # An endpoint made, changed or deleted (detail: which), or a delivery redelivered by hand.
     WEBHOOK_CHANGED = "webhook:endpoint:changed"
+    WEBHOOK_SECRET_ROTATED = "webhook:secret:rotated"  # noqa: S105 - an action's name
     AUDIT_READ = "audit:log:read"
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_PURGED = "audit:log:purged"
+    # A tenant's chain began; written to the deployment chain, so a chain deleted whole
+    # is missed (audit/chain.py).
+    CHAIN_OPENED = "audit:chain:opened"
 
     @classmethod
     def _missing_(cls, value: object) -> AuditAction | None:

@@ -7,9 +7,10 @@ is recorded before its first line is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from ocrvault.audit.chain import Canonical, entry_hash, fields_of
 from ocrvault.audit.events import Actor, AuditAction, AuditEntry, AuditEvent
@@ -17,9 +18,8 @@ from ocrvault.audit.log import AuditSink
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, InputRejected, ResourceError
 from ocrvault.principal import Principal
+from ocrvault.store.audit import AuditRepository, StoredEntry
 from ocrvault.store.db import Database
-from ocrvault.store.repository import AuditRepository
-from ocrvault.store.tables import AuditEntryRow
 
 MAX_PAGE = 1000
 _EXPORT_BATCH = 1000
@@ -44,13 +44,17 @@ class AuditPage:
     next_cursor: str | None
 
 
-def entry_of(row: AuditEntryRow) -> AuditEntry:
+def entry_of(row: StoredEntry) -> AuditEntry:
     return AuditEntry(
         id=row.id, at=row.at, tenant_id=row.tenant_id, environment=row.environment,
         actor_key_id=row.actor_key_id, actor_name=row.actor_name, action=AuditAction(row.action),
         target_id=row.target_id, client_ip=row.client_ip, request_id=row.request_id,
         outcome=row.outcome, reason=row.reason, detail=row.detail,
     )
+
+
+def _chain_batch(chain: str, entries: AuditRepository, after: int) -> list[StoredEntry]:
+    return entries.in_chain(chain, after, _EXPORT_BATCH)
 
 
 def _environments(principal: Principal) -> list[str | None]:
@@ -101,20 +105,32 @@ class AuditService:
         return entry_of(row)
 
     def export(self, actor: Actor, tenant_id: str | None = None) -> Iterator[Canonical]:
-        """Every retained entry in chain order (one tenant's, if given), as the canonical
-        fields plus ``hash``, ``mac_version`` and ``mac``, so links check offline."""
+        """Every retained entry, chain by chain, each chain in order (one tenant's entries in
+        log order, if given: its ``legacy`` ones, then its chain), as the canonical fields
+        plus ``hash``, ``mac_version`` and ``mac``, so each chain's links check offline (a
+        ``legacy`` line names no chain). Read by position, each chain comes out whole up to
+        where it stood when reached, however many appends run meanwhile."""
         self.audit.record(AuditEvent(AuditAction.AUDIT_EXPORTED, actor, target_id=tenant_id))
+        if tenant_id is not None:
+            yield from self._lines(lambda entries, after: entries.page(
+                tenant_id, [*Environment, None], after_seq=after, limit=_EXPORT_BATCH),
+                lambda row: row.seq)
+            return
+        with self.db.transaction() as session:
+            chains = AuditRepository(session).chain_names()
+        for chain in chains:
+            yield from self._lines(partial(_chain_batch, chain), lambda row: row.pos)
+
+    def _lines(self, batch: Callable[[AuditRepository, int], Sequence[StoredEntry]],
+               key: Callable[[StoredEntry], int]) -> Iterator[Canonical]:
+        """Export lines of the entries ``batch`` reads after a key, one transaction a batch."""
         after = 0
-        while rows := self._export_batch(after, tenant_id):
+        while True:
+            with self.db.transaction() as session:
+                rows = batch(AuditRepository(session), after)
+            if not rows:
+                return
             for row in rows:
                 yield {**fields_of(row), "hash": entry_hash(row), "mac_version": row.mac_version,
                        "mac": row.mac}
-            after = rows[-1].seq
-
-    def _export_batch(self, after: int, tenant_id: str | None) -> Sequence[AuditEntryRow]:
-        with self.db.transaction() as session:
-            entries = AuditRepository(session)
-            if tenant_id is None:
-                return entries.after(after, _EXPORT_BATCH)
-            return entries.page(tenant_id, [*Environment, None], after_seq=after,
-                                limit=_EXPORT_BATCH)
+            after = key(rows[-1])

@@ -1,13 +1,18 @@
-"""Walking the chain: the first entry that was changed, removed or inserted.
+"""Walking the chains: in each, the first entry that was changed, removed or inserted.
 
-From the retention checkpoint (or genesis) each entry must carry the next sequence
-number, link to the hash of the one before it, and bear a valid signature; the last
-must be the signed head. The first break is named:
+Every chain is proved on its own. From its retention checkpoint (or genesis) each entry
+must carry the next position, link to the hash of the one before it, and bear a valid
+signature; the last must be the chain's signed head. The first break is named:
 
-- a missing sequence number, or a tail shorter than the signed head: *removed*;
+- a missing position, or a tail shorter than the signed head: *removed*;
 - an entry whose signature or link fails while the entry after it links past it to
   its predecessor, or any entry beyond the signed head: *inserted*;
-- any other entry whose signature or link fails: *changed*.
+- any other entry whose signature or link fails: *changed*;
+- a chain whose head row is gone while its entries, or its opening in the
+  ``deployment`` chain, say it existed: *missing*.
+
+An entry moved from one chain to another breaks both: the one it left misses it, and
+the one it entered finds an entry whose signature (over its chain and position) fails.
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ocrvault.audit.chain import GENESIS, ChainSigner, entry_hash, entry_message, point_message
+from ocrvault.audit.chain import (
+    DEPLOYMENT,
+    GENESIS,
+    ChainSigner,
+    entry_hash,
+    entry_message,
+    point_message,
+)
+from ocrvault.audit.events import AuditAction
+from ocrvault.store.audit import AuditRepository, ChainState, StoredEntry
 from ocrvault.store.db import Database
-from ocrvault.store.repository import AuditRepository
-from ocrvault.store.tables import AuditEntryRow
 
 _BATCH = 1000
 
@@ -30,26 +42,29 @@ class TamperKind(StrEnum):
     INSERTED = "inserted"
     HEAD = "head"
     CHECKPOINT = "checkpoint"
+    MISSING = "missing"
 
 
 @dataclass(frozen=True, slots=True)
 class Tamper:
     kind: TamperKind
-    seq: int
+    pos: int
 
     def __str__(self) -> str:
         if self.kind is TamperKind.HEAD:
-            return f"the signature of the chain head (entry {self.seq}) does not verify"
+            return f"the signature of the chain head (entry {self.pos}) does not verify"
         if self.kind is TamperKind.CHECKPOINT:
-            return f"the signature of the retention checkpoint (entry {self.seq}) does not verify"
-        return f"entry {self.seq} was {self.kind.value}"
+            return f"the signature of the retention checkpoint (entry {self.pos}) does not verify"
+        if self.kind is TamperKind.MISSING:
+            return "the chain's head row is gone, though the log says the chain existed"
+        return f"entry {self.pos} was {self.kind.value}"
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """A verified place in the chain: an entry's sequence number and hash."""
+    """A verified place in a chain: an entry's position and hash."""
 
-    seq: int
+    pos: int
     hash: str
 
 
@@ -60,100 +75,164 @@ class WalkResult:
     tamper: Tamper | None = None
 
 
-def walk(entries: AuditRepository, signer: ChainSigner, start: Position,
+def anchor_tamper(signer: ChainSigner, state: ChainState) -> Tamper | None:
+    """A retention checkpoint that is not genesis must bear its signature."""
+    if (state.anchor_pos, state.anchor_hash) == (0, GENESIS) or signer.verify(
+        point_message("anchor", state.chain, state.anchor_pos, state.anchor_hash),
+        state.anchor_mac_version, state.anchor_mac,
+    ):
+        return None
+    return Tamper(TamperKind.CHECKPOINT, state.anchor_pos)
+
+
+def walk(entries: AuditRepository, signer: ChainSigner, chain: str, start: Position,
          bound: int) -> WalkResult:
-    """Check the entries after ``start`` up to sequence number ``bound``."""
+    """Check the chain's entries after ``start`` up to position ``bound``."""
     position, count = start, 0
-    rows = _rows(entries, start.seq, bound)
+    rows = _rows(entries, chain, start.pos, bound)
     current = next(rows, None)
     while current is not None:
         following = next(rows, None)
         tamper = _judge(signer, position, current, following)
         if tamper is not None:
             return WalkResult(position, count, tamper)
-        position, count = Position(current.seq, entry_hash(current)), count + 1
+        position, count = Position(current.pos, entry_hash(current)), count + 1
         current = following
-    if position.seq < bound:
-        return WalkResult(position, count, Tamper(TamperKind.REMOVED, position.seq + 1))
+    if position.pos < bound:
+        return WalkResult(position, count, Tamper(TamperKind.REMOVED, position.pos + 1))
     return WalkResult(position, count)
 
 
-def _rows(entries: AuditRepository, after: int, bound: int) -> Iterator[AuditEntryRow]:
-    while batch := entries.after(after, _BATCH):
+def _rows(entries: AuditRepository, chain: str, after: int,
+          bound: int) -> Iterator[StoredEntry]:
+    while batch := entries.in_chain(chain, after, _BATCH):
         for row in batch:
-            if row.seq > bound:
+            if row.pos > bound:
                 return
             yield row
-        after = batch[-1].seq
+        after = batch[-1].pos
 
 
-def _judge(signer: ChainSigner, previous: Position, current: AuditEntryRow,
-           following: AuditEntryRow | None) -> Tamper | None:
-    if current.seq != previous.seq + 1:
-        return Tamper(TamperKind.REMOVED, previous.seq + 1)
+def _judge(signer: ChainSigner, previous: Position, current: StoredEntry,
+           following: StoredEntry | None) -> Tamper | None:
+    if current.pos != previous.pos + 1:
+        return Tamper(TamperKind.REMOVED, previous.pos + 1)
     signed = signer.verify(entry_message(entry_hash(current)), current.mac_version, current.mac)
     if signed and current.prev_hash == previous.hash:
         return None
     if following is not None and following.prev_hash == previous.hash:
-        return Tamper(TamperKind.INSERTED, current.seq)
-    return Tamper(TamperKind.CHANGED, current.seq)
+        return Tamper(TamperKind.INSERTED, current.pos)
+    return Tamper(TamperKind.CHANGED, current.pos)
 
 
 @dataclass(frozen=True, slots=True)
-class VerifyReport:
+class ChainReport:
+    """One chain's verdict: how many retained entries verified, from which position to
+    which head, and the first break if there is one."""
+
+    chain: str
     entries: int
-    first_seq: int
-    head_seq: int
+    first_pos: int
+    head_pos: int
     tamper: Tamper | None
 
     @property
     def ok(self) -> bool:
         return self.tamper is None
 
+    def __str__(self) -> str:
+        if self.tamper is None:
+            return (f"{self.chain}: intact, {self.entries} entries, positions "
+                    f"{self.first_pos} to {self.head_pos}")
+        return (f"{self.chain}: TAMPERED: {self.tamper} "
+                f"({self.entries} entries verified before it)")
 
-def verify_chain(db: Database, signer: ChainSigner) -> VerifyReport:
-    """Walk the whole retained chain up to its signed head.
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Every chain's verdict, in chain-name order."""
+
+    chains: tuple[ChainReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(chain.ok for chain in self.chains)
+
+    @property
+    def entries(self) -> int:
+        return sum(chain.entries for chain in self.chains)
+
+    @property
+    def broken(self) -> list[ChainReport]:
+        return [chain for chain in self.chains if not chain.ok]
+
+    def chain(self, name: str) -> ChainReport:
+        for chain in self.chains:
+            if chain.chain == name:
+                return chain
+        raise KeyError(f"no audit chain {name!r} was verified")
+
+
+def verify_log(db: Database, signer: ChainSigner) -> VerifyReport:
+    """Prove every chain: each one with a head row or entries, and each one whose opening
+    the ``deployment`` chain holds."""
+    with db.transaction() as session:
+        entries = AuditRepository(session)
+        names = set(entries.chain_names())
+        names.update(entries.targets(DEPLOYMENT, AuditAction.CHAIN_OPENED.value))
+    return VerifyReport(tuple(verify_chain(db, signer, name) for name in sorted(names)))
+
+
+def verify_chain(db: Database, signer: ChainSigner, chain: str) -> ChainReport:
+    """Walk one retained chain up to its signed head.
 
     Appends made while the walk runs move the head on; the walk follows it and stops
     at the head it reads last. A retention cut made meanwhile moves the checkpoint;
     the walk then starts again from the new one. Live traffic is no false alarm.
     """
     for _ in range(3):
-        report = _verify_once(db, signer)
+        report = _verify_once(db, signer, chain)
         with db.transaction() as session:
-            if AuditRepository(session).chain().anchor_seq + 1 == report.first_seq:
-                break
+            state = AuditRepository(session).chain(chain)
+        if state is None or state.anchor_pos + 1 == report.first_pos:
+            break
     return report
 
 
-def _verify_once(db: Database, signer: ChainSigner) -> VerifyReport:
+def _verify_once(db: Database, signer: ChainSigner, chain: str) -> ChainReport:
     with db.transaction() as session:
         entries = AuditRepository(session)
-        chain = entries.chain()
-        anchor = Position(chain.anchor_seq, chain.anchor_hash)
-
-        def report(tamper: Tamper | None) -> VerifyReport:
-            return VerifyReport(total, anchor.seq + 1, chain.head_seq, tamper)
-
+        state = entries.chain(chain)
+        if state is None:
+            return ChainReport(chain, 0, 1, 0, Tamper(TamperKind.MISSING, 0))
+        anchor = Position(state.anchor_pos, state.anchor_hash)
         total = 0
-        if anchor != Position(0, GENESIS) and not signer.verify(
-            point_message("anchor", anchor.seq, anchor.hash), chain.anchor_mac_version,
-            chain.anchor_mac,
-        ):
-            return report(Tamper(TamperKind.CHECKPOINT, anchor.seq))
+
+        def report(tamper: Tamper | None) -> ChainReport:
+            return ChainReport(chain, total, anchor.pos + 1, head_pos, tamper)
+
+        head_pos = state.head_pos
+        tamper = anchor_tamper(signer, state)
+        if tamper is not None:
+            return report(tamper)
         position, bound = anchor, -1
-        while chain.head_seq != bound:
-            bound = chain.head_seq
-            result = walk(entries, signer, position, bound)
+        while state.head_pos != bound:
+            bound = state.head_pos
+            result = walk(entries, signer, chain, position, bound)
             position, total = result.end, total + result.entries
             if result.tamper is not None:
                 return report(result.tamper)
-            chain = entries.chain()
-        head = Position(chain.head_seq, chain.head_hash)
-        unsigned_empty = head == Position(0, GENESIS) and chain.head_mac is None
-        if not unsigned_empty and (head != position or not signer.verify(
-            point_message("head", head.seq, head.hash), chain.head_mac_version, chain.head_mac,
-        )):
-            return report(Tamper(TamperKind.HEAD, head.seq))
-        beyond = entries.after(bound, 1)
-        return report(Tamper(TamperKind.INSERTED, beyond[0].seq) if beyond else None)
+            reread = entries.chain(chain)
+            if reread is None:
+                return report(Tamper(TamperKind.MISSING, 0))
+            state, head_pos = reread, reread.head_pos
+        # A chain's head row is created in the transaction of its first entry, so every
+        # committed head is signed.
+        head = Position(state.head_pos, state.head_hash)
+        if head != position or not signer.verify(
+            point_message("head", chain, head.pos, head.hash), state.head_mac_version,
+            state.head_mac,
+        ):
+            return report(Tamper(TamperKind.HEAD, head.pos))
+        beyond = entries.in_chain(chain, bound, 1)
+        return report(Tamper(TamperKind.INSERTED, beyond[0].pos) if beyond else None)

@@ -46,12 +46,13 @@ from ocrvault.client.models import (
 )
 from ocrvault.client.progress import progress_bar
 from ocrvault.client.sync import Client
+from ocrvault.client.webhooks import SeenIds, WebhookVerificationError, verify_webhook
 
 __all__ = [
     "ApiError", "AsyncClient", "AuditEntry", "AuditPage", "BadRequest", "BulkDeletion",
     "Client", "Conflict", "CustomerKey", "DeletionReceipt", "Document", "Engine", "Forbidden",
     "Gone", "Job", "JobCreated", "JobPage", "JobStatus", "Key", "KeyCreated", "Language",
     "NotFound",
-    "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "Unauthorized",
-    "Unavailable", "progress_bar",
+    "PayloadTooLarge", "RateLimited", "RetentionPolicy", "Retry", "SeenIds", "Unauthorized",
+    "Unavailable", "WebhookVerificationError", "progress_bar", "verify_webhook",
 ]

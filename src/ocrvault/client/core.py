@@ -136,6 +136,8 @@ class SubmitOptions(TypedDict, total=False):
     retention: Duration | str | None
     pdf_password: str | None
     engine: str | None
+    pdf_text: str | None  # "auto", "ocr" or "extract"
+    pdf_profile: str | None  # of the searchable PDF: "default" or "pdfa-2b"
     customer_key: CustomerKey | None
 
 
@@ -144,6 +146,7 @@ class ReadOptions(TypedDict, total=False):
     pages: str | None
     pdf_password: str | None
     engine: str | None
+    pdf_text: str | None
 
 
 class JobFilters(TypedDict, total=False):
@@ -262,11 +265,13 @@ class Core:
     def submit(self, file: Upload, *, languages: str | Iterable[str] | None = None,
                pages: str | None = None, outputs: Iterable[str] | None = None,
                retention: Duration | str | None = None, pdf_password: str | None = None,
-               engine: str | None = None,
+               engine: str | None = None, pdf_text: str | None = None,
+               pdf_profile: str | None = None,
                customer_key: CustomerKey | None = None) -> Exchange[JobCreated]:
         params = {"languages": _languages(languages), "pages": pages,
                   "outputs": ",".join(outputs) if outputs else None,
-                  "retention": retention, "pdf_password": pdf_password, "engine": engine}
+                  "retention": retention, "pdf_password": pdf_password, "engine": engine,
+                  "pdf_text": pdf_text, "pdf_profile": pdf_profile}
         headers = {"Content-Type": "application/octet-stream",
                    **(customer_key.headers() if customer_key else {})}
         return self.call(self.request("POST", "v1/read", params=params, content=_body(file),
@@ -274,9 +279,10 @@ class Core:
 
     def read_sync(self, file: Upload, *, languages: str | Iterable[str] | None = None,
                   pages: str | None = None, pdf_password: str | None = None,
-                  engine: str | None = None) -> Exchange[Document]:
+                  engine: str | None = None, pdf_text: str | None = None,
+                  ) -> Exchange[Document]:
         params = {"languages": _languages(languages), "pages": pages,
-                  "pdf_password": pdf_password, "engine": engine}
+                  "pdf_password": pdf_password, "engine": engine, "pdf_text": pdf_text}
         return self.call(self.request("POST", "v1/read:sync", params=params, content=_body(file),
                                       headers={"Content-Type": "application/octet-stream"}),
                          _model(Document))

@@ -11,7 +11,8 @@
     ├── Gone              410: deleted, or expired under retention
     ├── PayloadTooLarge   413: file_too_large, body_too_large
     ├── RateLimited       429: rate_limited, quota_exceeded; ``retry_after`` in seconds
-    └── Unavailable       503: the server is full of uploads; ``retry_after`` in seconds
+    └── Unavailable       503: the server is full of uploads, or its storage cannot be
+                          reached; ``retry_after`` in seconds
 
 Switch on ``code`` (the server's stable ``ErrorCode``) for anything finer.
 """

@@ -2,7 +2,9 @@
 
 Every stored object is sealed (AES-256-GCM) under its job's data key (DEK), with an
 AAD that binds it to (tenant, job, kind, DEK version). The DEK is stored only wrapped:
-by the versioned master keyring (:class:`Keyring`), or by a customer-held key.
+under its tenant's epoch key (``tenant_keys.py``; tenant keys under the master-key
+provider of ``master.py``: keyring, PKCS#11 HSM or AWS KMS), by the versioned master
+keyring (:class:`Keyring`) for jobs from before tenant keys, or by a customer-held key.
 Every way opening can fail raises the same :class:`~ocrvault.errors.IntegrityError`.
 
 Crypto-shredding is the store deleting a job's wrapped DEK: no key, no plaintext, in

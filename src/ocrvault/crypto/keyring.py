@@ -60,6 +60,10 @@ _MAGIC = b"OCK"
 _FORMAT = 1
 _WRAPPED_BYTES = len(_MAGIC) + 1 + 4 + _aead.NONCE_BYTES + _aead.KEY_BYTES + _aead.TAG_BYTES
 _WRAP_INFO = b"ocrvault/v1/wrap"
+# Keys wrapped for the master-key provider (tenant keys): their own derived key and magic,
+# so a wrapped tenant key can never pass for a wrapped DEK, nor the reverse.
+_KEY_MAGIC = b"OCM"
+_KEY_WRAP_INFO = b"ocrvault/v1/wrap-key"
 _MAC_INFO = b"ocrvault/v1/mac/"
 
 
@@ -68,19 +72,17 @@ class MacPurpose(StrEnum):
     version can keep the verification key of every purpose (:meth:`Keyring.retire`)."""
 
     AUDIT_CHAIN = "audit-chain"
+    RESULT_LINK = "result-link"  # short-lived result URLs (ABBYY's resultUrl)
 
 
 @runtime_checkable
 class DekWrapper(Protocol):
     """What the store needs from whatever holds the master keys.
 
-    :class:`Keyring` implements it with local keys. An external KMS (Vault transit,
-    AWS KMS, GCP KMS) plugs in here rather than as a :class:`KeyringProvider`, because it
-    never hands out key material: ``wrap_dek`` calls the KMS's Encrypt with
-    (tenant id, job id) as the encryption context / AAD and returns the KMS ciphertext
-    with the key version it reports; ``unwrap_dek`` calls Decrypt with the same context
-    and raises IntegrityError on any failure; ``rewrap`` maps to the KMS's rewrap.
-    Rotation and retirement then happen in the KMS itself.
+    :class:`Keyring` implements it with local keys, for DEKs wrapped before tenant keys.
+    An HSM or a KMS, which never hands out key material, is a
+    :class:`ocrvault.crypto.master.MasterKeyProvider` instead: it wraps tenant keys, and
+    DEKs go under those (``tenant_keys.py``).
     """
 
     def wrap_dek(self, dek: bytes, tenant_id: str, job_id: str) -> bytes: ...
@@ -158,6 +160,29 @@ class Keyring:
             raise IntegrityError
         return _aead.read_u32(wrapped, 4)
 
+    def wrap_key(self, key: bytes, context_aad: bytes) -> bytes:
+        """Wrap a 32-byte key (a tenant key) under the primary, bound to ``context_aad``:
+        ``b"OCM" | 0x01 | version (u32) | nonce | ciphertext | tag``."""
+        self.reload()
+        state = self._state
+        return _aead.seal(_derive(state.keys[state.primary], _KEY_WRAP_INFO),
+                          _key_prefix(state.primary), key, context_aad)
+
+    def unwrap_key(self, wrapped: bytes, context_aad: bytes) -> bytes:
+        """What :meth:`wrap_key` wrapped; IntegrityError for any other context, a retired
+        version or any bad byte."""
+        master = self._master_key(self.key_version_of(wrapped))
+        if master is None:
+            raise IntegrityError
+        return _aead.open_sealed(_derive(master, _KEY_WRAP_INFO),
+                                 wrapped[:len(_key_prefix(0))], wrapped, context_aad)
+
+    def key_version_of(self, wrapped: bytes) -> int:
+        """The master version a key wrapped by :meth:`wrap_key` needs (header only)."""
+        if len(wrapped) != _WRAPPED_BYTES or wrapped[:4] != _KEY_MAGIC + bytes([_FORMAT]):
+            raise IntegrityError
+        return _aead.read_u32(wrapped, 4)
+
     def rotate(self) -> int:
         """Add a new random master version, make it the primary, store it, return it."""
         self._state = self._provider.update(KeyringState.rotated)
@@ -224,6 +249,10 @@ def load_keyring(settings: Settings) -> Keyring:
 
 def _wrap_prefix(version: int) -> bytes:
     return _MAGIC + bytes([_FORMAT]) + _aead.u32(version)
+
+
+def _key_prefix(version: int) -> bytes:
+    return _KEY_MAGIC + bytes([_FORMAT]) + _aead.u32(version)
 
 
 def _wrap_aad(tenant_id: str, job_id: str) -> bytes:

@@ -7,11 +7,13 @@ once (the tesseract engine keeps one loaded API per thread).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from PIL.Image import Image
 
+from ocrvault.errors import ErrorCode, ProcessingError
 from ocrvault.model import EngineInfo, Page
 
 
@@ -23,6 +25,21 @@ class RecognizeOptions:
     deskew: bool = True
     # A bound on one page's recognition; None waits as long as it takes.
     timeout_seconds: float | None = None
+
+    def deadline(self) -> float | None:
+        """When (``time.monotonic()``) this page's recognition must end; None: never."""
+        if self.timeout_seconds is None:
+            return None
+        return time.monotonic() + self.timeout_seconds
+
+
+def timeout_error(options: RecognizeOptions) -> ProcessingError:
+    """What every engine raises for a page that ran past ``options.timeout_seconds``."""
+    return ProcessingError(
+        ErrorCode.PROCESSING_TIMEOUT,
+        f"reading page {options.page_number} took longer than {options.timeout_seconds:g} s; "
+        "send smaller or fewer pages",
+    )
 
 
 @runtime_checkable

@@ -11,22 +11,47 @@ with the engine that reads it best, by the measured figures (README, bench/engin
   than wide (turned by 90 or 270 degrees), or a mean line confidence below 0.85 (the
   corpus reads at 0.93-0.99 upright, 0.70-0.77 upside down), or no text at all. Such a
   page is read again by Tesseract, which finds and undoes the page's orientation.
+
+What an engine is (name, version, languages) is an :class:`EngineSpec`, known for the
+built-in engines without creating them, so that checking a request's languages and listing
+the engines loads none. :meth:`EngineCatalog.describing` gives a catalog that only
+describes: it refuses to create an engine (an API node's, which never runs OCR).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from PIL.Image import Image
 
+from ocrvault.engines.alphabets import RAPIDOCR
 from ocrvault.engines.base import OcrEngine, RecognizeOptions
-from ocrvault.errors import ErrorCode, InputRejected
+from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Page
 
 AUTO = "auto"
 TESSERACT = "tesseract"
-RAPIDOCR = "rapidocr"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """What an engine is, known without loading it: its name, version and languages."""
+
+    info: EngineInfo
+    languages: frozenset[str]
+
+    @classmethod
+    def of(cls, engine: OcrEngine) -> EngineSpec:
+        return cls(engine.info, engine.languages())
+
+
+def auto_info(tesseract: EngineInfo, rapidocr: EngineInfo) -> EngineInfo:
+    """``auto``'s name and version: the versions of the engines it chooses between."""
+    return EngineInfo(name=AUTO, version=f"{TESSERACT} {tesseract.version}; "
+                      f"{RAPIDOCR} {rapidocr.version}")
 
 
 # Below this mean line confidence a RapidOCR page is taken to be upside down.
@@ -40,9 +65,7 @@ class AutoEngine:
     def __init__(self, tesseract: OcrEngine, rapidocr: OcrEngine) -> None:
         self._tesseract = tesseract
         self._rapidocr = rapidocr
-        self._info = EngineInfo(
-            name=AUTO, version=f"{TESSERACT} {tesseract.info.version}; "
-            f"{RAPIDOCR} {rapidocr.info.version}")
+        self._info = auto_info(tesseract.info, rapidocr.info)
 
     @property
     def info(self) -> EngineInfo:
@@ -85,23 +108,56 @@ def _height(polygon: list[float]) -> float:
     return max(polygon[1::2]) - min(polygon[1::2])
 
 
-class EngineCatalog:
-    """Engines by name, each created on first use; safe to share between threads."""
+SpecSource = Callable[[], EngineSpec]
 
-    def __init__(self, factories: Mapping[str, Callable[[], OcrEngine]], default: str) -> None:
+
+def _refuse() -> OcrEngine:
+    raise ProcessingError(
+        ErrorCode.ENGINE_UNAVAILABLE,
+        "This node runs no OCR engine (it serves the API only): submit with POST /v1/read "
+        "and poll the job; synchronous reads need a node of role 'all'.")
+
+
+class EngineCatalog:
+    """Engines by name, each created on first use; safe to share between threads.
+
+    ``specs`` describes engines without creating them; an engine without one is described
+    by creating it (a plugin, a test's fake).
+    """
+
+    def __init__(self, factories: Mapping[str, Callable[[], OcrEngine]], default: str,
+                 specs: Mapping[str, SpecSource] | None = None) -> None:
         self._factories = dict(factories)
+        self._sources = dict(specs or {})
         if TESSERACT in self._factories and RAPIDOCR in self._factories:
             self._factories[AUTO] = lambda: AutoEngine(self.get(TESSERACT), self.get(RAPIDOCR))
+            self._sources[AUTO] = self._auto_spec
         if default not in self._factories:
             raise ValueError(f"default engine {default!r} is not one of {self.names}")
         self.default = default
         self._engines: dict[str, OcrEngine] = {}
+        self._specs: dict[str, EngineSpec] = {}
         self._lock = threading.RLock()
+        self.runs_engines = True
 
     @classmethod
     def of(cls, engine: OcrEngine) -> EngineCatalog:
-        """Just ``engine``, under its own name and as the default (tests' fake engines)."""
+        """Just ``engine``, under its own name and as the default (tests' fakes)."""
         return cls({engine.info.name: lambda: engine}, engine.info.name)
+
+    def describing(self) -> EngineCatalog:
+        """The same engines, described as here, in a catalog that refuses to create any
+        (an API node's)."""
+        names = [name for name in self.names if name != AUTO]
+        catalog = EngineCatalog(dict.fromkeys(names, _refuse), self.default,
+                                {name: functools.partial(self.spec, name) for name in names})
+        catalog.runs_engines = False
+        return catalog
+
+    def ensure_runnable(self) -> None:
+        """Raise ENGINE_UNAVAILABLE where this catalog only describes engines."""
+        if not self.runs_engines:
+            _refuse()
 
     @property
     def names(self) -> list[str]:
@@ -124,21 +180,46 @@ class EngineCatalog:
                 engine = self._engines[name] = self._factories[name]()
             return engine
 
+    @property
+    def created(self) -> list[str]:
+        """The engines created so far (loaded, in memory)."""
+        with self._lock:
+            return sorted(self._engines)
+
+    def spec(self, name: str | None = None) -> EngineSpec:
+        """What engine ``name`` is; created only where nothing else describes it."""
+        name = self.resolve(name)
+        with self._lock:
+            spec = self._specs.get(name)
+            if spec is None:
+                source = self._sources.get(name)
+                spec = self._specs[name] = source() if source else EngineSpec.of(self.get(name))
+            return spec
+
+    def specs(self) -> list[EngineSpec]:
+        """Every engine a request may name (``auto`` included), described."""
+        return [self.spec(name) for name in self.names]
+
+    def _auto_spec(self) -> EngineSpec:
+        tesseract, rapidocr = self.spec(TESSERACT), self.spec(RAPIDOCR)
+        return EngineSpec(auto_info(tesseract.info, rapidocr.info),
+                          tesseract.languages | rapidocr.languages)
+
     def all_languages(self) -> frozenset[str]:
-        return frozenset().union(*(self.get(name).languages() for name in self.names))
+        return frozenset().union(*(spec.languages for spec in self.specs()))
 
     def check(self, name: str | None, languages: tuple[str, ...]) -> None:
         """Refuse ``languages`` that engine ``name`` cannot read, saying which engine can."""
-        engine = self.get(name)
-        missing = [code for code in languages if code not in engine.languages()]
+        readable = self.spec(name).languages
+        missing = [code for code in languages if code not in readable]
         if not missing:
             return
         readers = [other for other in self.names
-                   if other != AUTO and set(missing) <= self.get(other).languages()]
+                   if other != AUTO and set(missing) <= self.spec(other).languages]
         advice = f"; use engine={readers[0]} for {'+'.join(missing)}" if readers else ""
         raise InputRejected(
             ErrorCode.INVALID_PARAMETER,
-            f"engine {self.resolve(name)} reads: {', '.join(sorted(engine.languages()))}{advice}.")
+            f"engine {self.resolve(name)} reads: {', '.join(sorted(readable))}{advice}.")
 
     def close(self) -> None:
         with self._lock:

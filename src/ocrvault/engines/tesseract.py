@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import re
 import statistics
 import threading
 import time
@@ -49,8 +48,9 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 import tesserocr
 from PIL import Image
 
-from ocrvault.engines.base import RecognizeOptions
+from ocrvault.engines.base import RecognizeOptions, timeout_error
 from ocrvault.engines.pixels import eight_bit
+from ocrvault.engines.tessdata import find_tessdata, installed_languages
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
 
@@ -58,10 +58,7 @@ from ocrvault.model import EngineInfo, Line, Page, Word
 # they carry no document text, but a service's stderr is no place for native chatter.
 tesserocr.set_leptonica_log_level(tesserocr.LeptLogLevel.NONE)
 
-SYSTEM_TESSDATA_ROOT = Path("/usr/share/tesseract-ocr")
 _Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
-_OSD = "osd"
-_REQUIRED_LANGUAGE = "eng"
 # Loaded APIs kept per thread (one per language set, 15-45 MB each).
 _APIS_PER_THREAD = 4
 
@@ -81,30 +78,9 @@ _MAX_UPSCALE = 1.5
 _MAX_UPSCALED_PIXELS = 40_000_000
 
 
-def find_tessdata(explicit: Path | None = None, *,
-                  system_root: Path = SYSTEM_TESSDATA_ROOT) -> Path:
-    """The tessdata folder: ``explicit``, else ``$TESSDATA_PREFIX``, else the newest system one.
-
-    A folder that is named (by argument or environment) is used or refused, never
-    silently replaced by another, so that a deployment runs the models it chose.
-    """
-    named = explicit or (Path(os.environ["TESSDATA_PREFIX"])
-                         if os.environ.get("TESSDATA_PREFIX") else None)
-    candidates = [named] if named else sorted(
-        system_root.glob("*/tessdata"), key=lambda p: _version_key(p.parent.name), reverse=True)
-    for candidate in candidates:
-        if (candidate / f"{_REQUIRED_LANGUAGE}.traineddata").is_file():
-            return candidate
-    searched = ", ".join(str(c) for c in candidates) or f"{system_root}/*/tessdata"
-    raise ProcessingError(
-        ErrorCode.INTERNAL_ERROR,
-        f"no Tesseract language data ({_REQUIRED_LANGUAGE}.traineddata) in {searched}; "
-        "install tesseract-ocr-eng or set OCRVAULT_TESSDATA_DIR to a tessdata folder",
-    )
-
-
-def _version_key(name: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", name))
+def library_version() -> str:
+    """libtesseract's version: a static call, no API object is created."""
+    return str(tesserocr.PyTessBaseAPI.Version())
 
 
 class TesseractEngine:
@@ -112,9 +88,8 @@ class TesseractEngine:
 
     def __init__(self, tessdata_dir: Path | None = None) -> None:
         self._tessdata = find_tessdata(tessdata_dir)
-        self._languages = frozenset(
-            path.stem for path in self._tessdata.glob("*.traineddata")) - {_OSD}
-        self._info = EngineInfo(name="tesseract", version=str(tesserocr.PyTessBaseAPI.Version()))
+        self._languages = installed_languages(self._tessdata)
+        self._info = EngineInfo(name="tesseract", version=library_version())
         self._local = _ThreadSlots()
         # Weak, so that the APIs of a thread that has ended are freed with it.
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
@@ -134,8 +109,7 @@ class TesseractEngine:
 
     def recognize(self, image: Image.Image, options: RecognizeOptions) -> Page:
         langs = self._language_key(options.languages)
-        deadline = (time.monotonic() + options.timeout_seconds
-                    if options.timeout_seconds is not None else None)
+        deadline = options.deadline()
         gray = _to_gray(image)
         slot = self._slot(langs)
         with slot.lock:
@@ -260,21 +234,13 @@ def _recognize(api: Any, gray: Image.Image, view: _View, options: RecognizeOptio
     if deadline is not None:
         timeout_ms = math.ceil((deadline - time.monotonic()) * 1000)
         if timeout_ms <= 0:
-            raise _timeout_error(options)
+            raise timeout_error(options)
     if not api.Recognize(timeout_ms):
         if deadline is not None and time.monotonic() >= deadline:
-            raise _timeout_error(options)
+            raise timeout_error(options)
         raise ProcessingError(ErrorCode.PROCESSING_FAILED,
                               f"Tesseract failed to read page {options.page_number}")
     return _read_lines(api.GetIterator(), view)
-
-
-def _timeout_error(options: RecognizeOptions) -> ProcessingError:
-    return ProcessingError(
-        ErrorCode.PROCESSING_TIMEOUT,
-        f"reading page {options.page_number} took longer than {options.timeout_seconds:g} s; "
-        "send smaller or fewer pages",
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,14 +38,23 @@ from ocrvault.ingest.inspect import check_file_size, inspect_header
 from ocrvault.ingest.pages import parse_page_selection
 from ocrvault.ingest.sandbox import Sandbox
 from ocrvault.ingest.sniff import sniff
-from ocrvault.ingest.types import DecodedPage, FileFormat, InputInfo, Limits
+from ocrvault.ingest.types import (
+    DecodedPage,
+    ExtractedPage,
+    FileFormat,
+    InputInfo,
+    Limits,
+    PdfText,
+)
 
 __all__ = [
     "DecodedPage",
+    "ExtractedPage",
     "FileFormat",
     "Ingestor",
     "InputInfo",
     "Limits",
+    "PdfText",
     "Sandbox",
     "parse_page_selection",
     "sniff",
@@ -66,11 +75,13 @@ class Ingestor:
         return self.sandbox.call(inspect_header, data, fmt, self.limits, pdf_password)
 
     def decode(
-        self, data: bytes, fmt: FileFormat, pages: list[int], pdf_password: str | None = None
-    ) -> Iterator[DecodedPage]:
+        self, data: bytes, fmt: FileFormat, pages: list[int], pdf_password: str | None = None,
+        pdf_text: PdfText = PdfText.OCR,
+    ) -> Iterator[DecodedPage | ExtractedPage]:
         """Decode ``pages`` (1-based) of a file :meth:`inspect` accepted as ``fmt``, one at a
-        time; a page is decoded when it is asked for, and its limits checked again."""
+        time; a page is decoded when it is asked for, and its limits checked again. A PDF
+        page read from its own text layer (``pdf_text``) comes as an :class:`ExtractedPage`."""
         for page in self.sandbox.call_iter(
-            decode_pages, data, fmt, pages, self.limits, pdf_password
+            decode_pages, data, fmt, pages, self.limits, pdf_password, pdf_text
         ):
             yield page.to_page()

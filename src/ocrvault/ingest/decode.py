@@ -22,12 +22,14 @@ from PIL import ExifTags, Image, ImageOps
 
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.ingest.inspect import (
+    PdfRendering,
     check_page_size,
     open_image,
     open_pdf,
     pdf_page_rendering,
 )
-from ocrvault.ingest.types import DecodedPage, FileFormat, Limits
+from ocrvault.ingest.pdftext import PageText, read_text_layer
+from ocrvault.ingest.types import DecodedPage, FileFormat, Limits, PdfText
 
 # Modes whose pixels are grey levels; everything else becomes RGB.
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -79,10 +81,14 @@ def decode_pages(
     pages: list[int],
     limits: Limits,
     pdf_password: str | None = None,
-) -> Iterator[PagePixels]:
-    """Decode ``pages`` (1-based) of ``data`` one at a time, sizes re-checked before each."""
+    pdf_text: PdfText = PdfText.OCR,
+) -> Iterator[PagePixels | PageText]:
+    """Decode ``pages`` (1-based) of ``data`` one at a time, sizes re-checked before each.
+
+    A PDF page whose text layer ``pdf_text`` lets through (ingest/pdftext.py) comes as its
+    text instead of its pixels."""
     if fmt is FileFormat.PDF:
-        yield from _pdf_pages(data, pages, limits, pdf_password)
+        yield from _pdf_pages(data, pages, limits, pdf_password, pdf_text)
     else:
         yield from _image_pages(data, fmt, pages, limits)
 
@@ -101,14 +107,18 @@ def _image_pages(
 
 
 def _pdf_pages(
-    data: bytes, pages: list[int], limits: Limits, password: str | None
-) -> Iterator[PagePixels]:
+    data: bytes, pages: list[int], limits: Limits, password: str | None, pdf_text: PdfText
+) -> Iterator[PagePixels | PageText]:
     with open_pdf(data, password) as pdf:
         removed = _pdf_metadata(pdf)
         for number in pages:
             if not 1 <= number <= len(pdf):
                 raise _no_such_page(number)
             rendering = pdf_page_rendering(pdf, number, limits)
+            text = _read_text(pdf, number, rendering, pdf_text, removed)
+            if text is not None:
+                yield text
+                continue
             image, attached = _render(pdf, number, rendering.scale)
             yield PagePixels(number, image.mode, image.size, image.tobytes(),
                              removed | attached)
@@ -131,6 +141,19 @@ def _render(pdf: pdfium.PdfDocument, number: int,
             ErrorCode.CORRUPT_FILE,
             f"Page {number} of the PDF cannot be rendered. Re-save the PDF and send it again.",
         ) from None
+
+
+def _read_text(pdf: pdfium.PdfDocument, number: int, rendering: PdfRendering,
+               pdf_text: PdfText, removed: frozenset[str]) -> PageText | None:
+    try:
+        page = pdf[number - 1]
+        try:
+            attached = _annotation_metadata(page)
+        finally:
+            page.close()
+        return read_text_layer(pdf, number, rendering, pdf_text, removed | attached)
+    except pdfium.PdfiumError:
+        return None  # a text layer pdfium cannot read: the page is rendered and OCR'd
 
 
 def _annotation_metadata(page: pdfium.PdfPage) -> frozenset[str]:

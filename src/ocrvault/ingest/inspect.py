@@ -206,21 +206,35 @@ def _image_scale(pdf: pdfium.PdfDocument, number: int, page_area: float) -> floa
             f"Page {number} of the PDF cannot be read. Re-save the PDF and send it again.",
         ) from None
     try:
-        largest, scale = 0.0, None
+        covering = covering_image(page, page_area)
+        if covering is None:
+            return None
+        (width_pt, height_pt), (width_px, height_px) = covering
+        # A hair under the image's own: rounding up then gives its pixels, not one more.
+        return (max(width_px, height_px) - 0.001) / max(width_pt, height_pt)
+    finally:
+        page.close()
+
+
+def covering_image(page: pdfium.PdfPage, page_area: float
+                   ) -> tuple[tuple[float, float], tuple[int, int]] | None:
+    """Size in points and in pixels of the largest image on ``page``, if it covers most of
+    it (a scan, a photo); None otherwise, or when an image cannot be measured."""
+    try:
+        largest: tuple[tuple[float, float], tuple[int, int]] | None = None
         images = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=2)
         for _, image in zip(range(_IMAGES_LOOKED_AT), images, strict=False):
             left, bottom, right, top = image.get_bounds()
             width_pt, height_pt = right - left, top - bottom
             width_px, height_px = image.get_px_size()
-            if width_pt * height_pt > largest and min(width_px, height_px) > 0:
-                largest = width_pt * height_pt
-                # A hair under the image's own: rounding up then gives its pixels, not one more.
-                scale = (max(width_px, height_px) - 0.001) / max(width_pt, height_pt)
-        return scale if largest >= _COVERING_SHARE * page_area else None
+            if min(width_px, height_px) > 0 and (
+                    largest is None or width_pt * height_pt > largest[0][0] * largest[0][1]):
+                largest = (width_pt, height_pt), (width_px, height_px)
     except pdfium.PdfiumError:
         return None  # an image that cannot be measured sets nothing: the page's dpi stays
-    finally:
-        page.close()
+    if largest is None or largest[0][0] * largest[0][1] < _COVERING_SHARE * page_area:
+        return None
+    return largest
 
 
 def _pdf_page_count(pdf: pdfium.PdfDocument, limits: Limits) -> int:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from PIL.Image import Image
 
+from ocrvault.model import Page
+
 if TYPE_CHECKING:
     from ocrvault.config import Settings
 
@@ -23,6 +25,14 @@ class FileFormat(StrEnum):
     @property
     def media_type(self) -> str:
         return "application/pdf" if self is FileFormat.PDF else f"image/{self.value}"
+
+
+class PdfText(StrEnum):
+    """Where a PDF page's text comes from (``pdf_text=``; see ingest/pdftext.py)."""
+
+    AUTO = "auto"  # the page's own text layer where it is real, OCR elsewhere
+    OCR = "ocr"  # OCR every page, whatever text it carries
+    EXTRACT = "extract"  # the text layer wherever a page has one, even one auto distrusts
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +69,12 @@ class InputInfo:
 class DecodedPage:
     number: int  # 1-based page number in the source document
     image: Image  # metadata already stripped; mode L or RGB
+    metadata_removed: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ExtractedPage:
+    """A PDF page read from its own text layer (ingest/pdftext.py), not rendered."""
+
+    page: Page  # source "extracted", confidence 1.0
     metadata_removed: set[str] = field(default_factory=set)

@@ -1,10 +1,18 @@
 """Job queues: only a job id crosses them; the worker loads everything else.
 
-``LocalQueue`` is the embedded deployment's in-process pool, fair between tenants
-(:class:`FairLine`). Its state is the
-database: at start the service re-enqueues every queued job, so a restart loses
-nothing, and a worker claims a job with an atomic status change, so nothing is
-done twice.
+A queue is the hand-off between the node that records a job (the API) and the nodes
+that run it (workers). The database, not the queue, is the truth about a job: a worker
+claims the job under a lease before it runs it (jobs/leases.py), so an id delivered
+twice, or to a worker that died, is done once; ids reach the queue through the outbox
+(jobs/outbox.py), after the transaction that records the job commits.
+
+Implementations, chosen by ``OCRVAULT_QUEUE`` through :func:`open_queue`:
+
+- ``LocalQueue``: the embedded deployment's in-process pool, fair between tenants
+  (:class:`FairLine`). Not durable: at start the embedded node enqueues every queued
+  job again, so a restart loses nothing.
+- ``CeleryQueue`` (jobs/celery_queue.py): Celery on Redis or RabbitMQ, for workers on
+  other machines. Durable: the broker keeps what was enqueued across restarts.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from ocrvault.config import Settings
+
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[str], None]
@@ -25,9 +35,43 @@ JobHandler = Callable[[str], None]
 _GIVE_UP_POLL_SECONDS = 0.2
 
 
+class QueueUnavailable(RuntimeError):
+    """The queue's broker cannot be reached; the message says which and what to do.
+
+    Never carries document content: only the broker's address, without its password.
+    """
+
+
 class JobQueue(Protocol):
-    def start(self, handler: JobHandler) -> None: ...
-    def enqueue(self, job_id: str, tenant_id: str) -> None: ...
+    """Where job ids wait for a worker. Every implementation passes
+    tests/contract/test_job_queue.py.
+
+    Delivery is at least once: every id enqueued is handed to a handler of a started
+    queue, once in the normal course, again after a worker is lost; the handler's lease
+    makes a second delivery harmless.
+    """
+
+    #: Whether enqueued ids outlive this process (a broker keeps them). A queue that is
+    #: not durable is fed again with every queued job when its node starts.
+    durable: bool
+    #: Whether one tenant's backlog cannot hold up another tenant's next job (served in
+    #: turn). A queue that is not fair serves ids in the order they were enqueued.
+    fair: bool
+
+    def start(self, handler: JobHandler) -> None:
+        """Begin handing ids to ``handler`` on this process's worker threads; returns once
+        the queue is consuming. A queue only enqueued to (an API node) is never started.
+        Raises QueueUnavailable when the broker cannot be reached. ``handler`` gets a job
+        id (a ``str``) and nothing else; what it raises is logged, never propagated."""
+        ...
+
+    def enqueue(self, job_id: str, tenant_id: str) -> None:
+        """Hand ``job_id`` to the workers; returns once the queue holds it (a broker has
+        accepted it). ``tenant_id`` may order the waiting ids (fairness), and never
+        leaves the process. Raises QueueUnavailable when the broker cannot be reached:
+        the job stays in the outbox and is sent again later."""
+        ...
+
     def running(self) -> int:
         """How many jobs this process is working on now."""
         ...
@@ -35,8 +79,21 @@ class JobQueue(Protocol):
     def stop(self, give_up: threading.Event | None = None,
              timeout: float | None = None) -> int:
         """Stop taking jobs and wait for those in progress, unless ``give_up`` is set or
-        ``timeout`` seconds pass first; return how many were left running."""
+        ``timeout`` seconds pass first; return how many were left running. Waiting ids
+        are not lost: a durable queue keeps them for the next consumer, and the database
+        keeps them queued for a queue that is not. Stopping an unstarted queue returns 0."""
         ...
+
+
+def open_queue(settings: Settings, workers: int | None = None) -> JobQueue:
+    """The queue ``settings.queue`` names, with ``workers`` (default ``settings.workers``)
+    worker threads once started. Celery is imported only when it is chosen."""
+    threads = settings.workers if workers is None else workers
+    if settings.queue == "celery":
+        from ocrvault.jobs.celery_queue import CeleryQueue
+
+        return CeleryQueue(settings, threads)
+    return LocalQueue(threads)
 
 
 class FairLine:
@@ -69,6 +126,11 @@ class FairLine:
 
 
 class LocalQueue:
+    """Threads of this process, fed from memory; see the module's docstring."""
+
+    durable = False
+    fair = True
+
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._waiting = FairLine()

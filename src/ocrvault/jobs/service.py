@@ -27,6 +27,7 @@ from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
 from ocrvault.ingest.types import FileFormat
 from ocrvault.jobs.listing import JobQuery, Position
+from ocrvault.jobs.outbox import Outbox
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue
@@ -41,14 +42,16 @@ from ocrvault.model import (
     PartExpiries,
 )
 from ocrvault.principal import Principal
-from ocrvault.render import render
+from ocrvault.render import default_registry
 from ocrvault.retention.policy import ceiling_for
 from ocrvault.retention.service import RetentionService
 from ocrvault.retention.shredder import Shredder, gone_parts, policy_of
+from ocrvault.store.commands import NewJob
 from ocrvault.store.db import Database
 from ocrvault.store.documents import JobKey, ObjectKind, SealedDocuments
+from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
-from ocrvault.store.tables import JobRow
+from ocrvault.store.webhooks import WebhookRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,39 +66,38 @@ class JobPage:
     next_cursor: str | None
 
 
-def job_of(row: JobRow, now: datetime) -> Job:
-    error = JobError(code=row.error_code, detail=row.error_detail or "") if row.error_code else None
-    status = JobStatus(row.status)
+def job_of(job: JobRecord, now: datetime) -> Job:
+    error = JobError(code=job.error_code, detail=job.error_detail or "") if job.error_code else None
     return Job(
-        id=row.id, tenant_id=row.tenant_id, status=status,
-        created_at=row.created_at, completed_at=row.completed_at, expires_at=row.expires_at,
-        languages=list(row.languages), outputs=[OutputFormat(o) for o in row.outputs],
-        page_count=row.page_count, pages_done=row.pages_done or 0, error=error,
-        expires=PartExpiries(input=row.input_expires_at, result=row.expires_at,
-                             outputs=row.outputs_expires_at,
-                             job_metadata=row.metadata_expires_at),
-        expired=gone_parts(row, now) if status.finished else [],
+        id=job.id, tenant_id=job.tenant_id, status=job.status,
+        created_at=job.created_at, completed_at=job.completed_at, expires_at=job.expires_at,
+        languages=list(job.languages), outputs=[OutputFormat(o) for o in job.outputs],
+        page_count=job.page_count, pages_done=job.pages_done or 0, error=error,
+        expires=PartExpiries(input=job.input_expires_at, result=job.expires_at,
+                             outputs=job.outputs_expires_at,
+                             job_metadata=job.metadata_expires_at),
+        expired=gone_parts(job, now) if job.status.finished else [],
     )
 
 
-def key_of(row: JobRow) -> JobKey:
+def key_of(job: JobRecord) -> JobKey:
     """The job's key as the service holds it (the worker's and the deleter's view)."""
-    return JobKey(row.tenant_id, row.id, row.wrapped_dek)
+    return JobKey(job.tenant_id, job.id, job.wrapped_dek)
 
 
-def opener(row: JobRow, customer_key: CustomerKey | None) -> JobKey:
+def opener(job: JobRecord, customer_key: CustomerKey | None) -> JobKey:
     """The key a caller opens the job's content with: a job made with a customer key
     opens only with that key, sent again with the request."""
-    if row.customer_key_sha256 is None:
-        return key_of(row)
+    if job.customer_key_sha256 is None:
+        return key_of(job)
     if customer_key is None:
         raise AuthError(ErrorCode.CUSTOMER_KEY_REQUIRED,
                         "This job was sealed with a customer key: send it in "
                         "X-Ocrvault-Customer-Key and X-Ocrvault-Customer-Key-SHA256.")
-    if not customer_key.matches(row.customer_key_sha256):
+    if not customer_key.matches(job.customer_key_sha256):
         raise AuthError(ErrorCode.CUSTOMER_KEY_MISMATCH,
                         "The customer key is not the one this job was sealed with.")
-    return JobKey(row.tenant_id, row.id, None, row.customer_wrapped_dek, customer_key)
+    return JobKey(job.tenant_id, job.id, None, job.customer_wrapped_dek, customer_key)
 
 
 class JobService:
@@ -112,6 +114,7 @@ class JobService:
         self.quotas = quotas
         self.retention = retention
         self.shredder = Shredder(db, documents, clock, audit)
+        self.outbox = Outbox(db, queue, clock)
         # Synchronous reads get their own threads, so each keeps its engine loaded
         # and a burst of them cannot starve the asynchronous workers.
         self._sync_pool = ThreadPoolExecutor(max(1, settings.workers), "ocr-sync")
@@ -119,9 +122,11 @@ class JobService:
         self._sync_lock = threading.Lock()
 
     def params(self, languages: str | None, pages: str | None, outputs: str | None,
-               pdf_password: str | None = None, engine: str | None = None) -> ReadParams:
+               pdf_password: str | None = None, engine: str | None = None, *,
+               pdf_text: str | None = None, pdf_profile: str | None = None) -> ReadParams:
         return self.pipeline.params(languages, pages, outputs, self.settings.default_languages,
-                                    pdf_password, engine)
+                                    pdf_password, engine, pdf_text=pdf_text,
+                                    pdf_profile=pdf_profile)
 
     def record_rejection(self, principal: Principal, code: ErrorCode, size: int | None,
                          media_type: str | None) -> None:
@@ -143,10 +148,12 @@ class JobService:
 
     def submit(self, principal: Principal, data: bytes, params: ReadParams,
                declared_type: str | None = None, retention: int | None = None,
-               customer_key: CustomerKey | None = None) -> Job:
+               customer_key: CustomerKey | None = None,
+               callback_endpoint: str | None = None) -> Job:
         """Check ``data`` and queue it; ``declared_type`` is the client's (normalised) claim,
         ``retention`` the request's own (shorter) retention of result and outputs,
-        ``customer_key`` a key of the caller's without which the result cannot be read."""
+        ``customer_key`` a key of the caller's without which the result cannot be read,
+        ``callback_endpoint`` the one webhook endpoint (the caller's) for its events."""
         policy = (self.retention.effective(principal.tenant_id, principal.key_id,
                                            principal.environment)
                   .for_environment(principal.environment).shortened_to(retention))
@@ -156,21 +163,10 @@ class JobService:
         now = self.clock()
         ceiling = ceiling_for(principal.environment, now)
         job_id = str(uuid.uuid4())
-        keys = self.documents.new_job_keys(principal.tenant_id, job_id, customer_key)
-        row = JobRow(
-            id=job_id, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
-            environment=principal.environment.value, status=JobStatus.QUEUED.value,
-            created_at=now, expires_at=now + timedelta(seconds=policy.result),
-            retention=policy.as_dict(), metadata_expires_at=ceiling, next_expiry_at=ceiling,
-            languages=list(params.languages), page_selection=checked.pages,
-            outputs=[o.value for o in params.outputs], input_format=checked.format.value,
-            input_bytes=len(data), page_count=len(checked.pages), attempts=0, pages_done=0,
-            pages_requested=checked.requested, pages_missing=checked.missing,
-            wrapped_dek=keys.wrapped_dek, master_key_version=keys.master_key_version,
-            customer_wrapped_dek=keys.customer_wrapped_dek,
-            customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
-            stored_objects=[ObjectKind.INPUT.value],
-        )
+        # The DEK goes under the epoch key of the last moment its content may live.
+        longest = max(policy.input, policy.result, policy.outputs, policy.failed_inputs)
+        keys = self.documents.new_job_keys(principal.tenant_id, job_id, customer_key,
+                                           now + timedelta(seconds=longest))
         # Beside the input, sealed under the same key: what the worker needs of the request.
         submission = {ObjectKind.INPUT: data}
         if params.pdf_password is not None:
@@ -179,39 +175,65 @@ class JobService:
             submission[ObjectKind.DECLARED_TYPE] = declared_type.encode("ascii")
         if params.engine is not None:
             submission[ObjectKind.ENGINE] = params.engine.encode("ascii")
-        row.stored_objects = [kind.value for kind in submission]
+        if (options := params.options()) is not None:
+            submission[ObjectKind.READ_OPTIONS] = options
         # Sealed input first: a crash before the row commits leaves only ciphertext
         # whose key was never stored, which nothing can open.
         for kind, plaintext in submission.items():
-            self.documents.put(key_of(row), kind, plaintext)
+            self.documents.put(JobKey(principal.tenant_id, job_id, keys.wrapped_dek), kind,
+                               plaintext)
         with self.db.transaction() as session:
-            JobRepository(session).add(row)
+            job = JobRepository(session).add(NewJob(
+                id=job_id, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
+                environment=principal.environment, created_at=now,
+                expires_at=now + timedelta(seconds=policy.result),
+                retention=policy.as_dict(), metadata_expires_at=ceiling,
+                next_expiry_at=ceiling, languages=tuple(params.languages),
+                page_selection=tuple(checked.pages),
+                outputs=tuple(o.value for o in params.outputs),
+                input_format=checked.format.value, input_bytes=len(data),
+                page_count=len(checked.pages), pages_requested=checked.requested,
+                pages_missing=checked.missing, wrapped_dek=keys.wrapped_dek,
+                master_key_version=keys.master_key_version, key_epoch=keys.key_epoch,
+                customer_wrapped_dek=keys.customer_wrapped_dek,
+                customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
+                stored_objects=tuple(kind.value for kind in submission),
+            ))
+            self.outbox.record(session, job_id, principal.tenant_id)
             self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, Actor.of(principal),
                                          target_id=job_id), session)
-        self.queue.enqueue(job_id, principal.tenant_id)
-        return job_of(row, now)
+            if callback_endpoint is not None:
+                WebhookRepository(session).bind_job(job_id, callback_endpoint)
+        # After the commit: a worker must find the row, and a rollback must send nothing.
+        self.outbox.dispatch(job_id, principal.tenant_id)
+        return job_of(job, now)
 
-    def _owned(self, principal: Principal, job_id: str) -> JobRow:
+    def _owned(self, principal: Principal, job_id: str) -> JobRecord:
         with self.db.transaction() as session:
-            row = JobRepository(session).for_owner(
+            job = JobRepository(session).for_owner(
                 job_id, principal.tenant_id, principal.environment.value,
                 principal.job_submitter,
             )
-        if row is None:
+        if job is None:
             raise ResourceError(ErrorCode.JOB_NOT_FOUND, f"No job {job_id[:40]!r} for this key.")
-        if row.status == JobStatus.DELETED:
+        if job.status == JobStatus.DELETED:
             raise ResourceError(ErrorCode.JOB_DELETED, "The job and its data have been deleted.")
-        return row
+        return job
+
+    def status(self, principal: Principal, job_id: str) -> Job:
+        """The job's metadata, as a listing shows it: nothing is opened, so nothing of the
+        document is revealed (ABBYY's getTaskStatus)."""
+        return job_of(self._owned(principal, job_id), self.clock())
 
     def get(self, principal: Principal, job_id: str,
             customer_key: CustomerKey | None = None) -> JobView:
-        row = self._owned(principal, job_id)
-        job = job_of(row, self.clock())
+        record = self._owned(principal, job_id)
+        job = job_of(record, self.clock())
         result = None
-        if row.status == JobStatus.SUCCEEDED and "result" not in job.expired:
-            raw = self.documents.get(opener(row, customer_key), ObjectKind.RESULT)
+        if record.status == JobStatus.SUCCEEDED and "result" not in job.expired:
+            raw = self.documents.get(opener(record, customer_key), ObjectKind.RESULT)
             result = Document.model_validate_json(raw)
-            self._revealed(principal, AuditAction.JOB_RESULT_READ, row.id)
+            self._revealed(principal, AuditAction.JOB_RESULT_READ, record.id)
         return JobView(job, result)
 
     def list_jobs(self, principal: Principal, query: JobQuery) -> JobPage:
@@ -220,7 +242,7 @@ class JobService:
         per listing, when it starts (as the audit log's own listing is)."""
         after = query.after
         with self.db.transaction() as session:
-            rows = JobRepository(session).newest_first(
+            records = JobRepository(session).newest_first(
                 principal.tenant_id, principal.environment.value,
                 [s.value for s in query.statuses], submitted_by=principal.job_submitter,
                 since=query.since, until=query.until,
@@ -228,10 +250,10 @@ class JobService:
                 limit=query.limit + 1,
             )
         now = self.clock()
-        jobs = [job_of(row, now) for row in rows[: query.limit]]
+        jobs = [job_of(record, now) for record in records[: query.limit]]
         if query.cursor is None:
             self.audit.record(AuditEvent(AuditAction.JOB_LISTED, Actor.of(principal)))
-        more = len(rows) > query.limit
+        more = len(records) > query.limit
         cursor = Position(jobs[-1].created_at, jobs[-1].id).encode() if more else None
         return JobPage(jobs, cursor)
 
@@ -241,34 +263,41 @@ class JobService:
 
     def output(self, principal: Principal, job_id: str, fmt: OutputFormat,
                customer_key: CustomerKey | None = None) -> bytes:
-        row = self._owned(principal, job_id)
-        if row.status != JobStatus.SUCCEEDED:
+        job = self._owned(principal, job_id)
+        if job.status != JobStatus.SUCCEEDED:
             raise ResourceError(
                 ErrorCode.JOB_NOT_FINISHED,
-                f"The job is {row.status}; outputs exist once it has succeeded.",
+                f"The job is {job.status}; outputs exist once it has succeeded.",
             )
-        expired = gone_parts(row, self.clock())
-        stored = fmt.value in row.outputs
+        stored = fmt.value in job.outputs
+        renderer = default_registry().get(fmt)
+        if not stored and not renderer.view_of_result:
+            raise ResourceError(
+                ErrorCode.OUTPUT_NOT_REQUESTED,
+                f"The job was not asked for '{fmt.value}' at submission, and its input is "
+                f"not kept to render it now. Submit again with outputs={fmt.value}.",
+            )
+        expired = gone_parts(job, self.clock())
         if ("outputs" if stored else "result") in expired:
             raise ResourceError(
                 ErrorCode.DATA_EXPIRED,
                 f"This output was deleted under the job's retention policy (policy: "
-                f"{policy_of(row).outputs if stored else policy_of(row).result} s).",
+                f"{policy_of(job).outputs if stored else policy_of(job).result} s).",
             )
-        job_key = opener(row, customer_key)
+        job_key = opener(job, customer_key)
         if stored:
             output = self.documents.get(job_key, ObjectKind.output(fmt))
-        else:
+        else:  # a view of the result (json, text), served from it
             document = Document.model_validate_json(
                 self.documents.get(job_key, ObjectKind.RESULT)
             )
-            output = render(document, fmt)
-        self._revealed(principal, AuditAction.JOB_OUTPUT_READ, row.id)
+            output = renderer.render(document, None)
+        self._revealed(principal, AuditAction.JOB_OUTPUT_READ, job.id)
         return output
 
     def delete(self, principal: Principal, job_id: str) -> DeletionReceipt:
-        row = self._owned(principal, job_id)
-        return self.shredder.purge(row.id, Actor.of(principal))
+        job = self._owned(principal, job_id)
+        return self.shredder.purge(job.id, Actor.of(principal))
 
     def delete_matching(self, principal: Principal, before: datetime,
                         statuses: list[JobStatus]) -> list[str]:
@@ -287,6 +316,7 @@ class JobService:
         """Room for one synchronous read of the caller's tenant, taken before its upload is
         read: a tenant may have ``max_sync_reads_per_tenant`` in progress, so that one
         tenant's burst waits in its own line and leaves the sync threads to others too."""
+        self.pipeline.engines.ensure_runnable()  # before the upload: an API node reads none
         tenant, cap = principal.tenant_id, self.settings.max_sync_reads_per_tenant
         with self._sync_lock:
             if self._sync_reads[tenant] >= cap:

@@ -19,6 +19,7 @@ from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode
 from ocrvault.principal import Principal
 from ocrvault.retention.policy import RetentionPolicy
+from ocrvault.store.commands import SetRetentionPolicy
 from ocrvault.store.db import Database
 from ocrvault.store.repository import RetentionRepository
 
@@ -33,8 +34,8 @@ class RetentionService:
 
     def _stored(self, policies: RetentionRepository, tenant_id: str, scope: str,
                 environment: Environment) -> RetentionPolicy | None:
-        row = policies.get(tenant_id, scope, environment.value)
-        return RetentionPolicy(**row.seconds) if row else None
+        stored = policies.get(tenant_id, scope, environment.value)
+        return RetentionPolicy(**stored.seconds) if stored else None
 
     def _effective(self, policies: RetentionRepository, tenant_id: str, key_id: str | None,
                    environment: Environment) -> RetentionPolicy:
@@ -75,8 +76,8 @@ class RetentionService:
             old = self._effective(policies, caller.tenant_id,
                                   None if scope == TENANT else scope, environment)
             policy = replace(old, **changes)
-            policies.put(caller.tenant_id, scope, environment.value, policy.as_dict(),
-                         self.clock(), caller.key_id)
+            policies.put(SetRetentionPolicy(caller.tenant_id, scope, environment,
+                                            policy.as_dict(), self.clock(), caller.key_id))
             target = "retention:tenant" if scope == TENANT else f"retention:key:{scope}"
             self.audit.record(AuditEvent(
                 AuditAction.POLICY_CHANGED, Actor.of(caller), target_id=target,
@@ -96,5 +97,5 @@ class RetentionService:
     def _key_environment(self, caller: Principal, key_id: str) -> Environment:
         """The environment of a key in the caller's own environment and reach, or raise."""
         with refusals_audited(self.audit, caller, key_id), self.db.transaction() as session:
-            row = managed_key(session, caller, key_id, (caller.environment,))
-            return Environment(row.environment)
+            key = managed_key(session, caller, key_id, (caller.environment,))
+            return Environment(key.environment)

@@ -21,7 +21,9 @@ reapers may race on one job.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink
@@ -30,42 +32,46 @@ from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode, ResourceError
 from ocrvault.model import DeletionReceipt, JobStatus
 from ocrvault.retention.policy import RetentionPolicy
+from ocrvault.store.blobs import BlobStoreUnavailable
+from ocrvault.store.commands import SetStoredObjects, TombstoneJob
 from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import ObjectKind, SealedDocuments
+from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
-from ocrvault.store.tables import JobRow
+from ocrvault.webhooks.events import EventType, queue_job_event
+
+log = logging.getLogger(__name__)
+
+def policy_of(job: JobRecord) -> RetentionPolicy:
+    return RetentionPolicy(**job.retention) if job.retention else RetentionPolicy()
 
 
-def policy_of(row: JobRow) -> RetentionPolicy:
-    return RetentionPolicy(**row.retention) if row.retention else RetentionPolicy()
-
-
-def expiry_of(row: JobRow, kind: str) -> datetime | None:
-    """When a stored object of ``row`` goes under its retention (None: not yet set)."""
+def expiry_of(job: JobRecord, kind: str) -> datetime | None:
+    """When a stored object of ``job`` goes under its retention (None: not yet set)."""
     if kind == ObjectKind.RESULT:
-        return row.expires_at
+        return job.expires_at
     if kind.startswith("output-"):
-        return row.outputs_expires_at
-    return row.input_expires_at  # the input and what travels with it
+        return job.outputs_expires_at
+    return job.input_expires_at  # the input and what travels with it
 
 
-def next_due(row: JobRow) -> datetime | None:
-    """The earliest time the reaper has work on ``row``."""
-    times = [expiry_of(row, kind) for kind in row.stored_objects]
-    times.append(row.metadata_expires_at)
+def next_due(job: JobRecord) -> datetime | None:
+    """The earliest time the reaper has work on ``job``."""
+    times = [expiry_of(job, kind) for kind in job.stored_objects]
+    times.append(job.metadata_expires_at)
     present = [t for t in times if t is not None]
     return min(present) if present else None
 
 
-def gone_parts(row: JobRow, now: datetime) -> list[str]:
+def gone_parts(job: JobRecord, now: datetime) -> list[str]:
     """Parts of a finished job that retention has taken, as the API reports them."""
-    parts = {"input": row.input_expires_at, "result": row.expires_at,
-             "outputs": row.outputs_expires_at}
+    parts = {"input": job.input_expires_at, "result": job.expires_at,
+             "outputs": job.outputs_expires_at}
     return [name for name, at in parts.items() if at is not None and at <= now]
 
 
-def _reaper(row: JobRow) -> Actor:
-    return Actor.system("reaper", row.tenant_id, Environment(row.environment))
+def _reaper(job: JobRecord) -> Actor:
+    return Actor.system("reaper", job.tenant_id, Environment(job.environment))
 
 
 class Shredder:
@@ -76,42 +82,51 @@ class Shredder:
         self.clock = clock
         self.audit = audit
 
-    def _tombstone(self, row: JobRow, now: datetime, event: AuditEvent,
-                   session: Transaction) -> list[str]:
-        """Step 1 on a row in an open transaction: drop its keys, mark it due; audited the
-        first time. Returns the objects it still lists."""
-        if row.deleted_at is None:
-            row.deleted_at = now
+    def _tombstone(self, job: JobRecord, now: datetime, event: AuditEvent,
+                   session: Transaction) -> datetime:
+        """Step 1 on a job, in an open transaction: drop its keys, mark it due; audited the
+        first time. Returns when it was deleted."""
+        if job.deleted_at is None:
             self.audit.record(event, session)
-        if row.metadata_expires_at is None:
-            row.metadata_expires_at = now + timedelta(seconds=policy_of(row).job_metadata)
-        row.status = JobStatus.DELETED.value
-        row.wrapped_dek = None
-        row.customer_wrapped_dek = None
-        row.error_detail = None
-        row.next_expiry_at = now  # due at once, should we crash before step 3
-        return list(row.stored_objects)
+        deleted_at = job.deleted_at or now
+        JobRepository(session).tombstone(TombstoneJob(
+            job.id, deleted_at=deleted_at,
+            metadata_expires_at=job.metadata_expires_at
+            or now + timedelta(seconds=policy_of(job).job_metadata),
+            next_expiry_at=now,  # due at once, should we crash before step 3
+        ))
+        return deleted_at
 
     def purge(self, job_id: str, by: Actor) -> DeletionReceipt:
         """Destroy one job's data now, for the caller ``by``."""
         with self.db.transaction() as session:
             # Locked: a deletion racing this one (or the reaper) waits, then finds the
-            # tombstone, so the deletion is recorded and audited once.
-            row = JobRepository(session).by_id(job_id, lock=True)
-            if row is None:
+            # tombstone, so the deletion is recorded, audited and announced once.
+            job = JobRepository(session).by_id(job_id, lock=True)
+            if job is None:
                 raise ResourceError(ErrorCode.JOB_NOT_FOUND, "No such job.")
-            deleted = self._tombstone(row, self.clock(), AuditEvent(
+            now = self.clock()
+            if job.deleted_at is None:
+                queue_job_event(session, job, EventType.JOB_DELETED, JobStatus.DELETED, now)
+            deleted_at = self._tombstone(job, now, AuditEvent(
                 AuditAction.JOB_DELETED, by, target_id=job_id), session)
-            tenant_id, deleted_at = row.tenant_id, row.deleted_at
-        assert deleted_at is not None
         self.db.scrub()
-        self.documents.delete_all(tenant_id, job_id)
-        with self.db.transaction() as session:
-            row = JobRepository(session).by_id(job_id)
-            if row is not None:
-                row.stored_objects = []
-                row.next_expiry_at = row.metadata_expires_at
-        return DeletionReceipt(id=job_id, deleted_at=deleted_at, deleted=[*deleted, "data_key"])
+        try:
+            self.documents.delete_all(job.tenant_id, job_id)
+        except BlobStoreUnavailable as error:
+            # The data key is gone: the job is deleted and unreadable for everyone. The row
+            # stays due, so the reaper removes the ciphertext once the store answers; a 503
+            # here would only make the caller's retry meet 410 job_deleted.
+            log.warning("job %s deleted; its objects are left to the reaper: %s", job_id, error)
+        else:
+            with self.db.transaction() as session:
+                jobs = JobRepository(session)
+                tombstone = jobs.by_id(job_id)
+                if tombstone is not None:
+                    jobs.set_stored_objects(
+                        SetStoredObjects(job_id, (), tombstone.metadata_expires_at))
+        return DeletionReceipt(id=job_id, deleted_at=deleted_at,
+                               deleted=[*job.stored_objects, "data_key"])
 
     def expire_due(self, job_ids: Sequence[str]) -> list[datetime]:
         """Apply retention to a batch of due jobs in two transactions; returns when each
@@ -126,20 +141,22 @@ class Shredder:
         parts: dict[str, tuple[str, list[str]]] = {}
         due_times: list[datetime] = []
         with self.db.transaction() as session:
-            for row in JobRepository(session).by_ids(job_ids, lock=True):
-                if row.next_expiry_at is None or row.next_expiry_at > now:
+            for job in JobRepository(session).by_ids(job_ids, lock=True):
+                if job.next_expiry_at is None or job.next_expiry_at > now:
                     continue
-                due_times.append(row.next_expiry_at)
-                if row.status == JobStatus.DELETED or (
-                        row.metadata_expires_at is not None and row.metadata_expires_at <= now):
-                    self._tombstone(row, now, AuditEvent(
-                        AuditAction.JOB_EXPIRED, _reaper(row), target_id=row.id,
+                due_times.append(job.next_expiry_at)
+                if job.status == JobStatus.DELETED or (
+                        job.metadata_expires_at is not None and job.metadata_expires_at <= now):
+                    if job.status != JobStatus.DELETED and ObjectKind.RESULT in job.stored_objects:
+                        queue_job_event(session, job, EventType.JOB_EXPIRED, job.status, now)
+                    self._tombstone(job, now, AuditEvent(
+                        AuditAction.JOB_EXPIRED, _reaper(job), target_id=job.id,
                         detail={"deleted": "all"}), session)
-                    whole[row.id] = row.tenant_id
+                    whole[job.id] = job.tenant_id
                 else:
-                    parts[row.id] = (row.tenant_id, [
-                        kind for kind in row.stored_objects
-                        if (at := expiry_of(row, kind)) is not None and at <= now])
+                    parts[job.id] = (job.tenant_id, [
+                        kind for kind in job.stored_objects
+                        if (at := expiry_of(job, kind)) is not None and at <= now])
         for job_id, tenant_id in whole.items():
             self.documents.delete_all(tenant_id, job_id)
         for job_id, (tenant_id, kinds) in parts.items():
@@ -147,25 +164,28 @@ class Shredder:
                 self.documents.delete(tenant_id, job_id, ObjectKind(kind))
         with self.db.transaction() as session:
             jobs = JobRepository(session)
-            for row in jobs.by_ids([*whole, *parts]):
-                if row.id in whole:
-                    self._finish_whole(jobs, row, now)
+            for job in jobs.by_ids([*whole, *parts]):
+                if job.id in whole:
+                    self._finish_whole(jobs, job, now)
                 else:
-                    self._finish_parts(row, parts[row.id][1], session)
+                    self._finish_parts(jobs, job, parts[job.id][1], session)
         return due_times
 
     @staticmethod
-    def _finish_whole(jobs: JobRepository, row: JobRow, now: datetime) -> None:
-        if row.metadata_expires_at is not None and row.metadata_expires_at <= now:
-            jobs.delete_row(row.id)
+    def _finish_whole(jobs: JobRepository, job: JobRecord, now: datetime) -> None:
+        if job.metadata_expires_at is not None and job.metadata_expires_at <= now:
+            jobs.delete_row(job.id)
         else:
-            row.stored_objects = []
-            row.next_expiry_at = row.metadata_expires_at
+            jobs.set_stored_objects(SetStoredObjects(job.id, (), job.metadata_expires_at))
 
-    def _finish_parts(self, row: JobRow, deleted: list[str], session: Transaction) -> None:
-        row.stored_objects = [k for k in row.stored_objects if k not in deleted]
-        row.next_expiry_at = next_due(row)
+    def _finish_parts(self, jobs: JobRepository, job: JobRecord, deleted: list[str],
+                      session: Transaction) -> None:
+        left = replace(job, stored_objects=tuple(k for k in job.stored_objects
+                                                 if k not in deleted))
+        jobs.set_stored_objects(SetStoredObjects(job.id, left.stored_objects, next_due(left)))
+        if ObjectKind.RESULT in deleted:
+            queue_job_event(session, job, EventType.JOB_EXPIRED, job.status, self.clock())
         if deleted:
             self.audit.record(AuditEvent(
-                AuditAction.JOB_EXPIRED, _reaper(row), target_id=row.id,
+                AuditAction.JOB_EXPIRED, _reaper(job), target_id=job.id,
                 detail={"deleted": sorted(deleted)}), session)

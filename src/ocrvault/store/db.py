@@ -1,4 +1,5 @@
-"""The database handle: engine, sessions, and schema migration at start-up."""
+"""The database handle: engine, sessions, schema migration, and the check that a node's
+code and the database's schema agree before the node starts."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
+
+from ocrvault.errors import ErrorCode, OcrVaultError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The advisory lock that serialises migrations on one PostgreSQL database (any fixed number;
@@ -20,6 +25,29 @@ MIGRATION_LOCK = 0x6F637276
 
 # What Database.transaction() hands out, named for callers that join one (the audit log).
 Transaction = Session
+
+
+class SchemaNotCurrent(OcrVaultError):
+    """The database's schema is not the one this code was written for; the message says
+    what to run. A node refuses to start on it rather than fail on its first query."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.INTERNAL_ERROR, detail)
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def code_revisions() -> frozenset[str]:
+    """The schema revisions this code was written for (its migrations' heads)."""
+    return frozenset(ScriptDirectory.from_config(_config()).get_heads())
+
+
+def _shown(revisions: frozenset[str]) -> str:
+    return "+".join(sorted(revisions)) or "none"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,21 +83,49 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent).
+    def schema_revisions(self) -> frozenset[str]:
+        """The revisions the database's schema is at; empty for a database never migrated."""
+        with self.engine.connect() as connection:
+            return frozenset(MigrationContext.configure(connection).get_current_heads())
 
-        On PostgreSQL, nodes that start together take turns: each holds a transaction-scoped
-        advisory lock while it reads the version and migrates, so the second finds the
-        schema current instead of creating the same tables again.
-        """
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    def check_schema(self) -> None:
+        """Raise SchemaNotCurrent unless the schema is exactly at this code's revision."""
+        current, wanted = self.schema_revisions(), code_revisions()
+        if current == wanted:
+            return
+        if not current:
+            raise SchemaNotCurrent(
+                f"the database has no ocrvault schema yet (this code needs revision "
+                f"{_shown(wanted)}): run `ocrvault migrate` once, then start this node")
+        self._refuse_newer(current, wanted)
+        raise SchemaNotCurrent(
+            f"the database's schema is at revision {_shown(current)}, this code needs "
+            f"{_shown(wanted)}: run `ocrvault migrate` once, then start this node")
+
+    @staticmethod
+    def _refuse_newer(current: frozenset[str], wanted: frozenset[str]) -> None:
+        script = ScriptDirectory.from_config(_config())
+        unknown = {revision for revision in current
+                   if revision not in {s.revision for s in script.walk_revisions()}}
+        if unknown:
+            raise SchemaNotCurrent(
+                f"the database's schema is at revision {_shown(frozenset(unknown))}, newer "
+                f"than this code (which knows up to {_shown(wanted)}): a newer ocrvault ran "
+                "`ocrvault migrate` on it; run that version on this node")
+
+    def migrate(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Bring the schema to this code's revision (idempotent); returns the revisions it
+        was at and is at now. A schema newer than the code is refused (SchemaNotCurrent)."""
+        before = self.schema_revisions()
+        self._refuse_newer(before, code_revisions())
+        config = _config()
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                    {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        return before, self.schema_revisions()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -2,13 +2,16 @@
 
 Everything that holds document content (the input, the result JSON, every output)
 is sealed here with the job's data key before the blob store sees it, and opened
-here after reading. The data key is wrapped by the keyring and kept in the job
-row; once the row's wrapped key is gone, no copy of the blobs can be opened.
+here after reading. The data key is wrapped under the tenant's epoch key
+(crypto/tenant_keys.py) and kept in the job row; once the row's wrapped key, the epoch
+key or the tenant key is gone, no copy of the blobs can be opened. Rows written before
+tenant keys hold the keyring's wrap, which still opens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from ocrvault.crypto import Keyring, ObjectContext, new_dek, open_sealed, seal
@@ -17,6 +20,7 @@ from ocrvault.crypto.customer_key import (
     unwrap_dek_with_customer_key,
     wrap_dek_with_customer_key,
 )
+from ocrvault.crypto.tenant_keys import TenantKeys, is_epoch_wrapped
 from ocrvault.errors import IntegrityError
 from ocrvault.model import OutputFormat
 from ocrvault.store.blobs import BlobStore, blob_key
@@ -30,8 +34,14 @@ class ObjectKind(StrEnum):
     DECLARED_TYPE = "declared-type"
     # The OCR engine the request named (none: the deployment's default at run time).
     ENGINE = "engine"
+    # How the request asked to read PDF text and write the PDF output (jobs/params.py),
+    # kept only when it differs from the defaults.
+    READ_OPTIONS = "read-options"
     RESULT = "result"
     OUTPUT_TEXT = "output-text"
+    OUTPUT_HOCR = "output-hocr"
+    OUTPUT_ALTO = "output-alto"
+    OUTPUT_PDF = "output-pdf"
 
     @classmethod
     def output(cls, fmt: OutputFormat) -> ObjectKind:
@@ -40,7 +50,7 @@ class ObjectKind(StrEnum):
 
 # What a job keeps of its submission until it has finished, successful or not.
 SUBMISSION_KINDS = (ObjectKind.INPUT, ObjectKind.PDF_PASSWORD, ObjectKind.DECLARED_TYPE,
-                    ObjectKind.ENGINE)
+                    ObjectKind.ENGINE, ObjectKind.READ_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,24 +71,38 @@ class JobKey:
 @dataclass(frozen=True, slots=True)
 class NewJobKeys:
     wrapped_dek: bytes
-    master_key_version: int
+    master_key_version: int | None  # of the master key above it; None: the tenant's KMS key
     customer_wrapped_dek: bytes | None
+    key_epoch: int | None = None
 
 
 class SealedDocuments:
-    def __init__(self, blobs: BlobStore, keyring: Keyring) -> None:
+    def __init__(self, blobs: BlobStore, keyring: Keyring,
+                 tenant_keys: TenantKeys | None = None) -> None:
         self.blobs = blobs
         self.keyring = keyring
+        self.tenant_keys = tenant_keys
 
     def new_job_keys(self, tenant_id: str, job_id: str,
-                     customer_key: CustomerKey | None = None) -> NewJobKeys:
-        """A fresh data key for a job, wrapped under the primary master key and, if
-        given, under the customer's key too."""
+                     customer_key: CustomerKey | None = None,
+                     expires_at: datetime | None = None) -> NewJobKeys:
+        """A fresh data key for a job, wrapped under the tenant's epoch key of
+        ``expires_at`` (the latest its content may live) and, if given, under the
+        customer's key too. Raises the key provider's errors (KeyServiceUnavailable: 503)."""
         dek = new_dek()
-        wrapped = self.keyring.wrap_dek(dek, tenant_id, job_id)
         by_customer = (wrap_dek_with_customer_key(dek, customer_key, tenant_id, job_id)
                        if customer_key is not None else None)
-        return NewJobKeys(wrapped, self.keyring.version_of(wrapped), by_customer)
+        if self.tenant_keys is None or expires_at is None:
+            wrapped = self.keyring.wrap_dek(dek, tenant_id, job_id)
+            return NewJobKeys(wrapped, self.keyring.version_of(wrapped), by_customer)
+        under = self.tenant_keys.wrap_dek(dek, tenant_id, job_id, expires_at)
+        return NewJobKeys(under.wrapped, under.master_key_version, by_customer, under.epoch)
+
+    def ping_keys(self) -> None:
+        """Return when the master-key provider answers; raise KeyServiceUnavailable (or
+        KeyAccessDenied) when it does not: the /readyz probe."""
+        if self.tenant_keys is not None:
+            self.tenant_keys.master.describe()
 
     def _dek(self, job: JobKey) -> bytes:
         if job.customer_key is not None:
@@ -88,6 +112,10 @@ class SealedDocuments:
                                                 job.tenant_id, job.job_id)
         if job.wrapped_dek is None:
             raise IntegrityError("the job's data key has been destroyed")
+        if is_epoch_wrapped(job.wrapped_dek):
+            if self.tenant_keys is None:
+                raise IntegrityError("this job's key is under a tenant key")
+            return self.tenant_keys.unwrap_dek(job.wrapped_dek, job.tenant_id, job.job_id)
         return self.keyring.unwrap_dek(job.wrapped_dek, job.tenant_id, job.job_id)
 
     def put(self, job: JobKey, kind: ObjectKind, plaintext: bytes) -> None:

@@ -2,13 +2,15 @@
 
 Every read of a job or key for a caller goes through a method that takes the
 caller's tenant (and environment), so another tenant's id simply is not found.
+
+Rows stay here: reads return frozen records (store/records.py) and writes take commands
+(store/commands.py). The audit repository still hands out rows, to audit/ only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -16,7 +18,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -25,33 +26,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ocrvault.model import JobStatus
+from ocrvault.store.commands import (
+    FinishJob,
+    NewApiKey,
+    NewJob,
+    NewTenant,
+    RevokeKey,
+    RotateSecret,
+    SetRetentionPolicy,
+    SetStoredObjects,
+    TombstoneJob,
+)
+from ocrvault.store.records import ApiKeyRecord, JobRecord, RetentionPolicyRecord, TenantRecord
 from ocrvault.store.tables import (
     ApiKeyRow,
-    AuditChainRow,
-    AuditEntryRow,
-    Base,
     JobRow,
     KeyUsageRow,
     RetentionPolicyRow,
     TenantRow,
 )
 
-CHAIN_ID = 1
-
 # Statements on hot paths (authentication and audit appends run on every request) are
 # built once, with bound parameters: building one costs more than running it.
 _BY_SECRET = select(ApiKeyRow).where(
     or_(ApiKeyRow.digest == bindparam("digest"), ApiKeyRow.previous_digest == bindparam("digest"))
 )
-_CHAIN = Base.metadata.tables["audit_chain"]
-_NEXT_SEQ = (
-    update(_CHAIN).where(_CHAIN.c.id == CHAIN_ID).values(head_seq=_CHAIN.c.head_seq + 1)
-    .returning(_CHAIN.c.head_seq, _CHAIN.c.head_hash)
-)
-_SET_HEAD = update(_CHAIN).where(_CHAIN.c.id == CHAIN_ID).values(
-    head_hash=bindparam("digest"), head_mac_version=bindparam("version"), head_mac=bindparam("mac")
-)
-_INSERT_ENTRY = insert(Base.metadata.tables["audit_entries"])
 
 
 def _in_environments(
@@ -72,11 +71,15 @@ class TenantRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: TenantRow) -> None:
+    def add(self, command: NewTenant) -> TenantRecord:
+        row = TenantRow(id=command.id, name=command.name, created_at=command.created_at)
         self.session.add(row)
+        self.session.flush()
+        return TenantRecord.of(row)
 
-    def by_name(self, name: str) -> TenantRow | None:
-        return self.session.scalar(select(TenantRow).where(TenantRow.name == name))
+    def by_name(self, name: str) -> TenantRecord | None:
+        row = self.session.scalar(select(TenantRow).where(TenantRow.name == name))
+        return None if row is None else TenantRecord.of(row)
 
     def count(self) -> int:
         return len(self.session.scalars(select(TenantRow.id)).all())
@@ -86,40 +89,77 @@ class KeyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: ApiKeyRow) -> None:
+    def add(self, command: NewApiKey) -> ApiKeyRecord:
+        row = ApiKeyRow(
+            id=command.id, tenant_id=command.tenant_id, name=command.name,
+            environment=command.environment.value, digest=command.digest, hint=command.hint,
+            scopes=list(command.scopes), created_at=command.created_at,
+            created_by=command.created_by, expires_at=command.expires_at,
+            allowed_ips=None if command.allowed_ips is None else list(command.allowed_ips),
+            rate_limit_per_minute=command.rate_limit_per_minute,
+            max_concurrent_jobs=command.max_concurrent_jobs,
+            max_pages_per_day=command.max_pages_per_day,
+            job_visibility=command.job_visibility,
+        )
         self.session.add(row)
+        self.session.flush()
+        return ApiKeyRecord.of(row)
 
-    def by_secret(self, digest: str) -> ApiKeyRow | None:
+    def by_secret(self, digest: str) -> ApiKeyRecord | None:
         """The key whose current or previous (rotated) secret has this digest."""
-        return self.session.scalar(_BY_SECRET, {"digest": digest})
+        row = self.session.scalar(_BY_SECRET, {"digest": digest})
+        return None if row is None else ApiKeyRecord.of(row)
 
     def for_tenant(self, key_id: str, tenant_id: str,
-                   environments: Collection[str]) -> ApiKeyRow | None:
-        return self.session.scalar(
+                   environments: Collection[str]) -> ApiKeyRecord | None:
+        row = self.session.scalar(
             select(ApiKeyRow).where(
                 ApiKeyRow.id == key_id,
                 ApiKeyRow.tenant_id == tenant_id,
                 _in_environments(ApiKeyRow.environment, environments),
             )
         )
+        return None if row is None else ApiKeyRecord.of(row)
 
     def list_for_tenant(self, tenant_id: str,
-                        environments: Collection[str]) -> Sequence[ApiKeyRow]:
-        return self.session.scalars(
+                        environments: Collection[str]) -> list[ApiKeyRecord]:
+        return [ApiKeyRecord.of(row) for row in self.session.scalars(
             select(ApiKeyRow)
             .where(ApiKeyRow.tenant_id == tenant_id,
                    _in_environments(ApiKeyRow.environment, environments))
             .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
-        ).all()
+        )]
 
-    def made_by(self, tenant_id: str, maker_ids: Collection[str]) -> Sequence[ApiKeyRow]:
+    def made_by(self, tenant_id: str, maker_ids: Collection[str]) -> list[ApiKeyRecord]:
         """The keys that any of ``maker_ids`` made (one generation), in any environment."""
         if not maker_ids:
             return []
-        return self.session.scalars(
+        return [ApiKeyRecord.of(row) for row in self.session.scalars(
             select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id,
                                     ApiKeyRow.created_by.in_(list(maker_ids)))
-        ).all()
+        )]
+
+    def _row(self, key_id: str) -> ApiKeyRow:
+        row = self.session.get(ApiKeyRow, key_id)
+        if row is None:
+            raise LookupError(f"no key {key_id!r}")
+        return row
+
+    def revoke(self, command: RevokeKey) -> ApiKeyRecord:
+        """Revoke the key (every secret of it); the key as it is now."""
+        row = self._row(command.key_id)
+        row.revoked_at, row.revoked_by = command.at, command.by
+        row.revoked_with = command.with_key
+        self.session.flush()
+        return ApiKeyRecord.of(row)
+
+    def rotate(self, command: RotateSecret) -> ApiKeyRecord:
+        """Give the key a new secret; the key as it is now."""
+        row = self._row(command.key_id)
+        row.previous_digest, row.previous_expires_at = row.digest, command.previous_expires_at
+        row.digest, row.hint, row.rotated_at = command.digest, command.hint, command.at
+        self.session.flush()
+        return ApiKeyRecord.of(row)
 
     def touch(self, key_id: str, now: datetime) -> None:
         self.session.execute(
@@ -131,14 +171,33 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: JobRow) -> None:
+    def add(self, command: NewJob) -> JobRecord:
+        """Store a new job as queued."""
+        row = JobRow(
+            id=command.id, tenant_id=command.tenant_id, api_key_id=command.api_key_id,
+            environment=command.environment.value, status=JobStatus.QUEUED.value,
+            created_at=command.created_at, expires_at=command.expires_at,
+            retention=dict(command.retention),
+            metadata_expires_at=command.metadata_expires_at,
+            next_expiry_at=command.next_expiry_at, languages=list(command.languages),
+            page_selection=list(command.page_selection), outputs=list(command.outputs),
+            input_format=command.input_format, input_bytes=command.input_bytes,
+            page_count=command.page_count, attempts=0, pages_done=0,
+            pages_requested=command.pages_requested, pages_missing=command.pages_missing,
+            wrapped_dek=command.wrapped_dek, master_key_version=command.master_key_version,
+            key_epoch=command.key_epoch, customer_wrapped_dek=command.customer_wrapped_dek,
+            customer_key_sha256=command.customer_key_sha256,
+            stored_objects=list(command.stored_objects),
+        )
         self.session.add(row)
+        self.session.flush()
+        return JobRecord.of(row)
 
     def for_owner(self, job_id: str, tenant_id: str, environment: str,
-                  submitted_by: str | None = None) -> JobRow | None:
+                  submitted_by: str | None = None) -> JobRecord | None:
         """The job, if it is the tenant's in ``environment`` (and, given ``submitted_by``,
         that key submitted it)."""
-        return self.session.scalar(
+        row = self.session.scalar(
             select(JobRow).where(
                 JobRow.id == job_id,
                 JobRow.tenant_id == tenant_id,
@@ -146,24 +205,26 @@ class JobRepository:
                 *_submitted_by(submitted_by),
             )
         )
+        return None if row is None else JobRecord.of(row)
 
-    def by_id(self, job_id: str, *, lock: bool = False) -> JobRow | None:
+    def by_id(self, job_id: str, *, lock: bool = False) -> JobRecord | None:
         """Unscoped: only for workers and the reaper, never for a caller's request.
 
         ``lock``: for a read that decides a write, hold the row until the transaction ends
         (SELECT ... FOR UPDATE; PostgreSQL lets two transactions read it at once, where
         SQLite's single writer refuses the second one's write).
         """
-        return self.session.get(JobRow, job_id, with_for_update=lock or None)
+        row = self.session.get(JobRow, job_id, with_for_update=lock or None)
+        return None if row is None else JobRecord.of(row)
 
-    def by_ids(self, job_ids: Collection[str], *, lock: bool = False) -> Sequence[JobRow]:
+    def by_ids(self, job_ids: Collection[str], *, lock: bool = False) -> list[JobRecord]:
         """Unscoped, like :meth:`by_id` (``lock`` too, in id order): the reaper's batches."""
         if not job_ids:
             return []
         query = select(JobRow).where(JobRow.id.in_(list(job_ids)))
         if lock:
             query = query.order_by(JobRow.id).with_for_update()
-        return self.session.scalars(query).all()
+        return [JobRecord.of(row) for row in self.session.scalars(query)]
 
     def active_count_for_key(self, tenant_id: str, key_id: str) -> int:
         """Queued and running jobs a key has submitted: its concurrent-jobs quota."""
@@ -174,30 +235,16 @@ class JobRepository:
             )
         ) or 0)
 
-    def claim(self, job_id: str, now: datetime) -> bool:
-        """Atomically move a queued job to running; False if someone else has it."""
+    def record_progress(self, job_id: str, pages_done: int, holder: str,
+                        lease_until: datetime) -> bool:
+        """A running job's pages done so far, renewing ``holder``'s lease; False (nothing
+        written) once the job stopped running under that lease."""
         result = self.session.execute(
-            update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
-            .values(status=JobStatus.RUNNING.value, started_at=now,
-                    attempts=JobRow.attempts + 1, pages_done=0)
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value,
+                                 JobRow.lease_owner == holder)
+            .values(pages_done=pages_done, lease_expires_at=lease_until)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
-
-    def record_progress(self, job_id: str, pages_done: int) -> None:
-        """A running job's pages done so far (nothing once it stopped running)."""
-        self.session.execute(
-            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-            .values(pages_done=pages_done)
-        )
-
-    def requeue_running(self) -> int:
-        """At start-up of the embedded deployment, running jobs were interrupted."""
-        result = self.session.execute(
-            update(JobRow).where(JobRow.status == JobStatus.RUNNING.value)
-            .values(status=JobStatus.QUEUED.value)
-        )
-        return int(getattr(result, "rowcount", 0))
 
     def queued(self) -> list[tuple[str, str]]:
         """(job id, tenant id) of every queued job, oldest first."""
@@ -233,7 +280,7 @@ class JobRepository:
     def newest_first(self, tenant_id: str, environment: str, statuses: Collection[str], *,
                      submitted_by: str | None = None, since: datetime | None = None,
                      until: datetime | None = None, after: tuple[datetime, str] | None = None,
-                     limit: int) -> Sequence[JobRow]:
+                     limit: int) -> list[JobRecord]:
         """A caller's jobs in ``statuses``, newest first, created in [since, until) and
         after the position ``after`` = (created_at, id) of the previous page's last job."""
         query = select(JobRow).where(
@@ -248,17 +295,46 @@ class JobRepository:
             at, job_id = after
             query = query.where(or_(JobRow.created_at < at,
                                     and_(JobRow.created_at == at, JobRow.id < job_id)))
-        return self.session.scalars(
+        return [JobRecord.of(row) for row in self.session.scalars(
             query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
-        ).all()
+        )]
 
-    def finish_running(self, job_id: str, **values: Any) -> bool:
-        """Record a running job's outcome; False if it stopped running meanwhile (deleted)."""
+    def finish_running(self, command: FinishJob, holder: str) -> bool:
+        """Record a running job's outcome while ``holder`` holds its lease; False if it
+        stopped running meanwhile (deleted) or its lease passed to another worker."""
+        dropped = {"wrapped_dek": None} if command.drop_wrapped_dek else {}
         result = self.session.execute(
-            update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-            .values(**values)
+            update(JobRow)
+            .where(JobRow.id == command.job_id, JobRow.status == JobStatus.RUNNING.value,
+                   JobRow.lease_owner == holder)
+            .values(status=command.status.value, completed_at=command.completed_at,
+                    expires_at=command.expires_at, input_expires_at=command.input_expires_at,
+                    outputs_expires_at=command.outputs_expires_at,
+                    metadata_expires_at=command.metadata_expires_at,
+                    error_code=command.error_code, error_detail=command.error_detail,
+                    pages_done=command.pages_done,
+                    stored_objects=list(command.stored_objects),
+                    next_expiry_at=command.next_expiry_at, **dropped)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    def _row(self, job_id: str) -> JobRow:
+        row = self.session.get(JobRow, job_id)
+        if row is None:
+            raise LookupError(f"no job {job_id!r}")
+        return row
+
+    def tombstone(self, command: TombstoneJob) -> None:
+        row = self._row(command.job_id)
+        row.status = JobStatus.DELETED.value
+        row.deleted_at, row.metadata_expires_at = command.deleted_at, command.metadata_expires_at
+        row.wrapped_dek = row.customer_wrapped_dek = row.error_detail = None
+        row.next_expiry_at = command.next_expiry_at
+
+    def set_stored_objects(self, command: SetStoredObjects) -> None:
+        row = self._row(command.job_id)
+        row.stored_objects = list(command.stored_objects)
+        row.next_expiry_at = command.next_expiry_at
 
 
 class UsageRepository:
@@ -288,97 +364,6 @@ class UsageRepository:
         return True
 
 
-class AuditRepository:
-    """The audit log's rows. Caller-facing reads take the tenant; the unscoped ones
-    (``chain``, ``after``, ``first_seq_from``) serve verification, export and retention."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def next_seq(self) -> tuple[int, str]:
-        """Lock the chain for this transaction and take the next sequence number.
-
-        Returns (the new entry's seq, the head hash it links to). One UPDATE ... RETURNING,
-        so SQLite takes its write lock (waiting up to busy_timeout) and PostgreSQL the row
-        lock before the head is read: concurrent appenders, in any process, queue here
-        instead of forking the chain. The caller sets the new head with :meth:`set_head`.
-        """
-        seq, head_hash = self.session.execute(_NEXT_SEQ).one()
-        return int(seq), str(head_hash)
-
-    def set_head(self, digest: str, mac_version: int, mac: str) -> None:
-        self.session.execute(_SET_HEAD, {"digest": digest, "version": mac_version, "mac": mac})
-
-    def claim_chain(self) -> AuditChainRow:
-        """The chain row, locked for this transaction (as :meth:`next_seq` does)."""
-        self.session.execute(
-            update(AuditChainRow).where(AuditChainRow.id == CHAIN_ID)
-            .values(head_seq=AuditChainRow.head_seq)
-            .execution_options(synchronize_session=False)
-        )
-        return self.chain()
-
-    def chain(self) -> AuditChainRow:
-        row = self.session.get(AuditChainRow, CHAIN_ID, populate_existing=True)
-        if row is None:
-            raise LookupError("the audit_chain row is missing; the schema is not migrated")
-        return row
-
-    def insert(self, values: Mapping[str, Any]) -> None:
-        """A new entry, as column values (no ORM unit of work: appends are hot)."""
-        self.session.execute(_INSERT_ENTRY, dict(values))
-
-    def for_tenant(self, entry_id: str, tenant_id: str,
-                   environments: Collection[str | None]) -> AuditEntryRow | None:
-        return self.session.scalar(
-            select(AuditEntryRow).where(
-                AuditEntryRow.id == entry_id, AuditEntryRow.tenant_id == tenant_id,
-                _in_environments(AuditEntryRow.environment, environments),
-            )
-        )
-
-    def page(self, tenant_id: str, environments: Collection[str | None], *, after_seq: int,
-             limit: int, since: datetime | None = None, until: datetime | None = None,
-             action: str | None = None, actor: str | None = None,
-             target: str | None = None) -> Sequence[AuditEntryRow]:
-        """One tenant's entries after ``after_seq``, oldest first, filtered."""
-        query = select(AuditEntryRow).where(
-            AuditEntryRow.tenant_id == tenant_id,
-            _in_environments(AuditEntryRow.environment, environments),
-            AuditEntryRow.seq > after_seq,
-        )
-        for column, value in ((AuditEntryRow.action, action),
-                              (AuditEntryRow.actor_key_id, actor),
-                              (AuditEntryRow.target_id, target)):
-            if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(AuditEntryRow.at >= since)
-        if until is not None:
-            query = query.where(AuditEntryRow.at < until)
-        return self.session.scalars(query.order_by(AuditEntryRow.seq).limit(limit)).all()
-
-    def after(self, seq: int, limit: int) -> Sequence[AuditEntryRow]:
-        """Unscoped, in chain order: for verification and the operator's export."""
-        return self.session.scalars(
-            select(AuditEntryRow).where(AuditEntryRow.seq > seq)
-            .order_by(AuditEntryRow.seq).limit(limit)
-        ).all()
-
-    def by_seq(self, seq: int) -> AuditEntryRow | None:
-        return self.session.get(AuditEntryRow, seq)
-
-    def first_seq_from(self, cutoff: datetime) -> int | None:
-        """The first entry written at or after ``cutoff``: retention keeps it and all later."""
-        return self.session.scalar(
-            select(func.min(AuditEntryRow.seq)).where(AuditEntryRow.at >= cutoff)
-        )
-
-    def delete_through(self, seq: int) -> int:
-        result = self.session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq <= seq))
-        return int(getattr(result, "rowcount", 0))
-
-
 class RetentionRepository:
     """Retention policies, per environment: the tenant's (scope 'tenant') and per-key
     overrides (scope = the key id, in the key's environment)."""
@@ -388,15 +373,17 @@ class RetentionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def get(self, tenant_id: str, scope: str, environment: str) -> RetentionPolicyRow | None:
-        return self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
+    def get(self, tenant_id: str, scope: str,
+            environment: str) -> RetentionPolicyRecord | None:
+        row = self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
+        return None if row is None else RetentionPolicyRecord.of(row)
 
-    def put(self, tenant_id: str, scope: str, environment: str, seconds: dict[str, int],
-            now: datetime, actor: str | None) -> None:
-        row = self.get(tenant_id, scope, environment)
+    def put(self, command: SetRetentionPolicy) -> None:
+        key = (command.tenant_id, command.scope, command.environment.value)
+        row = self.session.get(RetentionPolicyRow, key)
         if row is None:
-            self.session.add(RetentionPolicyRow(tenant_id=tenant_id, scope=scope,
-                                                environment=environment, seconds=seconds,
-                                                updated_at=now, updated_by=actor))
-        else:
-            row.seconds, row.updated_at, row.updated_by = seconds, now, actor
+            row = RetentionPolicyRow(tenant_id=command.tenant_id, scope=command.scope,
+                                     environment=command.environment.value)
+            self.session.add(row)
+        row.seconds, row.updated_at = dict(command.seconds), command.at
+        row.updated_by = command.by

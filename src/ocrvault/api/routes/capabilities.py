@@ -12,9 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, EngineCatalogDep, require_scope
 from ocrvault.api.schemas import problems
-from ocrvault.engines.base import OcrEngine
 from ocrvault.jobs.capabilities import (
     EngineDescription,
     LanguageDescription,
@@ -22,7 +21,6 @@ from ocrvault.jobs.capabilities import (
     describe_languages,
 )
 from ocrvault.principal import Principal, Scope
-from ocrvault.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["capabilities"], route_class=AuthFirstRoute)
 
@@ -38,18 +36,13 @@ class LanguageList(BaseModel):
         description="Codes to pass as 'languages' (join several with ',' or '+')")
 
 
-def _engines(rt: Runtime) -> list[OcrEngine]:
-    """Every engine a request may name (``auto`` included); describing one loads it."""
-    return [rt.pipeline.engines.get(name) for name in rt.pipeline.engines.names]
-
-
 @router.get("/engines", response_model=EngineList, responses=problems(401, 403, 429),
             summary="The OCR engines this server runs, with their versions and languages")
-def list_engines(rt: RuntimeDep, caller: Submitter) -> EngineList:
-    return EngineList(engines=describe_engines(_engines(rt), rt.pipeline.engines.default))
+def list_engines(engines: EngineCatalogDep, caller: Submitter) -> EngineList:
+    return EngineList(engines=describe_engines(engines.specs(), engines.default))
 
 
 @router.get("/languages", response_model=LanguageList, responses=problems(401, 403, 429),
             summary="The languages this server reads, with their names")
-def list_languages(rt: RuntimeDep, caller: Submitter) -> LanguageList:
-    return LanguageList(languages=describe_languages(_engines(rt)))
+def list_languages(engines: EngineCatalogDep, caller: Submitter) -> LanguageList:
+    return LanguageList(languages=describe_languages(engines.specs()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ocrvault.api.deps import RuntimeDep
+from ocrvault.api.deps import ReadinessProbesDep, ReaperStatsDep
 
 router = APIRouter(tags=["health"])
 
@@ -15,14 +15,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database, blob store and OCR engine are ready")
-def readyz(rt: RuntimeDep) -> JSONResponse:
+@router.get("/readyz", summary="Database, blob store and (where this node runs OCR) "
+            "engine are ready")
+def readyz(probes: ReadinessProbesDep) -> JSONResponse:
     checks: dict[str, str] = {}
-    for name, probe in (
-        ("database", rt.db.ping),
-        ("blob_store", rt.documents.blobs.ping),
-        ("engine", lambda: rt.pipeline.engine.languages()),
-    ):
+    for name, probe in probes.items():
         try:
             probe()
             checks[name] = "ok"
@@ -35,8 +32,9 @@ def readyz(rt: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse,
             summary="Prometheus metrics: counts and times only, never content or ids")
-def metrics(rt: RuntimeDep) -> str:
-    stats = rt.reaper.stats
+def metrics(stats: ReaperStatsDep) -> str:
+    if stats is None:  # the reaper runs on the scheduler, not on this node
+        return ""
     lines = [
         "# HELP ocrvault_reaper_runs_total Reaper passes since start.",
         "# TYPE ocrvault_reaper_runs_total counter",

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from ocrvault.api.deps import AuthFirstRoute, CustomerKeyDep, RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, CustomerKeyDep, JobServiceDep, require_scope
 from ocrvault.api.schemas import JobList, JobPublic, JobSummary, Timestamp, problems
 from ocrvault.jobs.listing import (
     DEFAULT_PAGE,
@@ -28,7 +28,7 @@ Deleter = Annotated[Principal, Depends(require_scope(Scope.JOBS_DELETE))]
 @router.get("", response_model=JobList, responses=problems(400, 401, 403, 429),
             summary="The caller's jobs, newest first: metadata only, never results")
 def list_jobs(
-    rt: RuntimeDep, caller: Reader,
+    jobs: JobServiceDep, caller: Reader,
     status: Annotated[list[JobStatus] | None, Query(
         description="Only jobs in these statuses (repeat the parameter); default every "
         "status but 'deleted'")] = None,
@@ -38,7 +38,7 @@ def list_jobs(
                                         description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> JobList:
-    page = rt.jobs.list_jobs(caller, JobQuery(
+    page = jobs.list_jobs(caller, JobQuery(
         statuses=tuple(status or LISTED_BY_DEFAULT), since=since, until=until, cursor=cursor,
         limit=limit))
     return JobList(jobs=[JobSummary.of(job) for job in page.jobs], next_cursor=page.next_cursor)
@@ -47,28 +47,29 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobPublic,
             responses=problems(400, 401, 403, 404, 410, 429),
             summary="A job's status and, once it has succeeded, its result")
-def get_job(job_id: str, rt: RuntimeDep, caller: Reader,
+def get_job(job_id: str, jobs: JobServiceDep, caller: Reader,
             customer: CustomerKeyDep = None) -> JobPublic:
-    view = rt.jobs.get(caller, job_id, customer)
+    view = jobs.get(caller, job_id, customer)
     return JobPublic(**JobSummary.of(view.job).model_dump(), result=view.result)
 
 
 @router.get(
     "/{job_id}/outputs/{fmt}", response_class=Response,
-    responses={200: {"content": {"text/plain": {}}},
+    responses={200: {"content": {fmt.media_type.split(";")[0]: {} for fmt in OutputFormat}},
                **problems(400, 401, 403, 404, 409, 410, 429)},
-    summary="One rendered output of a succeeded job",
+    summary="One rendered output of a succeeded job: json and text always, hocr, alto and "
+    "pdf when asked for at submission (else 409 output_not_requested)",
 )
-def get_output(job_id: str, fmt: OutputFormat, rt: RuntimeDep, caller: Reader,
+def get_output(job_id: str, fmt: OutputFormat, jobs: JobServiceDep, caller: Reader,
                customer: CustomerKeyDep = None) -> Response:
-    return Response(rt.jobs.output(caller, job_id, fmt, customer), media_type=fmt.media_type)
+    return Response(jobs.output(caller, job_id, fmt, customer), media_type=fmt.media_type)
 
 
 @router.delete("/{job_id}", response_model=DeletionReceipt,
                responses=problems(401, 403, 404, 410, 429),
                summary="Delete the input, result and every output now, and destroy the key")
-def delete_job(job_id: str, rt: RuntimeDep, caller: Deleter) -> DeletionReceipt:
-    return rt.jobs.delete(caller, job_id)
+def delete_job(job_id: str, jobs: JobServiceDep, caller: Deleter) -> DeletionReceipt:
+    return jobs.delete(caller, job_id)
 
 
 class BulkDeletion(BaseModel):
@@ -79,10 +80,10 @@ class BulkDeletion(BaseModel):
 @router.delete("", response_model=BulkDeletion, responses=problems(400, 401, 403, 429),
                summary="Delete every job created before a time, optionally of given statuses")
 def delete_jobs(
-    rt: RuntimeDep, caller: Deleter,
+    jobs: JobServiceDep, caller: Deleter,
     before: Annotated[Timestamp, Query(description="Jobs created before this time")],
     status: Annotated[list[JobStatus] | None, Query(
         description="Only jobs in these statuses (repeat the parameter); default all")] = None,
 ) -> BulkDeletion:
-    ids = rt.jobs.delete_matching(caller, before, status or list(JobStatus))
+    ids = jobs.delete_matching(caller, before, status or list(JobStatus))
     return BulkDeletion(deleted=len(ids), ids=ids)

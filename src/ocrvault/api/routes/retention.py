@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ocrvault.api.deps import AuthFirstRoute, RuntimeDep, require_scope
+from ocrvault.api.deps import AuthFirstRoute, RetentionServiceDep, require_scope
 from ocrvault.api.schemas import problems
 from ocrvault.environments import Environment
 from ocrvault.errors import InputRejected
@@ -86,10 +86,10 @@ EnvironmentParam = Annotated[Environment | None, Query(
 @router.get("/retention", response_model=RetentionAnswer,
             responses=problems(400, 401, 403, 429),
             summary="The tenant's retention policy for an environment")
-def get_tenant_retention(rt: RuntimeDep, caller: Manager,
+def get_tenant_retention(policies: RetentionServiceDep, caller: Manager,
                          environment: EnvironmentParam = None) -> RetentionAnswer:
     environment = environment or caller.environment
-    return RetentionAnswer.of(rt.retention.tenant_policy(caller, environment), environment)
+    return RetentionAnswer.of(policies.tenant_policy(caller, environment), environment)
 
 
 _TENANT_CHANGE: dict[str, Any] = {
@@ -107,23 +107,24 @@ _KEY_CHANGE: dict[str, Any] = {
 # PUT and PATCH alike: both change only the kinds the body names.
 @router.put("/retention", **_TENANT_CHANGE)
 @router.patch("/retention", operation_id="patch_tenant_retention", **_TENANT_CHANGE)
-def put_tenant_retention(body: RetentionBody, rt: RuntimeDep, caller: Manager,
+def put_tenant_retention(body: RetentionBody, policies: RetentionServiceDep, caller: Manager,
                          environment: EnvironmentParam = None) -> RetentionAnswer:
     environment = environment or caller.environment
     return RetentionAnswer.of(
-        rt.retention.set_tenant_policy(caller, body.changes(), environment), environment)
+        policies.set_tenant_policy(caller, body.changes(), environment), environment)
 
 
 @router.get("/keys/{key_id}/retention", response_model=RetentionAnswer,
             responses=problems(401, 403, 404, 429),
             summary="The retention policy jobs submitted with this key get")
-def get_key_retention(key_id: str, rt: RuntimeDep, caller: Manager) -> RetentionAnswer:
-    return RetentionAnswer.of(rt.retention.key_policy(caller, key_id), caller.environment)
+def get_key_retention(key_id: str, policies: RetentionServiceDep,
+                      caller: Manager) -> RetentionAnswer:
+    return RetentionAnswer.of(policies.key_policy(caller, key_id), caller.environment)
 
 
 @router.put("/keys/{key_id}/retention", **_KEY_CHANGE)
 @router.patch("/keys/{key_id}/retention", operation_id="patch_key_retention", **_KEY_CHANGE)
-def put_key_retention(key_id: str, body: RetentionBody, rt: RuntimeDep,
+def put_key_retention(key_id: str, body: RetentionBody, policies: RetentionServiceDep,
                       caller: Manager) -> RetentionAnswer:
-    return RetentionAnswer.of(rt.retention.set_key_policy(caller, key_id, body.changes()),
+    return RetentionAnswer.of(policies.set_key_policy(caller, key_id, body.changes()),
                               caller.environment)
