@@ -1,10 +1,10 @@
 """Shared fixtures: a real app per test on its own data dir, with real OCR.
 
 The PostgreSQL run (``make test-postgres``: OCRVAULT_TEST_DATABASE_URL set, see
-tests/databases.py) runs exactly the tests that use the ``databases`` or
-``module_databases`` fixture, directly or through another fixture (``settings``,
-``make_client``, ``client``...); every other test opens no database and is reported as
-skipped there, with that reason, having run in the SQLite run.
+tests/databases.py) runs exactly the tests that use the ``databases``,
+``module_databases`` or ``package_databases`` fixture, directly or through another
+fixture (``settings``, ``make_client``, ``client``...); every other test opens no database
+and is reported as skipped there, with that reason, having run in the SQLite run.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def engine() -> Iterator[TesseractEngine]:
     tesseract.close()
 
 
-DATABASE_FIXTURES = frozenset({"databases", "module_databases"})
+DATABASE_FIXTURES = frozenset({"databases", "module_databases", "package_databases"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -57,14 +57,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _a_database_test_says_so(request: pytest.FixtureRequest) -> Iterator[None]:
-    """On the SQLite run, fails a test that made a database in its tmp_path without the
-    ``databases`` fixture: the PostgreSQL run would skip it."""
+    """Fails a test that made a SQLite database in its tmp_path behind the ``databases``
+    fixture's back: on the SQLite run, one without the fixture (the PostgreSQL run would
+    skip it); on the PostgreSQL run, one that has it but opened a file beside its schema."""
     names = set(request.fixturenames)
     watched = (request.getfixturevalue("tmp_path") if "tmp_path" in names
-               and not ON_POSTGRES and not DATABASE_FIXTURES & names else None)
+               and (ON_POSTGRES or not DATABASE_FIXTURES & names) else None)
     yield
-    made = sorted(watched.rglob("ocrvault.db")) if watched is not None else []
+    made = sqlite_files(watched) if watched is not None else []
     assert not made, f"{made[0]}: open databases through the databases fixture (conftest.py)"
+
+
+def sqlite_files(root: Path) -> list[Path]:
+    """SQLite databases under ``root``, whatever their names (by the file's own header)."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        try:
+            if path.is_file() and not path.is_symlink():
+                with path.open("rb") as file:
+                    if file.read(16) == b"SQLite format 3\0":
+                        found.append(path)
+        except OSError:  # a file a test made unreadable, or a socket: not a database
+            continue
+    return found
 @pytest.fixture(scope="session")
 def aws_credentials() -> Iterator[None]:
     """Test credentials where boto3 looks for them, for the rest of the run (any order of
@@ -94,6 +109,13 @@ def module_databases() -> Iterator[TestDatabases]:
         yield made
 
 
+@pytest.fixture(scope="package")
+def package_databases() -> Iterator[TestDatabases]:
+    """Databases for package-scoped fixtures, dropped after the package."""
+    with TestDatabases() as made:
+        yield made
+
+
 @pytest.fixture
 def settings(databases: TestDatabases, tmp_path: Path) -> Settings:
     return databases.settings(tmp_path / "data", workers=2, reaper_interval_seconds=3600)
@@ -102,11 +124,15 @@ def settings(databases: TestDatabases, tmp_path: Path) -> Settings:
 @pytest.fixture
 def make_client(engine: TesseractEngine,
                 databases: TestDatabases) -> Iterator[Callable[..., TestClient]]:
-    """Builds a started app on the given settings; everything is stopped at teardown
-    (before ``databases`` drops their schemas: build the settings with it)."""
+    """Builds a started app on the given settings; everything is stopped at teardown,
+    before ``databases`` drops their schemas. Settings that name no database get their data
+    dir's from ``databases`` (so a test may build them inline); use ``runtime_of(client)``
+    or ``databases`` to reach it, not the settings."""
     opened: list[TestClient] = []
 
     def make(settings: Settings, **runtime_args: Any) -> TestClient:
+        if settings.database_url is None:
+            settings = settings.model_copy(update=databases.values(settings.data_dir))
         runtime = Runtime.build(settings, engine=runtime_args.pop("engine", engine), **runtime_args)
         client = TestClient(create_app(runtime), raise_server_exceptions=False)
         client.__enter__()

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, create_engine, inspect, make_url, text
 from sqlalchemy.pool import NullPool
 
 from ocrvault.config import Settings
-from ocrvault.store.db import engine_url
+from ocrvault.store.db import Database, engine_url
 
 TEST_DATABASE_URL = os.environ.get("OCRVAULT_TEST_DATABASE_URL") or None
 ON_POSTGRES = TEST_DATABASE_URL is not None
@@ -61,6 +61,7 @@ class TestDatabases:
 
     def __init__(self) -> None:
         self._schemas: dict[Path, str] = {}
+        self._opened: list[Database] = []
 
     def url(self, data_dir: Path) -> str:
         """The database URL for ``data_dir``: its SQLite file, or its schema."""
@@ -74,11 +75,24 @@ class TestDatabases:
             self._schemas[key] = schema
         return schema_url(self._schemas[key])
 
+    def open(self, data_dir: Path, *, migrated: bool = True) -> Database:
+        """The app's handle on ``data_dir``'s database (migrated to this code's schema unless
+        told not to), disposed when this scope ends, before its schema is dropped."""
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        database = Database(self.url(data_dir))
+        self._opened.append(database)
+        if migrated:
+            database.migrate()
+        return database
+
+    def values(self, data_dir: Path) -> dict[str, Any]:
+        """The settings that put ``data_dir``'s database where this run wants it: none for
+        SQLite (the app's default file), ``database_url`` of its schema on PostgreSQL."""
+        return {"database_url": self.url(data_dir)} if ON_POSTGRES else {}
+
     def settings(self, data_dir: Path, **values: Any) -> Settings:
         """Settings on ``data_dir`` (and, on the PostgreSQL run, its schema)."""
-        if ON_POSTGRES:
-            values.setdefault("database_url", self.url(data_dir))
-        return Settings(data_dir=data_dir, **values)
+        return Settings(data_dir=data_dir, **{**self.values(data_dir), **values})
 
     def env(self, data_dir: Path) -> dict[str, str]:
         """The environment for a CLI or a server process on ``data_dir``."""
@@ -123,6 +137,9 @@ class TestDatabases:
         return bool(tables)
 
     def close(self) -> None:
+        for database in self._opened:
+            database.dispose()
+        self._opened = []
         schemas, self._schemas = list(self._schemas.values()), {}
         if not schemas:
             return
