@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +19,14 @@ from ocrvault.model import JobStatus
 from ocrvault.principal import Role
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import LocalBlobStore
+from ocrvault.store.commands import TombstoneJob
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
 from tests.databases import ON_POSTGRES, TestDatabases
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
+from tests.races import wait_until_blocked
 
 PAGE = encode(text_page(["Retention test page"], size=(900, 200)), "PNG")
 POLICY = {"input": 600, "result": 3600, "outputs": 7200, "job_metadata": 86400,
@@ -331,15 +332,6 @@ def test_a_crash_before_the_key_is_destroyed_leaves_the_job_whole(
     assert blobs_of(settings, job_id) == {"result", "output-text"}
 
 
-def blocked_by(databases: TestDatabases, data_dir: Path, holder: int) -> None:
-    """Returns once a PostgreSQL session waits for a lock that ``holder`` holds."""
-    deadline = time.monotonic() + 60
-    while not databases.execute(data_dir, "SELECT pid FROM pg_stat_activity "
-                                "WHERE :holder = ANY(pg_blocking_pids(pid))", holder=holder):
-        assert time.monotonic() < deadline, "nothing waited for the lock"
-        time.sleep(0.02)
-
-
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has one writer: it refuses the second "
                     "deleter's write instead of interleaving it")
 def test_a_deletion_that_waits_for_another_keeps_its_tombstone_and_is_audited_once(
@@ -352,12 +344,14 @@ def test_a_deletion_that_waits_for_another_keeps_its_tombstone_and_is_audited_on
     second = threading.Thread(target=lambda: receipts.append(
         runtime.jobs.shredder.purge(job_id, Actor.system("test"))))
     with runtime.db.transaction() as session:  # the first deletion, before it commits
-        row = JobRepository(session).by_id(job_id, lock=True)
-        assert row is not None
+        jobs = JobRepository(session)
+        assert jobs.by_id(job_id, lock=True) is not None
         holder = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         second.start()
-        blocked_by(databases, settings.data_dir, holder)
-        row.deleted_at = first_deleted_at
+        wait_until_blocked(databases, settings.data_dir, holder)
+        jobs.tombstone(TombstoneJob(job_id, deleted_at=first_deleted_at,
+                                    metadata_expires_at=first_deleted_at + timedelta(days=1),
+                                    next_expiry_at=first_deleted_at))
     second.join(timeout=60)
 
     assert len(receipts) == 1
