@@ -110,15 +110,18 @@ class KeyRepository:
         row = self.session.scalar(_BY_SECRET, {"digest": digest})
         return None if row is None else ApiKeyRecord.of(row)
 
-    def for_tenant(self, key_id: str, tenant_id: str,
-                   environments: Collection[str]) -> ApiKeyRecord | None:
-        row = self.session.scalar(
-            select(ApiKeyRow).where(
-                ApiKeyRow.id == key_id,
-                ApiKeyRow.tenant_id == tenant_id,
-                _in_environments(ApiKeyRow.environment, environments),
-            )
+    def for_tenant(self, key_id: str, tenant_id: str, environments: Collection[str], *,
+                   lock: bool = False) -> ApiKeyRecord | None:
+        """``lock``: held until the transaction ends (FOR UPDATE), for a change decided on
+        what is read: a second change waits and then reads the first's, not the row before."""
+        query = select(ApiKeyRow).where(
+            ApiKeyRow.id == key_id,
+            ApiKeyRow.tenant_id == tenant_id,
+            _in_environments(ApiKeyRow.environment, environments),
         )
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        row = self.session.scalar(query)
         return None if row is None else ApiKeyRecord.of(row)
 
     def list_for_tenant(self, tenant_id: str,
@@ -377,6 +380,14 @@ class RetentionRepository:
             environment: str) -> RetentionPolicyRecord | None:
         row = self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
         return None if row is None else RetentionPolicyRecord.of(row)
+
+    def hold(self, tenant_id: str) -> None:
+        """Hold the tenant's policies until the transaction ends, before reading one that a
+        change starts from: a second change waits, then starts from the first's (without
+        it, two first changes both inserted the row, and two others lost one's change).
+        The tenant's row is locked FOR NO KEY UPDATE, which leaves its jobs' inserts free."""
+        self.session.execute(select(TenantRow.id).where(TenantRow.id == tenant_id)
+                             .with_for_update(key_share=True))
 
     def put(self, command: SetRetentionPolicy) -> None:
         key = (command.tenant_id, command.scope, command.environment.value)
