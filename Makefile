@@ -9,7 +9,11 @@ DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-
                 tesseract-ocr-spa tesseract-ocr-osd fonts-dejavu-core \
                 systemd curl openssl poppler-utils qpdf softhsm2 chromium
 
-.PHONY: run test setup system-deps lint bench cluster clean
+# `make test-postgres`: the same suite on PostgreSQL, each test in a fresh schema of this database
+# (tests/databases.py). Tests that open no database are skipped there: the SQLite run covers them.
+TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test test-postgres setup system-deps lint bench cluster clean
 
 run: setup
 	$(VENV)/bin/ocrvault serve
@@ -20,7 +24,10 @@ cluster: setup
 	$(VENV)/bin/python scripts/cluster.py
 
 test: setup
-	$(VENV)/bin/pytest
+	env -u OCRVAULT_TEST_DATABASE_URL $(VENV)/bin/pytest
+
+test-postgres: setup
+	OCRVAULT_TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(VENV)/bin/pytest
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench scripts

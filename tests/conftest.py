@@ -1,7 +1,15 @@
-"""Shared fixtures: a real app per test on its own data dir, with real OCR."""
+"""Shared fixtures: a real app per test on its own data dir, with real OCR.
+
+The PostgreSQL run (``make test-postgres``: OCRVAULT_TEST_DATABASE_URL set, see
+tests/databases.py) runs exactly the tests that use the ``databases``,
+``module_databases`` or ``package_databases`` fixture, directly or through another
+fixture (``settings``, ``make_client``, ``client``...); every other test opens no database
+and is reported as skipped there, with that reason, having run in the SQLite run.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +24,7 @@ from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.principal import Role
 from ocrvault.runtime import Runtime
 from ocrvault.store.db import Database
+from tests.databases import ON_POSTGRES, TestDatabases, postgres_unreachable
 from tests.s3server import aws_test_environment, moto_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -29,6 +38,48 @@ def engine() -> Iterator[TesseractEngine]:
     tesseract.close()
 
 
+DATABASE_FIXTURES = frozenset({"databases", "module_databases", "package_databases"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRES:
+        return
+    unreachable = postgres_unreachable()
+    if unreachable is not None and os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"CI=true and {unreachable}")
+    no_database = pytest.mark.skip(reason="opens no database: the SQLite run covers it")
+    for item in items:
+        if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(no_database)
+        elif unreachable is not None:
+            item.add_marker(pytest.mark.skip(reason=unreachable))
+
+
+@pytest.fixture(autouse=True)
+def _a_database_test_says_so(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test that made a SQLite database in its tmp_path behind the ``databases``
+    fixture's back: on the SQLite run, one without the fixture (the PostgreSQL run would
+    skip it); on the PostgreSQL run, one that has it but opened a file beside its schema."""
+    names = set(request.fixturenames)
+    watched = (request.getfixturevalue("tmp_path") if "tmp_path" in names
+               and (ON_POSTGRES or not DATABASE_FIXTURES & names) else None)
+    yield
+    made = sqlite_files(watched) if watched is not None else []
+    assert not made, f"{made[0]}: open databases through the databases fixture (conftest.py)"
+
+
+def sqlite_files(root: Path) -> list[Path]:
+    """SQLite databases under ``root``, whatever their names (by the file's own header)."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        try:
+            if path.is_file() and not path.is_symlink():
+                with path.open("rb") as file:
+                    if file.read(16) == b"SQLite format 3\0":
+                        found.append(path)
+        except OSError:  # a file a test made unreadable, or a socket: not a database
+            continue
+    return found
 @pytest.fixture(scope="session")
 def aws_credentials() -> Iterator[None]:
     """Test credentials where boto3 looks for them, for the rest of the run (any order of
@@ -45,16 +96,43 @@ def s3_endpoint(aws_credentials: None) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", workers=2, reaper_interval_seconds=3600)
+def databases() -> Iterator[TestDatabases]:
+    """This test's databases (see tests/databases.py), dropped after it."""
+    with TestDatabases() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def module_databases() -> Iterator[TestDatabases]:
+    """Databases for module-scoped fixtures, dropped after the module."""
+    with TestDatabases() as made:
+        yield made
+
+
+@pytest.fixture(scope="package")
+def package_databases() -> Iterator[TestDatabases]:
+    """Databases for package-scoped fixtures, dropped after the package."""
+    with TestDatabases() as made:
+        yield made
 
 
 @pytest.fixture
-def make_client(engine: TesseractEngine) -> Iterator[Callable[..., TestClient]]:
-    """Builds a started app on the given settings; everything is stopped at teardown."""
+def settings(databases: TestDatabases, tmp_path: Path) -> Settings:
+    return databases.settings(tmp_path / "data", workers=2, reaper_interval_seconds=3600)
+
+
+@pytest.fixture
+def make_client(engine: TesseractEngine,
+                databases: TestDatabases) -> Iterator[Callable[..., TestClient]]:
+    """Builds a started app on the given settings; everything is stopped at teardown,
+    before ``databases`` drops their schemas. Settings that name no database get their data
+    dir's from ``databases`` (so a test may build them inline); use ``runtime_of(client)``
+    or ``databases`` to reach it, not the settings."""
     opened: list[TestClient] = []
 
     def make(settings: Settings, **runtime_args: Any) -> TestClient:
+        if settings.database_url is None:
+            settings = settings.model_copy(update=databases.values(settings.data_dir))
         runtime = Runtime.build(settings, engine=runtime_args.pop("engine", engine), **runtime_args)
         client = TestClient(create_app(runtime), raise_server_exceptions=False)
         client.__enter__()

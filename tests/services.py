@@ -1,9 +1,9 @@
-"""The machine's Redis, RabbitMQ and PostgreSQL for tests, each in a private name space.
+"""The machine's Redis and RabbitMQ for tests, each in a private name space.
 
 Redis: database 5 (``redis://127.0.0.1:6379/5``); RabbitMQ: the default vhost, with a
-queue name that carries a random suffix per test, deleted afterwards; PostgreSQL: a
-schema ``celery_<random>`` in database ``test``, dropped afterwards. Absent a service,
-its tests skip and say why, except under CI=true, where a missing service fails.
+queue name that carries a random suffix per test, deleted afterwards. PostgreSQL is
+tests/databases.py's (the PostgreSQL run). Absent a service, its tests skip and say why,
+except under CI=true, where a missing service fails.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import redis
 
@@ -34,10 +31,6 @@ BROKER_URLS = {
     "redis": os.environ.get("OCRVAULT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5"),
     "rabbitmq": os.environ.get("OCRVAULT_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
 }
-POSTGRES_URL = os.environ.get("OCRVAULT_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
-
-
 def require_service(name: str, url: str) -> None:
     """Skip the test (fail it under CI=true) when nothing listens at ``url``."""
     parts = urlsplit(url)
@@ -85,18 +78,3 @@ def broker_space(name: str) -> BrokerSpace:
     url = BROKER_URLS[name]
     require_service(name, url)
     return BrokerSpace(name, url, f"ocrvault-test-{uuid.uuid4().hex[:12]}")
-
-
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A SQLAlchemy URL for a new, empty schema of its own, dropped afterwards."""
-    require_service("postgresql", POSTGRES_URL)
-    schema = f"celery_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield (POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-               + f"?options=-csearch_path%3D{schema}")
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
         "(with --behind-proxy)",
     )
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default SQLite in the data dir"
+        default=None,
+        description="SQLAlchemy URL; default SQLite in the data dir. PostgreSQL: "
+        "postgresql+psycopg://user@host/db (postgresql:// means the same: psycopg 3)",
     )
     workers: int = Field(default_factory=_default_workers, ge=0, description="OCR worker threads")
     migrate_on_start: bool = Field(

@@ -28,9 +28,10 @@ from ocrvault.jobs.leases import JobLeases
 from ocrvault.retention.reaper import PeriodicThread
 from ocrvault.runtime import Runtime
 from tests.conftest import auth, issue
+from tests.databases import TestDatabases
 from tests.docgen import pdf_of, text_page
 from tests.jobrows import completions, job_row
-from tests.services import WORKER_COMMAND, BrokerSpace, broker_space, postgres_schema
+from tests.services import WORKER_COMMAND, BrokerSpace, broker_space
 
 LEASE_SECONDS = 5.0
 JOBS = 3
@@ -54,16 +55,6 @@ def space(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerSpac
     chosen.delete_queue(tmp_path)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None: SQLite in the data dir; else a PostgreSQL schema of this test's own."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with postgres_schema() as url:
-        yield url
-
-
 def eventually(condition: object, what: str, timeout: float = WAIT) -> None:
     """Poll ``condition`` (a callable) until it holds; fail saying ``what`` otherwise."""
     deadline = time.monotonic() + timeout
@@ -74,18 +65,17 @@ def eventually(condition: object, what: str, timeout: float = WAIT) -> None:
 
 
 def test_a_worker_killed_mid_job_has_its_job_finished_by_another_once_within_the_lease_plus_10s(
-        space: BrokerSpace, database_url: str | None, tmp_path: Path) -> None:
+        space: BrokerSpace, databases: TestDatabases, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     master_key = f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     settings = space.settings(data_dir, workers=0, master_key=master_key,
-                              job_lease_seconds=LEASE_SECONDS, database_url=database_url)
+                              job_lease_seconds=LEASE_SECONDS, **databases.values(data_dir))
     api = Runtime.build(settings)  # migrates the shared database before the workers start
-    env = {**os.environ, "OCRVAULT_DATA_DIR": str(data_dir), "OCRVAULT_QUEUE": "celery",
+    env = {**os.environ, **databases.env(data_dir), "OCRVAULT_QUEUE": "celery",
            "OCRVAULT_BROKER_URL": space.url, "OCRVAULT_QUEUE_NAME": space.queue_name,
            "OCRVAULT_MASTER_KEY": master_key, "OCRVAULT_WORKERS": "1",
            "OCRVAULT_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
-           "OCRVAULT_DEFAULT_ENGINE": "tesseract", "OCRVAULT_REAPER_INTERVAL_SECONDS": "3600",
-           **({"OCRVAULT_DATABASE_URL": database_url} if database_url else {})}
+           "OCRVAULT_DEFAULT_ENGINE": "tesseract", "OCRVAULT_REAPER_INTERVAL_SECONDS": "3600"}
     workers: list[Worker] = []
     leases = JobLeases(api.db, api.queue, api.clock)
     scheduler = PeriodicThread("test-scheduler", 0.5, leases.run_periodic)

@@ -12,9 +12,9 @@ import pytest
 
 from ocrvault.api.app import create_app
 from ocrvault.audit import AuditAction
-from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
+from tests.databases import TestDatabases
 from tests.docgen import encode, mixed_pdf, pdf_of, text_page
 from tests.servers import serving
 
@@ -58,9 +58,10 @@ class Live:
 
 
 @pytest.fixture(scope="package")
-def live(tmp_path_factory: pytest.TempPathFactory, engine: TesseractEngine) -> Iterator[Live]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("compat") / "data", workers=2,
-                        reaper_interval_seconds=3600)
+def live(tmp_path_factory: pytest.TempPathFactory, engine: TesseractEngine,
+         package_databases: TestDatabases) -> Iterator[Live]:
+    settings = package_databases.settings(tmp_path_factory.mktemp("compat") / "data",
+                                          workers=2, reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=engine)
     with serving(create_app(runtime)) as port:
         yield Live(f"http://127.0.0.1:{port}", runtime,

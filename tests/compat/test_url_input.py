@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from ocrvault.api.app import create_app
-from ocrvault.config import Settings
 from ocrvault.runtime import Runtime
 from tests.compat.conftest import Live
+from tests.databases import TestDatabases
 from tests.engine_fakes import FixedEngine
 from tests.servers import serving
 
@@ -20,9 +20,10 @@ DI = "/documentintelligence/documentModels/prebuilt-read:analyze?api-version=202
 
 
 @pytest.fixture(scope="module")
-def url_on(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("url") / "data", workers=1,
-                        reaper_interval_seconds=3600, url_input=True)
+def url_on(tmp_path_factory: pytest.TempPathFactory,
+           module_databases: TestDatabases) -> Iterator[tuple[str, str]]:
+    settings = module_databases.settings(tmp_path_factory.mktemp("url") / "data", workers=1,
+                                         reaper_interval_seconds=3600, url_input=True)
     runtime = Runtime.build(settings, engine=FixedEngine())
     with serving(create_app(runtime)) as port:
         yield f"http://127.0.0.1:{port}", runtime.access.bootstrap_tenant("url").secret

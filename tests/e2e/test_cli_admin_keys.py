@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from ocrvault.access.keys import KEY_PATTERN, parse_key
 from ocrvault.cli import app
+from tests.databases import TestDatabases
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -37,18 +38,18 @@ def assert_handed_over_in_a_file(output: str, data_dir: Path) -> None:
 @pytest.mark.parametrize("command", [["admin", "bootstrap", "--tenant", "acme", "--create"],
                                      ["admin", "create-tenant", "acme", "--create"]])
 def test_admin_key_goes_to_a_0600_file_when_stdout_is_not_a_terminal(
-    tmp_path: Path, command: list[str],
+    databases: TestDatabases, tmp_path: Path, command: list[str],
 ) -> None:
     data_dir = tmp_path / "data"
-    result = CliRunner().invoke(app, command, env={"OCRVAULT_DATA_DIR": str(data_dir)})
+    result = CliRunner().invoke(app, command, env=databases.env(data_dir))
     assert result.exit_code == 0, result.output
     assert_handed_over_in_a_file(result.output, data_dir)
 
 
-def test_print_forces_the_key_to_stdout(tmp_path: Path) -> None:
+def test_print_forces_the_key_to_stdout(databases: TestDatabases, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     result = CliRunner().invoke(app, ["admin", "bootstrap", "--print", "--create"],
-                                env={"OCRVAULT_DATA_DIR": str(data_dir)})
+                                env=databases.env(data_dir))
     assert result.exit_code == 0, result.output
     match = KEY_PATTERN.search(result.output)
     assert match is not None and parse_key(match[0]) is not None
@@ -56,7 +57,7 @@ def test_print_forces_the_key_to_stdout(tmp_path: Path) -> None:
 
 
 def test_first_start_of_serve_does_not_print_the_key_to_a_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    databases: TestDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import uvicorn
 
@@ -65,7 +66,7 @@ def test_first_start_of_serve_does_not_print_the_key_to_a_log(
 
     monkeypatch.setattr(uvicorn.Server, "run", run_nothing)
     data_dir = tmp_path / "data"
-    result = CliRunner().invoke(app, ["serve"], env={"OCRVAULT_DATA_DIR": str(data_dir),
+    result = CliRunner().invoke(app, ["serve"], env={**databases.env(data_dir),
                                                     "OCRVAULT_WORKERS": "0"})
     assert result.exit_code == 0, result.output
     assert_handed_over_in_a_file(result.output, data_dir)
@@ -82,25 +83,29 @@ def test_first_start_of_serve_does_not_print_the_key_to_a_log(
 
 @pytest.mark.parametrize("command", [["admin", "bootstrap"], ["admin", "create-tenant", "acme"]])
 def test_a_key_is_made_in_a_missing_data_dir_only_with_create(
-    tmp_path: Path, command: list[str],
+    databases: TestDatabases, tmp_path: Path, command: list[str],
 ) -> None:
     data_dir = tmp_path / "elsewhere" / "ocrvault-data"
-    refused = CliRunner().invoke(app, ["--data-dir", str(data_dir), *command])
+    env = databases.env(data_dir)
+    refused = CliRunner().invoke(app, ["--data-dir", str(data_dir), *command], env=env)
     assert refused.exit_code == 2, refused.output
     message = " ".join(refused.output.split())
     assert f"no data dir at {data_dir}" in message and "--create" in message
     assert not data_dir.exists()
 
-    made = CliRunner().invoke(app, ["--data-dir", str(data_dir), *command, "--create"])
+    made = CliRunner().invoke(app, ["--data-dir", str(data_dir), *command, "--create"],
+                              env=env)
     assert made.exit_code == 0, made.output
     assert_handed_over_in_a_file(made.output, data_dir)
     assert f"data dir is {data_dir}" in " ".join(made.output.split())
 
 
-def test_data_dir_option_wins_over_the_environment(tmp_path: Path) -> None:
+def test_data_dir_option_wins_over_the_environment(databases: TestDatabases,
+                                                   tmp_path: Path) -> None:
     chosen, ignored = tmp_path / "chosen", tmp_path / "ignored"
     result = CliRunner().invoke(app, ["--data-dir", str(chosen), "admin", "bootstrap",
-                                      "--create"], env={"OCRVAULT_DATA_DIR": str(ignored)})
+                                      "--create"],
+                                env={**databases.env(chosen), "OCRVAULT_DATA_DIR": str(ignored)})
     assert result.exit_code == 0, result.output
     assert_handed_over_in_a_file(result.output, chosen)
     assert not ignored.exists()
@@ -122,11 +127,11 @@ def read_terminal(process: subprocess.Popen[bytes], leader: int, timeout: float 
     raise AssertionError(f"still running after {timeout}s: {b''.join(chunks)!r}")
 
 
-def test_admin_key_is_printed_on_a_terminal_and_written_nowhere(tmp_path: Path) -> None:
+def test_admin_key_is_printed_on_a_terminal_and_written_nowhere(databases: TestDatabases,
+                                                                tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     leader, follower = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OCRVAULT_DATA_DIR": str(data_dir),
-           "COLUMNS": "200"}
+    env = {**os.environ, "PYTHONPATH": str(SRC), **databases.env(data_dir), "COLUMNS": "200"}
     try:
         process = subprocess.Popen([sys.executable, "-m", "ocrvault", "admin", "bootstrap",
                                     "--create"],

@@ -37,10 +37,10 @@ from ocrvault.client import (
     Retry,
     Unauthorized,
 )
-from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
 from tests.clocks import FakeClock
+from tests.databases import TestDatabases
 from tests.docgen import encode, pdf_of, text_page
 from tests.engine_fakes import FAKE_LANGUAGES, FIXED_LINES, SlowEngine
 from tests.servers import free_port, serving
@@ -64,9 +64,10 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("client") / "data", workers=2,
-                        reaper_interval_seconds=3600, max_file_bytes=MAX_FILE)
+def live(module_databases: TestDatabases,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    settings = module_databases.settings(tmp_path_factory.mktemp("client") / "data", workers=2,
+                                         reaper_interval_seconds=3600, max_file_bytes=MAX_FILE)
     clock = FakeClock(datetime.now(UTC))
     runtime = Runtime.build(settings, engine=SlowEngine(0.2),
                             rate_limiter=TokenBuckets(clock=clock))
@@ -283,11 +284,11 @@ def test_languages_and_engines_are_listed(live: Live) -> None:
 
 
 @pytest.fixture(scope="module")
-def tesseract(tmp_path_factory: pytest.TempPathFactory,
+def tesseract(module_databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory,
               engine: TesseractEngine) -> Iterator[tuple[str, str]]:
     """A second live server, with real OCR; yields its URL and an admin key."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ocr") / "data", workers=1,
-                        reaper_interval_seconds=3600)
+    settings = module_databases.settings(tmp_path_factory.mktemp("ocr") / "data", workers=1,
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=engine)
     with serving(create_app(runtime)) as port:
         yield f"http://127.0.0.1:{port}", runtime.access.bootstrap_tenant("ocr").secret

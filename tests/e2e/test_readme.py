@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from tests.databases import TestDatabases
 from tests.docgen import encode, pdf_of, text_page
 from tests.e2e.live import SRC, LiveServer
 
@@ -261,9 +262,11 @@ def run_example(session: Session, example: Example) -> None:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+def session(module_databases: TestDatabases,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     root = tmp_path_factory.mktemp("readme")
-    server = LiveServer(root / "data", env={"OCRVAULT_WORKERS": "2"})
+    server = LiveServer(root / "data",
+                        env={"OCRVAULT_WORKERS": "2", **module_databases.env(root / "data")})
     try:
         server.wait_ready()
         [key_file] = (root / "data").glob("admin-key-*.txt")

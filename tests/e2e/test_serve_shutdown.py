@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.databases import TestDatabases
 from tests.docgen import pdf_of, text_page
 from tests.e2e.live import LiveServer
 
@@ -46,7 +47,8 @@ def wait_for_status(server: LiveServer, key: str, job_id: str, wanted: set[str],
 
 
 @pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
+def servers(databases: TestDatabases) -> Iterator[list[LiveServer]]:
+    """Servers to stop after the test (before ``databases`` drops their schemas)."""
     started: list[LiveServer] = []
     yield started
     for server in started:
@@ -55,10 +57,11 @@ def servers() -> Iterator[list[LiveServer]]:
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_job(
-    tmp_path: Path, servers: list[LiveServer],
+    tmp_path: Path, servers: list[LiveServer], databases: TestDatabases,
 ) -> None:
     data_dir = tmp_path / "data"
-    first = LiveServer(data_dir, env=ENV)
+    env = {**ENV, **databases.env(data_dir)}
+    first = LiveServer(data_dir, env=env)
     servers.append(first)
     first.wait_ready()
     key = admin_key(data_dir)
@@ -78,7 +81,7 @@ def test_a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_job(
     first.wait_exit(timeout=30)
     assert "stopped with 1 job unfinished; the next start resumes them" in first.output
 
-    second = LiveServer(data_dir, env=ENV)
+    second = LiveServer(data_dir, env=env)
     servers.append(second)
     second.wait_ready()
     job = wait_for_status(second, key, job_id, {"succeeded", "failed"}, timeout=240)
@@ -89,10 +92,11 @@ def test_a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_job(
 
 @pytest.mark.slow
 def test_shutdown_timeout_bounds_the_wait_for_running_jobs(
-    tmp_path: Path, servers: list[LiveServer],
+    tmp_path: Path, servers: list[LiveServer], databases: TestDatabases,
 ) -> None:
     data_dir = tmp_path / "data"
-    server = LiveServer(data_dir, "--shutdown-timeout", "1", env=ENV)
+    server = LiveServer(data_dir, "--shutdown-timeout", "1",
+                        env={**ENV, **databases.env(data_dir)})
     servers.append(server)
     server.wait_ready()
     key = admin_key(data_dir)

@@ -32,7 +32,12 @@ from tests.accuracy import (
     words,
 )
 from tests.conftest import auth, runtime_of, wait_for_job
+from tests.databases import ON_POSTGRES
 from tests.docgen import encode, text_page
+
+# Minutes of OCR that measure the engines, whatever stores the jobs: the SQLite run has them.
+pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="measures the engines, not the store: "
+                                "the SQLite run covers it")
 
 # Measured 2026-11 (bench/engines.py; tesseract 5.5, rapidocr 3.10 PP-OCRv6 small at
 # this engine's defaults): receipts CER 0.108, word F1 0.714 split on whitespace, 0.770

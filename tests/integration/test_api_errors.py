@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ocrvault.access.keys import generate_key
-from ocrvault.config import Settings
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode
 from tests.conftest import assert_problem, auth, issue, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, pdf_of, text_page
 
 
@@ -68,9 +68,9 @@ def test_a_file_named_and_typed_as_png_is_judged_by_its_bytes(
 
 
 def test_file_over_the_byte_limit_is_413(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    small = make_client(Settings(data_dir=tmp_path / "d", workers=1, max_file_bytes=5000))
+    small = make_client(databases.settings(tmp_path / "d", workers=1, max_file_bytes=5000))
     key = issue(small, "acme")
     body = encode(text_page(["x" * 40]), "BMP")
     assert_problem(small.post("/v1/read", content=body, headers=auth(key)), 413, "file_too_large")
@@ -78,8 +78,9 @@ def test_file_over_the_byte_limit_is_413(
     assert_problem(multipart, 413, "file_too_large")
 
 
-def test_too_many_pages_is_422(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    small = make_client(Settings(data_dir=tmp_path / "d", workers=1, max_pages=2))
+def test_too_many_pages_is_422(databases: TestDatabases,
+                               make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    small = make_client(databases.settings(tmp_path / "d", workers=1, max_pages=2))
     key = issue(small, "acme")
     pdf = pdf_of([text_page([str(n)], size=(300, 200)) for n in range(3)])
     assert_problem(small.post("/v1/read", content=pdf, headers=auth(key)), 422, "too_many_pages")

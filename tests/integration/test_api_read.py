@@ -12,6 +12,7 @@ from ocrvault.config import Settings
 from ocrvault.principal import Role
 from ocrvault.sample import SAMPLE_LINES
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, pdf_of, text_page
 
 LINES = ["Invoice number 4711", "Total amount due 99 EUR"]
@@ -81,9 +82,9 @@ def test_text_output_is_plain_utf8(client: TestClient, admin_key: str) -> None:
 
 
 def test_output_of_unfinished_job_is_a_conflict(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    idle = make_client(Settings(data_dir=tmp_path / "d", workers=0))
+    idle = make_client(databases.settings(tmp_path / "d", workers=0))
     key = issue(idle, "acme")
     job_id = idle.post("/v1/read", content=png_page(), headers=auth(key)).json()["id"]
 
@@ -142,9 +143,9 @@ def test_sync_read_accepts_one_selected_page_of_a_pdf(client: TestClient, admin_
 
 
 def test_sync_read_refuses_a_body_over_its_cap(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    small = make_client(Settings(data_dir=tmp_path / "d", workers=1, max_sync_file_bytes=1000))
+    small = make_client(databases.settings(tmp_path / "d", workers=1, max_sync_file_bytes=1000))
     key = issue(small, "acme")
     response = small.post("/v1/read:sync", content=png_page(), headers=auth(key))
     assert_problem(response, 413, "file_too_large")

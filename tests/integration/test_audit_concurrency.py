@@ -18,7 +18,8 @@ from ocrvault.audit.chain import DEPLOYMENT
 from ocrvault.crypto import FileKeyringProvider, Keyring
 from ocrvault.store.audit import AuditRepository
 from ocrvault.store.db import Database
-from tests.audit_backends import BACKENDS, append_events, database_url
+from tests.audit_backends import append_events
+from tests.databases import ON_POSTGRES, TestDatabases
 
 PER_PROCESS = 30
 # One process each on two tenants of their own, three on one shared tenant, one with no
@@ -26,16 +27,15 @@ PER_PROCESS = 30
 PLAN: list[str | None] = ["alpha", "beta", "shared", "shared", "shared", None]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_processes_appending_at_once_leave_every_chain_whole_with_each_entry_once(
-    backend: str, tmp_path: Path,
+    databases: TestDatabases, tmp_path: Path,
 ) -> None:
-    with database_url(backend, tmp_path) as url:
-        db = Database(url)
-        try:
-            _append_at_once_and_check(db, url, tmp_path)
-        finally:
-            db.dispose()
+    url = databases.url(tmp_path)
+    db = Database(url)
+    try:
+        _append_at_once_and_check(db, url, tmp_path)
+    finally:
+        db.dispose()
 
 
 def _append_at_once_and_check(db: Database, url: str, tmp_path: Path) -> None:
@@ -75,36 +75,39 @@ def _append_at_once_and_check(db: Database, url: str, tmp_path: Path) -> None:
     assert len({e.seq for e in entries}) == len(entries) == 30 * 6 + 3
 
 
-def test_on_postgresql_an_open_append_holds_its_own_tenants_chain_only(tmp_path: Path) -> None:
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has one writer for the whole file; "
+                    "the PostgreSQL run (make test-postgres) proves this")
+def test_on_postgresql_an_open_append_holds_its_own_tenants_chain_only(
+        databases: TestDatabases, tmp_path: Path) -> None:
     """While one transaction has appended to tenant a's chain and not committed, an append
     for tenant b goes through at once, and one for tenant a waits (here: past its
     lock_timeout). No timing is measured: the locks say it."""
-    with database_url("postgresql", tmp_path) as url:
-        holder, other = Database(url), Database(url)
-        try:
-            holder.migrate()
-            signer = ChainSigner(Keyring(FileKeyringProvider(tmp_path / "keyring.json")))
-            held, probe = AuditLog(holder, signer), AuditLog(other, signer)
-            for tenant in ("a", "b"):  # open both chains first: a chain's opening also
-                held.record(_read_by(tenant))  # takes the deployment chain's lock
+    url = databases.url(tmp_path)
+    holder, other = Database(url), Database(url)
+    try:
+        holder.migrate()
+        signer = ChainSigner(Keyring(FileKeyringProvider(tmp_path / "keyring.json")))
+        held, probe = AuditLog(holder, signer), AuditLog(other, signer)
+        for tenant in ("a", "b"):  # open both chains first: a chain's opening also
+            held.record(_read_by(tenant))  # takes the deployment chain's lock
 
-            def append_within(tenant: str, lock_timeout: str) -> None:
-                with other.transaction() as session:
-                    session.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
-                    probe.record(_read_by(tenant), within=session)
+        def append_within(tenant: str, lock_timeout: str) -> None:
+            with other.transaction() as session:
+                session.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+                probe.record(_read_by(tenant), within=session)
 
-            with holder.transaction() as session:
-                held.record(_read_by("a"), within=session)
-                append_within("b", "30s")  # would wait for the holder if chains were shared
-                with pytest.raises(OperationalError, match="lock timeout"):
-                    append_within("a", "200ms")
-            report = verify_log(holder, signer)
-            assert report.ok
-            assert {c.chain: c.head_pos for c in report.chains} == {
-                "tenant:a": 2, "tenant:b": 2, DEPLOYMENT: 2}
-        finally:
-            holder.dispose()
-            other.dispose()
+        with holder.transaction() as session:
+            held.record(_read_by("a"), within=session)
+            append_within("b", "30s")  # would wait for the holder if chains were shared
+            with pytest.raises(OperationalError, match="lock timeout"):
+                append_within("a", "200ms")
+        report = verify_log(holder, signer)
+        assert report.ok
+        assert {c.chain: c.head_pos for c in report.chains} == {
+            "tenant:a": 2, "tenant:b": 2, DEPLOYMENT: 2}
+    finally:
+        holder.dispose()
+        other.dispose()
 
 
 def _read_by(tenant: str) -> AuditEvent:

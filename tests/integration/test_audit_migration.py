@@ -27,8 +27,8 @@ from ocrvault.crypto import FileKeyringProvider, Keyring, MacPurpose
 from ocrvault.environments import Environment
 from ocrvault.store.audit import AuditRepository
 from ocrvault.store.db import MIGRATIONS_DIR, Database
-from tests.audit_backends import BACKENDS, database_url
 from tests.clocks import EPOCH, FakeClock
+from tests.databases import TestDatabases
 
 BEFORE = "0007"
 # The old log: seq 1 was cut by retention (its checkpoint is signed), 2..5 remain.
@@ -81,20 +81,19 @@ def write_single_chain_log(db: Database, keyring: Keyring) -> None:
              "av": anchor_version, "am": anchor_mac})
 
 
-@pytest.fixture(params=BACKENDS)
-def old_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, AuditLog]]:
+@pytest.fixture
+def old_log(databases: TestDatabases, tmp_path: Path) -> Iterator[tuple[Database, AuditLog]]:
     """A database before per-tenant chains (0007) holding the old single chain, and the
     log that will read it."""
-    with database_url(request.param, tmp_path) as url:
-        db = Database(url)
-        try:
-            move(db, BEFORE)
-            keyring = Keyring(FileKeyringProvider(tmp_path / "keyring.json"))
-            write_single_chain_log(db, keyring)
-            yield db, AuditLog(db, ChainSigner(keyring), FakeClock(EPOCH + timedelta(hours=1)),
-                               retention=timedelta(days=30))
-        finally:
-            db.dispose()
+    db = Database(databases.url(tmp_path))
+    try:
+        move(db, BEFORE)
+        keyring = Keyring(FileKeyringProvider(tmp_path / "keyring.json"))
+        write_single_chain_log(db, keyring)
+        yield db, AuditLog(db, ChainSigner(keyring), FakeClock(EPOCH + timedelta(hours=1)),
+                           retention=timedelta(days=30))
+    finally:
+        db.dispose()
 
 
 def record(audit: AuditLog, tenant: str | None) -> None:
@@ -171,8 +170,8 @@ def test_the_way_back_keeps_the_log_and_is_refused_once_tenant_chains_exist(
     assert verify_log(db, audit.signer).ok
 
 
-def test_a_fresh_install_has_no_legacy_chain(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+def test_a_fresh_install_has_no_legacy_chain(databases: TestDatabases, tmp_path: Path) -> None:
+    db = Database(databases.url(tmp_path))
     db.migrate()
     with db.transaction() as session:
         assert AuditRepository(session).chain_names() == []

@@ -28,7 +28,6 @@ from fastapi.testclient import TestClient
 from ocrvault.access.service import KeySpec
 from ocrvault.api.app import create_app
 from ocrvault.audit import AuditAction, AuditQuery
-from ocrvault.config import Settings
 from ocrvault.environments import Environment
 from ocrvault.principal import JobVisibility, Principal, RequestContext, Role, Scope
 from ocrvault.retention.policy import RetentionPolicy
@@ -36,6 +35,7 @@ from ocrvault.runtime import Runtime
 from ocrvault.store.webhooks import delivery_id_of
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.engine_fakes import FixedEngine
 
@@ -268,10 +268,11 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(module_databases: TestDatabases,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clock = FakeClock()
-    settings = Settings(data_dir=tmp_path_factory.mktemp("matrix") / "data", workers=2,
-                        reaper_interval_seconds=3600)
+    settings = module_databases.settings(tmp_path_factory.mktemp("matrix") / "data", workers=2,
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=FixedEngine(), clock=clock)
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         yield World(runtime, client, clock)

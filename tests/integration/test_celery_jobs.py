@@ -28,6 +28,7 @@ from ocrvault.runtime import Runtime
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import canary, encode, text_page
 from tests.jobrows import completions, job_row, outbox_ids
 from tests.services import MIGRATE_COMMAND, WORKER_COMMAND, BrokerSpace, broker_space
@@ -56,11 +57,13 @@ def master_key() -> tuple[str, str]:
 
 
 def test_a_message_on_redis_carries_the_job_id_and_celerys_envelope_and_nothing_else(
-        redis_space: BrokerSpace, make_client: Callable[..., TestClient],
-        tmp_path: Path) -> None:
+        redis_space: BrokerSpace, databases: TestDatabases,
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     setting, material = master_key()
     # No workers here: the message stays on the broker to be read.
-    client = make_client(redis_space.settings(tmp_path / "data", workers=0, master_key=setting))
+    data_dir = tmp_path / "data"
+    client = make_client(redis_space.settings(data_dir, workers=0, master_key=setting,
+                                              **databases.values(data_dir)))
     runtime = runtime_of(client)
     issued = runtime.access.bootstrap_tenant("acme")
     secret_text = canary()
@@ -99,8 +102,10 @@ def test_a_message_on_redis_carries_the_job_id_and_celerys_envelope_and_nothing_
 
 
 def test_jobs_submitted_to_a_node_are_run_by_its_celery_worker_once(
-        space: BrokerSpace, make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    client = make_client(space.settings(tmp_path / "data", workers=1))
+        space: BrokerSpace, databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    client = make_client(space.settings(data_dir, workers=1, **databases.values(data_dir)))
     key = issue(client, "acme")
     page = encode(text_page(["Invoice 42"], size=(600, 200), font_px=40), "PNG")
     job_ids = [client.post("/v1/read", content=page, headers=auth(key)).json()["id"]
@@ -116,11 +121,13 @@ def test_jobs_submitted_to_a_node_are_run_by_its_celery_worker_once(
 
 
 def test_a_worker_node_starting_on_celery_takes_back_only_expired_leases(
-        space: BrokerSpace, tmp_path: Path) -> None:
+        space: BrokerSpace, databases: TestDatabases, tmp_path: Path) -> None:
     """Other nodes may be running jobs: a start must not take them (the old re-queue of
     every running job did)."""
     clock = FakeClock()
-    settings = space.settings(tmp_path / "data", workers=0, job_lease_seconds=60)
+    data_dir = tmp_path / "data"
+    settings = space.settings(data_dir, workers=0, job_lease_seconds=60,
+                              **databases.values(data_dir))
     runtime = Runtime.build(settings, clock=clock)
     try:
         client = TestClient(create_app(runtime))  # not entered: nothing started
@@ -181,10 +188,11 @@ def test_a_queue_on_a_broker_that_is_down_says_so_at_start_and_at_enqueue(
 
 
 def test_a_submission_while_the_broker_is_down_is_accepted_and_kept_in_the_outbox(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", queue="celery", broker_url=DOWN,
-                        workers=0, reaper_interval_seconds=3600,
-                        lease_reclaim_interval_seconds=3600)
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    settings = databases.settings(tmp_path / "data", queue="celery", broker_url=DOWN,
+                                  workers=0, reaper_interval_seconds=3600,
+                                  lease_reclaim_interval_seconds=3600)
     client = make_client(settings)
     key = issue(client, "acme")
     page = encode(text_page(["Invoice 42"], size=(400, 200), font_px=24), "PNG")
@@ -196,9 +204,9 @@ def test_a_submission_while_the_broker_is_down_is_accepted_and_kept_in_the_outbo
 
 
 def test_the_worker_process_on_a_broker_that_is_down_exits_at_once_saying_why(
-        tmp_path: Path) -> None:
+        databases: TestDatabases, tmp_path: Path) -> None:
     setting, _ = master_key()
-    env: dict[str, Any] = {**os.environ, "OCRVAULT_DATA_DIR": str(tmp_path / "data"),
+    env: dict[str, Any] = {**os.environ, **databases.env(tmp_path / "data"),
                            "OCRVAULT_QUEUE": "celery", "OCRVAULT_BROKER_URL": DOWN,
                            "OCRVAULT_MASTER_KEY": setting, "OCRVAULT_WORKERS": "1"}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from ocrvault.config import Settings
 from tests.conftest import auth, issue, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.engine_fakes import BlockingEngine
 
@@ -24,9 +24,9 @@ def submit(client: TestClient, key: str) -> str:
 
 
 def test_another_tenants_job_runs_before_the_50th_job_of_a_tenant_with_a_backlog(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+        databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     engine = BlockingEngine()  # holds the first job until the whole backlog is queued
-    settings = Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600)
+    settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600)
     client = make_client(settings, engine=engine)
     busy, other = issue(client, "busy"), issue(client, "other")
     backlog = [submit(client, busy) for _ in range(50)]

@@ -5,7 +5,6 @@ hold who, what and where, but no content, no file names and no secrets."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from ocrvault.config import Settings
 from ocrvault.principal import RequestContext, Scope
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.engine_fakes import BlockingEngine, FixedEngine
 
@@ -220,6 +220,7 @@ def test_every_flow_is_audited_with_actor_target_address_and_request_id(
 
 def test_audit_entries_hold_no_content_file_names_or_secrets(
     app: TestClient, root: str, monkeypatch: pytest.MonkeyPatch, settings: Settings,
+    databases: TestDatabases,
 ) -> None:
     key = make_key(app, root)
     job = app.post("/v1/read", headers=auth(root),
@@ -227,7 +228,8 @@ def test_audit_entries_hold_no_content_file_names_or_secrets(
     wait_for_job(app, job, root)
     app.post(f"/v1/keys/{key['id']}/rotate", headers=auth(root))
     app.get("/v1/jobs/x", headers=auth(key["secret"][:-1] + "x"))
-    monkeypatch.setenv("OCRVAULT_DATA_DIR", str(settings.data_dir))
+    for name, value in databases.env(settings.data_dir).items():
+        monkeypatch.setenv(name, value)
     exported = CliRunner().invoke(cli_app, ["audit", "export", "--format", "jsonl"]).output
     assert len(exported.splitlines()) >= 8
     for secret in (root, key["secret"]):
@@ -262,8 +264,9 @@ def test_audit_listing_filters_and_pages_by_cursor(app: TestClient, root: str) -
     assert len(reads) == 5  # the five listings started without a cursor; paging adds none
 
 
-def test_cli_creates_tenants_verifies_and_exports_the_log(tmp_path: Path) -> None:
-    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+def test_cli_creates_tenants_verifies_and_exports_the_log(databases: TestDatabases,
+                                                         tmp_path: Path) -> None:
+    env = databases.env(tmp_path / "data")
     cli = CliRunner()
     created = cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--print", "--create"],
                          env=env)
@@ -279,8 +282,7 @@ def test_cli_creates_tenants_verifies_and_exports_the_log(tmp_path: Path) -> Non
                                                   "audit:log:exported"]
     assert lines[1]["prev_hash"] == lines[0]["hash"]
 
-    with sqlite3.connect(tmp_path / "data" / "ocrvault.db") as database:
-        database.execute("UPDATE audit_entries SET actor_name = 'nobody' "
-                         "WHERE chain LIKE 'tenant:%' AND pos = 2")
+    databases.execute(tmp_path / "data", "UPDATE audit_entries SET actor_name = 'nobody' "
+                      "WHERE chain LIKE 'tenant:%' AND pos = 2")
     tampered = cli.invoke(cli_app, ["audit", "verify"], env=env)
     assert tampered.exit_code == 1 and "entry 2 was changed" in tampered.output

@@ -21,6 +21,7 @@ from ocrvault.config import Settings
 from ocrvault.errors import Throttled
 from ocrvault.principal import RequestContext, Scope
 from tests.conftest import assert_problem, auth, issue, runtime_of
+from tests.databases import TestDatabases
 from tests.engine_fakes import BlockingEngine, FixedEngine
 
 OVER_64_KIB = json.dumps({"name": "x" * 70_000, "role": "developer"}).encode()
@@ -77,9 +78,9 @@ def test_a_json_body_over_64_kib_is_refused_whole_or_chunked(fast: TestClient) -
 
 
 def test_uploads_keep_their_own_limit_beyond_the_json_cap(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                        max_file_bytes=200_000)
+        databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
+                                  max_file_bytes=200_000)
     client = make_client(settings, engine=FixedEngine())
     key = issue(client, "acme")
     near_limit = b"\x89PNG\r\n\x1a\n" + bytes(150_000)  # past 64 KiB: refused by ingest only
@@ -96,9 +97,9 @@ def test_more_than_100_header_fields_are_refused(fast: TestClient) -> None:
 
 
 def test_a_tenant_at_its_synchronous_read_cap_is_refused_before_its_upload_is_read(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                        max_sync_reads_per_tenant=1)
+        databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
+                                  max_sync_reads_per_tenant=1)
     engine = BlockingEngine()
     client = make_client(settings, engine=engine)
     acme, other = issue(client, "acme"), issue(client, "other")

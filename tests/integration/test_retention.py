@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
 from ocrvault.audit import Actor
+from ocrvault.audit.events import AuditAction
 from ocrvault.config import Settings
 from ocrvault.environments import Environment
+from ocrvault.model import JobStatus
 from ocrvault.principal import Role
 from ocrvault.retention.shredder import Shredder
 from ocrvault.store.blobs import LocalBlobStore
+from ocrvault.store.commands import TombstoneJob
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
+from tests.databases import ON_POSTGRES, TestDatabases
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
+from tests.races import wait_until_blocked
 
 PAGE = encode(text_page(["Retention test page"], size=(900, 200)), "PNG")
 POLICY = {"input": 600, "result": 3600, "outputs": 7200, "job_metadata": 86400,
@@ -284,9 +291,9 @@ class FailingAudit:
 
 @pytest.mark.parametrize("crash", ["before", "after"])
 def test_a_crash_mid_deletion_leaves_the_job_gone_and_a_restart_finishes_it(
-    make_client: Callable[..., TestClient], tmp_path: Path, crash: str
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path, crash: str
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600)
+    settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600)
     blobs = CrashingBlobs(settings.blob_dir)
     app = make_client(settings, blobs=blobs)
     key = runtime_of(app).access.bootstrap_tenant("acme").secret
@@ -327,10 +334,46 @@ def test_a_crash_before_the_key_is_destroyed_leaves_the_job_whole(
     assert blobs_of(settings, job_id) == {"result", "output-text"}
 
 
-def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
-    app: TestClient, key: str, settings: Settings
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has one writer: it refuses the second "
+                    "deleter's write instead of interleaving it")
+def test_a_deletion_that_waits_for_another_keeps_its_tombstone_and_is_audited_once(
+    app: TestClient, key: str, settings: Settings, databases: TestDatabases
 ) -> None:
-    """secure_delete plus a WAL checkpoint: not even the destroyed wrapped key stays."""
+    job_id = submitted(app, key)
+    runtime = runtime_of(app)
+    first_deleted_at = datetime(2001, 2, 3, tzinfo=UTC)
+    receipts: list[object] = []
+    second = threading.Thread(target=lambda: receipts.append(
+        runtime.jobs.shredder.purge(job_id, Actor.system("test"))))
+    with runtime.db.transaction() as session:  # the first deletion, before it commits
+        jobs = JobRepository(session)
+        assert jobs.by_id(job_id, lock=True) is not None
+        holder = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        second.start()
+        wait_until_blocked(databases, settings.data_dir, holder)
+        jobs.tombstone(TombstoneJob(job_id, deleted_at=first_deleted_at,
+                                    metadata_expires_at=first_deleted_at + timedelta(days=1),
+                                    next_expiry_at=first_deleted_at))
+    second.join(timeout=60)
+
+    assert len(receipts) == 1
+    with runtime.db.transaction() as session:
+        row = JobRepository(session).by_id(job_id)
+        assert row is not None and row.deleted_at == first_deleted_at
+        assert row.wrapped_dek is None and row.status == JobStatus.DELETED
+    assert databases.execute(settings.data_dir, "SELECT seq FROM audit_entries WHERE "
+                             "action = :action AND target_id = :job",
+                             action=AuditAction.JOB_DELETED.value, job=job_id) == []
+
+
+def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
+    app: TestClient, key: str, settings: Settings, databases: TestDatabases
+) -> None:
+    """secure_delete plus a WAL checkpoint: not even the destroyed wrapped key stays.
+
+    On PostgreSQL the database is not in the data dir: no live row may hold the wrapped
+    key; its dead tuple lasts until VACUUM (docs/security.md, crypto-shredding on
+    PostgreSQL), which is the operator's to schedule, not the app's to prove."""
     canary = make_canary()
     page = encode(text_page([f"Canary {canary}"], size=(1200, 200)), "PNG")
     job_id = app.post("/v1/read", content=page, headers=auth(key)).json()["id"]
@@ -347,6 +390,8 @@ def test_a_deleted_canary_leaves_nothing_in_the_data_dir_sqlite_file_included(
     assert canary.encode() not in everything
     assert wrapped not in everything
     assert not any(tail in everything for tail in sealed)
+    assert databases.execute(settings.data_dir, "SELECT id FROM jobs WHERE wrapped_dek = :w "
+                             "OR customer_wrapped_dek = :w", w=wrapped) == []
 
 
 def test_a_policy_change_is_partial_and_takes_iso_8601_durations(app: TestClient,

@@ -138,13 +138,19 @@ print(json.dumps({
 """
 
 
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that gives a node process ``settings``' database."""
+    return {"OCRVAULT_DATABASE_URL": settings.database_url} if settings.database_url else {}
+
+
 def test_a_real_api_node_describes_the_installed_engines_and_loads_none(
         api_settings: Settings, tmp_path: Path) -> None:
     page = tmp_path / "page.png"
     page.write_bytes(PNG)
     done = subprocess.run([sys.executable, "-c", API_NODE_PROBE, str(api_settings.data_dir),
                            str(page)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(SRC)}, check=False)
+                          env={**os.environ, "PYTHONPATH": str(SRC),
+                               **env_of(api_settings)}, check=False)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["engines"] == ["auto", "rapidocr", "tesseract"]

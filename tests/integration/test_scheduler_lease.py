@@ -1,18 +1,16 @@
 """Periodic work runs once per cluster: schedulers take a lease in the database (a row with
 owner and expiry), so of two started on one database only one runs the tasks, and the
 other takes over when the holder stops or its lease runs out. The lock is checked on
-SQLite and on PostgreSQL (the machine's server, in a schema of its own)."""
+the test's database: SQLite, or PostgreSQL in the PostgreSQL run (tests/databases.py)."""
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from ocrvault.compose.scheduler import LEASE_TICKS, SchedulerNode
 from ocrvault.config import Settings
@@ -21,46 +19,16 @@ from ocrvault.store.locks import ClusterLock
 from ocrvault.store.tables import ClusterLockRow
 from tests.clocks import FakeClock
 from tests.conftest import migrated
+from tests.databases import TestDatabases
 
 LEASE = timedelta(seconds=30)
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def _postgres_or_skip() -> None:
-    import psycopg
-
-    try:
-        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                        connect_timeout=3).close()
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({error})")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def lock_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path_factory.mktemp('locks') / 'locks.db'}")
-        ClusterLockRow.__table__.create(db.engine)
-        yield db
-        db.dispose()
-        return
-    _postgres_or_skip()
-    schema = f"core_locks_{uuid.uuid4().hex[:8]}"  # this branch's own name space
-    admin = Database(PG_SERVER)
-    with admin.engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
-    try:
-        ClusterLockRow.__table__.create(db.engine)
-        yield db
-    finally:
-        db.dispose()
-        with admin.engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+@pytest.fixture
+def lock_db(databases: TestDatabases, tmp_path: Path) -> Database:
+    db = databases.open(tmp_path, migrated=False)
+    ClusterLockRow.__table__.create(db.engine)
+    return db
 
 
 def lock(db: Database, owner: str, clock: FakeClock) -> ClusterLock:

@@ -1,18 +1,14 @@
-"""The outbox's claim under a lease, on SQLite and on PostgreSQL (the machine's server, in a
-schema of this branch's own): of several dispatchers asking for one delivery exactly one
+"""The outbox's claim under a lease, on the test's database (SQLite, or PostgreSQL in the
+PostgreSQL run: tests/databases.py): of several dispatchers asking for one delivery exactly one
 gets it, a lease that ran out passes the delivery on, and an outcome is written only by
 the holder of the lease it was claimed under."""
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import inspect
 
@@ -28,37 +24,15 @@ from ocrvault.store.records import ClaimedDelivery
 from ocrvault.store.repository import TenantRepository
 from ocrvault.store.webhooks import WebhookRepository
 from tests.clocks import FakeClock
+from tests.databases import TestDatabases
 from tests.integration.test_audit_migration import move
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LEASE = timedelta(seconds=60)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'outbox.db'}")
-        database.migrate()
-        yield database
-        database.dispose()
-        return
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                                autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {error}")
-    schema = f"wt_webhooks_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        database = Database(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
-        try:
-            database.migrate()
-            yield database
-        finally:
-            database.dispose()
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+@pytest.fixture
+def db(databases: TestDatabases, tmp_path: Path) -> Database:
+    return databases.open(tmp_path)
 
 
 def one_pending_delivery(db: Database, clock: FakeClock) -> str:

@@ -41,6 +41,7 @@ from ocrvault.webhooks.secrets import count_sealed_under, reseal_all
 from ocrvault.webhooks.ssrf import AddressGuard, guard_for
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import canary, encode, text_page
 from tests.engine_fakes import FixedEngine
 from tests.webhook_receiver import Received, receiving
@@ -49,9 +50,9 @@ PNG = encode(text_page(["webhook"]), "PNG")
 JOB_EVENTS = ["job.succeeded", "job.failed", "job.deleted", "job.expired"]
 
 
-def webhook_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                    webhook_allow_http=True, webhook_allow_cidrs="127.0.0.1/32")
+def webhook_settings(databases: TestDatabases, tmp_path: Path) -> Settings:
+    return databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
+                              webhook_allow_http=True, webhook_allow_cidrs="127.0.0.1/32")
 
 
 @pytest.fixture
@@ -61,8 +62,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def app(make_client: Callable[..., TestClient], tmp_path: Path, clock: FakeClock) -> TestClient:
-    return make_client(webhook_settings(tmp_path), engine=FixedEngine(), clock=clock)
+def app(databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path,
+        clock: FakeClock) -> TestClient:
+    return make_client(webhook_settings(databases, tmp_path), engine=FixedEngine(), clock=clock)
 
 
 @pytest.fixture
@@ -106,9 +108,10 @@ def submit(app: TestClient, key: str, content: bytes = PNG, **params: str) -> st
 
 
 def test_job_events_reach_the_receiver_signed_per_standard_webhooks_without_content(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
     # Real OCR on a page holding a canary: the receiver must never see its text.
-    app = make_client(webhook_settings(tmp_path))
+    app = make_client(webhook_settings(databases, tmp_path))
     key = issue(app, "acme")
     planted = canary()
     document = encode(text_page([planted]), "PNG")
@@ -141,9 +144,10 @@ def login(app: TestClient, key: str) -> Principal:
 
 
 def test_an_altered_delivery_and_one_older_than_five_minutes_fail_verification(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
     clock = FakeClock(utcnow() - timedelta(minutes=6))  # the sender's clock 6 minutes behind
-    app = make_client(webhook_settings(tmp_path), engine=FixedEngine(), clock=clock)
+    app = make_client(webhook_settings(databases, tmp_path), engine=FixedEngine(), clock=clock)
     key = issue(app, "acme")
     with receiving() as receiver:
         made = register(app, key, receiver.url())
@@ -276,7 +280,14 @@ def test_the_dispatcher_runs_apart_from_requests_and_test_queues_only(
     assert event_of(receiver.received[0])["data"]["endpoint_id"] == made["id"]
 
 
-def test_two_dispatchers_never_send_the_same_attempt(app: TestClient, key: str) -> None:
+def test_two_dispatchers_never_send_the_same_attempt(
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    # The node's own scheduler dispatches every 2 s: here it would be a fourth dispatcher,
+    # whose attempts this test does not count.
+    app = make_client(webhook_settings(databases, tmp_path).model_copy(
+        update={"webhook_dispatch_interval_seconds": 3600}), engine=FixedEngine())
+    key = issue(app, "acme")
     runtime = runtime_of(app)
     with receiving() as receiver:
         made = register(app, key, receiver.url())
@@ -364,8 +375,9 @@ def test_no_event_is_queued_for_a_change_that_rolled_back(app: TestClient, key: 
 
 
 def test_a_queued_event_survives_a_restart_and_is_sent_by_the_next_process(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    settings = webhook_settings(tmp_path)
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    settings = webhook_settings(databases, tmp_path)
     with receiving() as receiver:
         app = make_client(settings, engine=FixedEngine())
         key = issue(app, "acme")
@@ -541,8 +553,9 @@ def test_ten_failed_attempts_in_a_row_mark_the_endpoint_failing_until_one_succee
 
 
 def test_the_scheduler_role_delivers_what_the_api_role_queued(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    settings = webhook_settings(tmp_path)
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    settings = webhook_settings(databases, tmp_path)
     with receiving() as receiver:
         app = make_client(settings, engine=FixedEngine())  # its own scheduler waits an hour
         key = issue(app, "acme")

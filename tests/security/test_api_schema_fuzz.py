@@ -18,16 +18,17 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from ocrvault.api.app import create_app
-from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
+from tests.databases import TestDatabases
 
 
 @pytest.fixture(scope="module")
-def runtime(engine: TesseractEngine, tmp_path_factory: pytest.TempPathFactory
+def runtime(module_databases: TestDatabases,
+            engine: TesseractEngine, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Runtime]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("schema") / "data", workers=1,
-                        reaper_interval_seconds=3600)
+    settings = module_databases.settings(tmp_path_factory.mktemp("schema") / "data", workers=1,
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=engine)
     runtime.start()
     yield runtime

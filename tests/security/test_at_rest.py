@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from ocrvault.config import Settings
 from tests.conftest import assert_problem, auth, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page
 
@@ -72,7 +73,7 @@ def needles_of(canary: str, document: bytes) -> list[bytes]:
 @pytest.mark.parametrize("upload", ["raw", "multipart-5MiB"])
 def test_no_plaintext_of_a_document_reaches_disk_or_logs(
     client: TestClient, admin_key: str, settings: Settings, upload: str,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, databases: TestDatabases,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     canary = make_canary()
@@ -90,7 +91,10 @@ def test_no_plaintext_of_a_document_reaches_disk_or_logs(
     assert canary in job["result"]["text"], "the canary must be read, or this proves nothing"
     assert canary in client.get(f"/v1/jobs/{job['id']}/outputs/text", headers=auth(admin_key)).text
 
-    assert hits(needles_of(canary, document), SCANNED_DIRS | {settings.data_dir}) == []
+    needles = needles_of(canary, document)
+    assert hits(needles, SCANNED_DIRS | {settings.data_dir}) == []
+    stored = databases.contents(settings.data_dir)  # on PostgreSQL, not in the data dir
+    assert stored and [needle for needle in needles if needle in stored] == []
     assert canary not in caplog.text
 
 

@@ -21,6 +21,7 @@ from ocrvault.runtime import Runtime
 from ocrvault.store.documents import ObjectKind
 from ocrvault.store.repository import JobRepository
 from tests.conftest import assert_problem, auth, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 
 PAGE = encode(text_page(["Customer sealed page"], size=(1000, 200)), "PNG")
@@ -112,11 +113,12 @@ def test_deleting_a_customer_keyed_job_needs_no_key_and_destroys_both_wraps(
 
 
 def test_a_queued_customer_job_survives_a_restart(
+    databases: TestDatabases,
     make_client: Callable[..., TestClient], tmp_path: Path, engine: TesseractEngine
 ) -> None:
     """While queued the DEK is also under the master key, so a restart loses nothing."""
     data_dir = tmp_path / "data"
-    idle = make_client(Settings(data_dir=data_dir, workers=0))
+    idle = make_client(databases.settings(data_dir, workers=0))
     admin = runtime_of(idle).access.bootstrap_tenant("acme").secret
     key = os.urandom(32)
     secure = TestClient(idle.app, base_url="https://testserver")
@@ -124,7 +126,7 @@ def test_a_queued_customer_job_survives_a_restart(
                          headers={**auth(admin), **customer_headers(key)}).json()["id"]
     idle.__exit__(None, None, None)
 
-    runtime = Runtime.build(Settings(data_dir=data_dir, workers=1), engine=engine)
+    runtime = Runtime.build(databases.settings(data_dir, workers=1), engine=engine)
     with TestClient(create_app(runtime), base_url="https://testserver") as restarted:
         body = wait_for_job(restarted, job_id, admin, headers=customer_headers(key))
     assert body["result"]["text"] == "Customer sealed page"

@@ -23,8 +23,8 @@ import pytest
 
 from ocrvault.api.app import create_app
 from ocrvault.api.server import fit_open_files, server_options
-from ocrvault.config import Settings
 from ocrvault.runtime import Runtime
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.engine_fakes import SlowEngine
 from tests.servers import serving
@@ -37,9 +37,10 @@ GIVE_UP_AFTER = 64 * 1024 * 1024  # sent without an answer: the server is readin
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Runtime]]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("dos") / "data", workers=2,
+def server(module_databases: TestDatabases,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Runtime]]:
+    settings = module_databases.settings(
+        tmp_path_factory.mktemp("dos") / "data", workers=2,
         reaper_interval_seconds=3600, header_timeout_seconds=HEADER_TIMEOUT,
         body_timeout_seconds=BODY_TIMEOUT, max_file_bytes=1_000_000,
         max_sync_file_bytes=1_000_000, max_inflight_upload_bytes=4_000_000,
@@ -267,12 +268,12 @@ def test_one_tenants_flood_of_uploads_and_sync_reads_leaves_another_tenant_serve
 
 
 def test_connections_past_the_cap_are_closed_at_once_and_the_cap_frees_when_they_go(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+        databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The connection cap (README: further connections are closed at once) holds, and is
     a cap, not a ban: once the idle connections go, a client is served again."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("cap") / "data", workers=1,
-                        reaper_interval_seconds=3600, max_connections=5,
-                        header_timeout_seconds=30)
+    settings = databases.settings(tmp_path_factory.mktemp("cap") / "data", workers=1,
+                                  reaper_interval_seconds=3600, max_connections=5,
+                                  header_timeout_seconds=30)
     runtime = Runtime.build(settings, engine=SlowEngine(OCR_SECONDS))
     with serving(create_app(runtime), **server_options(settings)) as port:
         idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]

@@ -26,12 +26,12 @@ from fastapi.testclient import TestClient
 
 from ocrvault.api.app import create_app
 from ocrvault.audit import AuditAction
-from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.errors import ErrorCode
 from ocrvault.runtime import Runtime
 from tests import hostilegen
 from tests.conftest import CORPUS, assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.leaks import blob_files, distinctive_window, found_under
 
@@ -66,12 +66,13 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def service(engine: TesseractEngine, tmp_path_factory: pytest.TempPathFactory
+def service(module_databases: TestDatabases,
+            engine: TesseractEngine, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Service]:
     """One app (production limits) for every case of this module: each case cleans up after
     itself or is checked not to have left anything, so sharing it is safe and fast."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("hostile") / "data", workers=2,
-                        reaper_interval_seconds=3600)
+    settings = module_databases.settings(tmp_path_factory.mktemp("hostile") / "data", workers=2,
+                                         reaper_interval_seconds=3600)
     runtime = Runtime.build(settings, engine=engine)
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         yield Service(client, runtime, runtime.access.bootstrap_tenant("hostile").secret)
@@ -369,11 +370,12 @@ def test_pdf_launch_and_import_actions_are_never_followed(
 
 
 @pytest.fixture
-def tight(make_client: Callable[..., TestClient], tmp_path: Path) -> Service:
+def tight(databases: TestDatabases,
+          make_client: Callable[..., TestClient], tmp_path: Path) -> Service:
     """A service whose decoder may use 256 MiB, 1 s of CPU and 2 s of wall-clock time."""
-    settings = Settings(data_dir=tmp_path / "data", workers=1, reaper_interval_seconds=3600,
-                        decode_memory_bytes=256 * 2**20, decode_cpu_seconds=1,
-                        decode_timeout_seconds=2.0)
+    settings = databases.settings(tmp_path / "data", workers=1, reaper_interval_seconds=3600,
+                                  decode_memory_bytes=256 * 2**20, decode_cpu_seconds=1,
+                                  decode_timeout_seconds=2.0)
     client = make_client(settings)
     return Service(client, runtime_of(client), issue(client, "tight"))
 

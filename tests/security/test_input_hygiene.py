@@ -27,6 +27,7 @@ from ocrvault.jobs.params import ReadParams
 from ocrvault.logs import install_key_redaction
 from tests import hostilegen
 from tests.conftest import CORPUS, assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, pdf_of, text_page
 from tests.leaks import blob_files, found_under
 
@@ -182,10 +183,11 @@ def test_with_its_password_an_encrypted_pdf_is_read_on_both_routes(
 
 
 def test_the_pdf_password_is_stored_only_sealed_and_deleted_with_the_input(
+    databases: TestDatabases,
     make_client: Callable[..., TestClient], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    settings = Settings(data_dir=tmp_path / "data", workers=0, reaper_interval_seconds=3600)
+    settings = databases.settings(tmp_path / "data", workers=0, reaper_interval_seconds=3600)
     client = make_client(settings)  # no workers: the job waits until we run it
     key = issue(client, "acme")
     secret = PASSWORD.encode()
@@ -264,9 +266,10 @@ async def post_streaming(client: TestClient, key: str, body: Body,
 
 @pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
 def test_a_body_over_the_cap_without_content_length_is_cut_off_while_streaming(
+    databases: TestDatabases,
     make_client: Callable[..., TestClient], tmp_path: Path, multipart: bool
 ) -> None:
-    client = make_client(Settings(data_dir=tmp_path / "data", workers=1, max_file_bytes=CAP))
+    client = make_client(databases.settings(tmp_path / "data", workers=1, max_file_bytes=CAP))
     key = issue(client, "acme")
     boundary = "hostileboundary"
     body = Body(
@@ -289,9 +292,9 @@ def test_a_body_over_the_cap_without_content_length_is_cut_off_while_streaming(
 
 
 def test_a_declared_content_length_over_the_cap_is_refused_before_any_byte_is_read(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    client = make_client(Settings(data_dir=tmp_path / "data", workers=1, max_file_bytes=CAP))
+    client = make_client(databases.settings(tmp_path / "data", workers=1, max_file_bytes=CAP))
     body = Body()
 
     response = asyncio.run(post_streaming(client, issue(client, "acme"), body,

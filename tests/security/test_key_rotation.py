@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,26 +12,26 @@ from typer.testing import CliRunner
 
 from ocrvault.audit import AuditAction
 from ocrvault.cli import app as cli_app
-from ocrvault.config import Settings
 from ocrvault.jobs.service import key_of
 from ocrvault.store.documents import ObjectKind
 from ocrvault.store.repository import JobRepository
 from tests.conftest import auth, issue, runtime_of
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 
 
 def test_rotate_rewrap_retire_keeps_every_job_readable(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    client = make_client(Settings(data_dir=data_dir, workers=0))
+    client = make_client(databases.settings(data_dir, workers=0))
     key = issue(client, "acme")
     body = encode(text_page(["rotate me"], size=(600, 200)), "PNG")
     job_ids = [client.post("/v1/read", content=body, headers=auth(key)).json()["id"]
                for _ in range(3)]
     client.delete(f"/v1/jobs/{job_ids[2]}", headers=auth(key))
     cli = CliRunner()
-    env = {"OCRVAULT_DATA_DIR": str(data_dir)}
+    env = databases.env(data_dir)
 
     assert cli.invoke(cli_app, ["keys", "rotate-master"], env=env).exit_code == 0
     refused = cli.invoke(cli_app, ["keys", "retire", "1"], env=env)
@@ -60,10 +59,11 @@ def test_rotate_rewrap_retire_keeps_every_job_readable(
     assert cli.invoke(cli_app, ["keys", "retire", "2"], env=env).exit_code != 0  # the primary
 
 
-def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: Path) -> None:
+def test_the_audit_log_verifies_after_its_signing_version_is_retired(
+        databases: TestDatabases, tmp_path: Path) -> None:
     """Entries signed under v1 still verify once v1 is retired (its audit MAC key is kept),
     and tampering with one of them is still caught."""
-    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+    env = databases.env(tmp_path / "data")
     cli = CliRunner()
     made = cli.invoke(cli_app, ["admin", "create-tenant", "initech", "--create"], env=env)
     assert made.exit_code == 0, made.output
@@ -81,10 +81,10 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: P
     assert actions[1:4] == [AuditAction.MASTER_KEY_ROTATED, AuditAction.MASTER_KEY_REWRAPPED,
                             AuditAction.MASTER_KEY_RETIRED]
 
-    with sqlite3.connect(tmp_path / "data" / "ocrvault.db") as database:
-        assert database.execute("SELECT mac_version FROM audit_entries WHERE seq = 1"
-                                ).fetchone() == (1,)
-        database.execute("UPDATE audit_entries SET actor_name = 'nobody' WHERE seq = 1")
+    data_dir = tmp_path / "data"
+    assert databases.execute(data_dir, "SELECT mac_version FROM audit_entries WHERE seq = 1"
+                             ) == [(1,)]
+    databases.execute(data_dir, "UPDATE audit_entries SET actor_name = 'nobody' WHERE seq = 1")
     tampered = cli.invoke(cli_app, ["audit", "verify"], env=env)
     assert tampered.exit_code == 1 and "entry 1 was changed" in tampered.output
 
@@ -95,8 +95,8 @@ def test_the_audit_log_verifies_after_its_signing_version_is_retired(tmp_path: P
     ("1", "error invalid_parameter: master key v1 is already retired"),
 ])
 def test_retiring_the_primary_an_unknown_or_a_retired_version_says_so_on_one_line(
-        tmp_path: Path, version: str, says: str) -> None:
-    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data")}
+        databases: TestDatabases, tmp_path: Path, version: str, says: str) -> None:
+    env = databases.env(tmp_path / "data")
     cli = CliRunner()
     assert cli.invoke(cli_app, ["keys", "rotate-master"], env=env).exit_code == 0
     if version == "1":
@@ -108,11 +108,12 @@ def test_retiring_the_primary_an_unknown_or_a_retired_version_says_so_on_one_lin
 
 
 def test_a_data_key_wrapped_before_tenant_keys_still_opens_and_rewrap_moves_it(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
     """Rows from before migration 0009 hold the keyring's own wrap (``OCK``): they open as
     they are, and `keys rewrap` moves them under their tenant's epoch key."""
     data_dir = tmp_path / "data"
-    client = make_client(Settings(data_dir=data_dir, workers=0))
+    client = make_client(databases.settings(data_dir, workers=0))
     key = issue(client, "acme")
     body = encode(text_page(["from before"], size=(600, 200)), "PNG")
     job_id = client.post("/v1/read", content=body, headers=auth(key)).json()["id"]
@@ -124,17 +125,15 @@ def test_a_data_key_wrapped_before_tenant_keys_still_opens_and_rewrap_moves_it(
     assert row is not None and row.wrapped_dek is not None
     dek = tenant_keys.unwrap_dek(row.wrapped_dek, row.tenant_id, job_id)
     legacy = runtime.keyring.wrap_dek(dek, row.tenant_id, job_id)
-    with sqlite3.connect(data_dir / "ocrvault.db") as database:
-        database.execute("UPDATE jobs SET wrapped_dek = ?, key_epoch = NULL WHERE id = ?",
-                         (legacy, job_id))
+    databases.execute(data_dir, "UPDATE jobs SET wrapped_dek = :dek, key_epoch = NULL "
+                      "WHERE id = :job", dek=legacy, job=job_id)
 
     with runtime.db.transaction() as session:
         old = JobRepository(session).by_id(job_id)
     assert old is not None and old.wrapped_dek == legacy
     assert runtime.documents.get(key_of(old), ObjectKind.INPUT) == body
 
-    env = {"OCRVAULT_DATA_DIR": str(data_dir)}
-    rewrap = CliRunner().invoke(cli_app, ["keys", "rewrap"], env=env)
+    rewrap = CliRunner().invoke(cli_app, ["keys", "rewrap"], env=databases.env(data_dir))
     assert rewrap.exit_code == 0 and "1 data keys now wrapped under v1" in rewrap.output
     with runtime.db.transaction() as session:
         moved = JobRepository(session).by_id(job_id)

@@ -16,6 +16,7 @@ from ocrvault.audit import AuditAction
 from ocrvault.cli import app as cli_app
 from ocrvault.config import Settings
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 
 URLS = {"eu-central": "https://ocr.eu.example", "us-east": "https://ocr.us.example"}
@@ -23,21 +24,25 @@ CANARY = "RESIDENCYCANARY"
 PAGE = encode(text_page([CANARY], size=(900, 200)), "PNG")
 
 
-def region(tmp_path: Path, name: str) -> Settings:
+def region(databases: TestDatabases, tmp_path: Path, name: str) -> Settings:
     """A region's own data dir (database, blobs) and keys (keyring, key store)."""
-    return Settings(data_dir=tmp_path / name / "data", keyring_path=tmp_path / name / "keys" /
-                    "keyring.json", region=name, region_urls=URLS, workers=1,
-                    reaper_interval_seconds=3600)
+    return databases.settings(tmp_path / name / "data",
+                              keyring_path=tmp_path / name / "keys" / "keyring.json",
+                              region=name, region_urls=URLS, workers=1,
+                              reaper_interval_seconds=3600)
 
 
-def files_of(*roots: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for root in roots for path in root.rglob("*")
-            if path.is_file()}
+def files_of(databases: TestDatabases, root: Path) -> dict[Path, bytes]:
+    """Every file of a region, and its database's live rows (on PostgreSQL not a file)."""
+    files = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    return {**files, root / "database rows": databases.contents(root / "data")}
 
 
 def test_each_tenant_is_served_and_stored_in_its_home_region_only(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
-    eu_settings, us_settings = region(tmp_path, "eu-central"), region(tmp_path, "us-east")
+        databases: TestDatabases, make_client: Callable[..., TestClient],
+        tmp_path: Path) -> None:
+    eu_settings = region(databases, tmp_path, "eu-central")
+    us_settings = region(databases, tmp_path, "us-east")
     eu, us = make_client(eu_settings), make_client(us_settings)
     acme, globex = issue(eu, "acme"), issue(us, "globex")
     parsed = parse_key(acme)
@@ -66,17 +71,17 @@ def test_each_tenant_is_served_and_stored_in_its_home_region_only(
     assert eu_keys is not None and us_keys is not None
     (acme_tenant,) = eu_keys.tenants()
     assert acme_tenant not in us_keys.tenants()
-    us_files = files_of(tmp_path / "us-east")
+    us_files = files_of(databases, tmp_path / "us-east")
     assert not any(acme_tenant in str(path) or acme_tenant.encode() in data
                    or job_id.encode() in data or CANARY.encode() in data
                    for path, data in us_files.items())
-    eu_files = files_of(tmp_path / "eu-central")
+    eu_files = files_of(databases, tmp_path / "eu-central")
     assert any(acme_tenant in str(path) for path in eu_files)  # its blobs and keys
     assert not any(CANARY.encode() in data for data in eu_files.values())  # sealed there too
 
     # The audit log records where the job was processed.
     exported = CliRunner().invoke(cli_app, ["audit", "export", "--tenant", "acme"],
-                                  env={"OCRVAULT_DATA_DIR": str(eu_settings.data_dir),
+                                  env={**databases.env(eu_settings.data_dir),
                                        "OCRVAULT_KEYRING_PATH": str(eu_settings.keyring_path),
                                        "OCRVAULT_REGION": "eu-central"}).output
     processed = [json.loads(line) for line in exported.splitlines()

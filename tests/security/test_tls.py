@@ -17,9 +17,9 @@ from ocrvault.api.app import create_app
 from ocrvault.api.transport import tls_context_factory
 from ocrvault.cli import app as cli_app
 from ocrvault.cli import bind_refusal, transport_options
-from ocrvault.config import Settings
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.runtime import Runtime
+from tests.databases import TestDatabases
 from tests.servers import serving
 
 
@@ -29,12 +29,13 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture
-def https_port(ca: trustme.CA, tmp_path: Path, engine: TesseractEngine) -> Iterator[int]:
+def https_port(databases: TestDatabases,
+               ca: trustme.CA, tmp_path: Path, engine: TesseractEngine) -> Iterator[int]:
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
-    runtime = Runtime.build(Settings(data_dir=tmp_path / "data", workers=1), engine=engine)
+    runtime = Runtime.build(databases.settings(tmp_path / "data", workers=1), engine=engine)
     with serving(create_app(runtime), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file),
                  ssl_context_factory=tls_context_factory) as port:
         yield port
@@ -98,21 +99,22 @@ def test_plain_http_is_refused_off_loopback(host: str, tls: bool, proxy: bool,
     assert (bind_refusal(host, tls=tls, behind_proxy=proxy) is not None) is refused
 
 
-def test_serve_command_refuses_a_public_bind_without_tls(tmp_path: Path) -> None:
+def test_serve_command_refuses_a_public_bind_without_tls(databases: TestDatabases,
+                                                         tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--host", "0.0.0.0"],
-                                env={"OCRVAULT_DATA_DIR": str(tmp_path)})
+                                env=databases.env(tmp_path))
     assert result.exit_code == 2
     assert "refusing plain HTTP" in result.output
-    assert not (tmp_path / "ocrvault.db").exists()
+    assert not databases.created(tmp_path)
 
 
 @pytest.mark.parametrize(("trusted", "believed"), [("127.0.0.1", True), ("10.9.9.9", False)])
 def test_forwarded_proto_is_believed_only_from_trusted_proxies(
-    tmp_path: Path, engine: TesseractEngine, trusted: str, believed: bool
+    databases: TestDatabases, tmp_path: Path, engine: TesseractEngine, trusted: str, believed: bool
 ) -> None:
     """Behind a proxy, X-Forwarded-Proto: https (and so HSTS) counts only from
     OCRVAULT_TRUSTED_PROXIES; anyone else could otherwise claim a secure channel."""
-    settings = Settings(data_dir=tmp_path / "data", workers=1, trusted_proxies=trusted)
+    settings = databases.settings(tmp_path / "data", workers=1, trusted_proxies=trusted)
     runtime = Runtime.build(settings, engine=engine)
     options = transport_options(settings, None, None, behind_proxy=True)
     with serving(create_app(runtime), **options) as port:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ocrvault.config import Settings
 from tests.conftest import assert_problem, auth
+from tests.databases import TestDatabases
 from tests.engine_fakes import FixedEngine
 
 
@@ -84,9 +84,9 @@ def test_every_other_response_forbids_a_browser_everything(
 
 
 def test_docs_can_be_turned_off_and_openapi_stays(
-    make_client: Callable[..., TestClient], tmp_path: Path,
+    databases: TestDatabases, make_client: Callable[..., TestClient], tmp_path: Path,
 ) -> None:
-    client = make_client(Settings(data_dir=tmp_path / "data", workers=0, docs_enabled=False),
+    client = make_client(databases.settings(tmp_path / "data", workers=0, docs_enabled=False),
                          engine=FixedEngine())
     assert_problem(client.get("/docs"), 404, "not_found")
     assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 404

@@ -27,6 +27,7 @@ from ocrvault.store.db import Database
 from ocrvault.store.records import ApiKeyRecord
 from ocrvault.store.tables import AuditEntryRow
 from tests.clocks import EPOCH, FakeClock
+from tests.databases import TestDatabases
 
 HOUR = timedelta(hours=1)
 
@@ -120,8 +121,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def access(tmp_path: Path, clock: FakeClock) -> Iterator[AccessService]:
-    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+def access(databases: TestDatabases, tmp_path: Path,
+           clock: FakeClock) -> Iterator[AccessService]:
+    db = Database(databases.url(tmp_path))
     db.migrate()
     audit = AuditLog(db, ChainSigner(Keyring(FileKeyringProvider(tmp_path / "k.json"))), clock)
     yield AccessService(db, audit, clock)

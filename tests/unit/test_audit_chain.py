@@ -33,6 +33,7 @@ from ocrvault.store.audit import AuditRepository, StoredEntry
 from ocrvault.store.db import Database
 from ocrvault.store.tables import Base
 from tests.clocks import FakeClock
+from tests.databases import TestDatabases
 
 T1, T2 = "tenant:t1", "tenant:t2"
 
@@ -43,8 +44,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
+def db(databases: TestDatabases, tmp_path: Path) -> Iterator[Database]:
+    database = Database(databases.url(tmp_path))
     database.migrate()
     yield database
     database.dispose()
@@ -81,7 +82,9 @@ def forge(db: Database, chain: str, copy_of: int, **changes: Any) -> None:
     with db.engine.begin() as connection:
         row = connection.execute(select(table).where(
             table.c.chain == chain, table.c.pos == copy_of)).mappings().one()
-        connection.execute(insert(table).values({**row, "seq": None, **changes}))
+        # seq left out, not NULL: the database numbers it (PostgreSQL refuses an explicit NULL)
+        values = {name: value for name, value in row.items() if name != "seq"}
+        connection.execute(insert(table).values({**values, **changes}))
 
 
 def verdicts(audit: AuditLog) -> dict[str, tuple[TamperKind, int] | None]:
@@ -174,8 +177,9 @@ def test_removing_the_newest_entries_is_caught_by_the_signed_head(audit: AuditLo
 def test_inserting_an_entry_between_two_names_it(audit: AuditLog) -> None:
     record(audit, 6)
     for pos in range(6, 3, -1):  # make room at 4, as an attacker would
-        sql(audit.db, "UPDATE audit_entries SET pos = pos + 1, id = id || 'x' "
-            "WHERE chain = :c AND pos = :p", c=T1, p=pos)
+        sql(audit.db, "UPDATE audit_entries SET pos = pos + 1, "  # ids fit VARCHAR(36)
+            "id = 'moved-' || CAST(pos AS VARCHAR(20)) WHERE chain = :c AND pos = :p",
+            c=T1, p=pos)
     link = entry_hash(entry(audit.db, T1, 3))
     forge(audit.db, T1, 3, pos=4, id="forged", action="job:data:deleted", prev_hash=link)
     assert verdict(audit) == (TamperKind.INSERTED, 4)

@@ -19,6 +19,7 @@ from ocrvault.store.records import ApiKeyRecord
 from ocrvault.store.repository import KeyRepository, TenantRepository
 from ocrvault.store.tables import Base
 from tests.clocks import EPOCH
+from tests.databases import TestDatabases
 
 # The audit log's repository is being reworked into one chain per tenant (issue 13); it
 # still hands out its rows to audit/, which the layering test allows for now.
@@ -46,11 +47,8 @@ def test_repository_methods_neither_take_nor_return_a_row(cls: type) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'records.db'}")
-    database.migrate()
-    yield database
-    database.dispose()
+def db(databases: TestDatabases, tmp_path: Path) -> Database:
+    return databases.open(tmp_path)
 
 
 def _new_key(tenant_id: str) -> NewApiKey:

@@ -97,7 +97,7 @@ def caller_key(session: Transaction, principal: Principal) -> ApiKeyRecord:
 
 
 def managed_key(session: Transaction, principal: Principal, key_id: str,
-                environments: tuple[Environment, ...]) -> ApiKeyRecord:
+                environments: tuple[Environment, ...], *, lock: bool = False) -> ApiKeyRecord:
     """The key ``key_id`` if the caller may act on it.
 
     A key the caller cannot see (another tenant's, or an environment it does not
@@ -105,7 +105,7 @@ def managed_key(session: Transaction, principal: Principal, key_id: str,
     its reach is forbidden, with the reason.
     """
     key = KeyRepository(session).for_tenant(key_id, principal.tenant_id,
-                                            [e.value for e in environments])
+                                            [e.value for e in environments], lock=lock)
     if key is None:
         raise ResourceError(ErrorCode.KEY_NOT_FOUND, f"No key {key_id[:40]!r} for this key.")
     overreach = beyond(Reach.of(caller_key(session, principal)), Reach.of(key), "manage")

@@ -230,7 +230,8 @@ class AccessService:
         in one transaction: a key made by a revoked key would otherwise carry on its
         rights. Each revocation is an audit entry; revoking again changes nothing."""
         with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
-            key = managed_key(session, principal, key_id, principal.administers)
+            # Locked: a revocation racing this one waits, then finds the key revoked.
+            key = managed_key(session, principal, key_id, principal.administers, lock=True)
             actor, now = Actor.of(principal), self.clock()
             revoked = self._revoke(session, key, actor, now, with_key=None)
             keys, seen, generation = KeyRepository(session), {key.id}, [key.id]
@@ -264,7 +265,8 @@ class AccessService:
                                 "The grace period is 0 to 604800 seconds (7 days).")
         with refusals_audited(self.audit, principal, key_id), self.db.transaction() as session:
             # The key keeps its id, scopes, expiry and allow-list: only its secret changes.
-            key = managed_key(session, principal, key_id, principal.administers)
+            # Locked: a rotation racing this one waits, then puts this one's secret in grace.
+            key = managed_key(session, principal, key_id, principal.administers, lock=True)
             if key.revoked_at is not None:
                 raise ResourceError(ErrorCode.KEY_REVOKED, "A revoked key cannot be rotated.")
             now = self.clock()

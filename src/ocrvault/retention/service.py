@@ -73,6 +73,7 @@ class RetentionService:
         new values, in one transaction (so two partial changes never lose one another)."""
         with self.db.transaction() as session:
             policies = RetentionRepository(session)
+            policies.hold(caller.tenant_id)
             old = self._effective(policies, caller.tenant_id,
                                   None if scope == TENANT else scope, environment)
             policy = replace(old, **changes)

@@ -100,7 +100,9 @@ class Shredder:
     def purge(self, job_id: str, by: Actor) -> DeletionReceipt:
         """Destroy one job's data now, for the caller ``by``."""
         with self.db.transaction() as session:
-            job = JobRepository(session).by_id(job_id)
+            # Locked: a deletion racing this one (or the reaper) waits, then finds the
+            # tombstone, so the deletion is recorded, audited and announced once.
+            job = JobRepository(session).by_id(job_id, lock=True)
             if job is None:
                 raise ResourceError(ErrorCode.JOB_NOT_FOUND, "No such job.")
             now = self.clock()
@@ -139,7 +141,7 @@ class Shredder:
         parts: dict[str, tuple[str, list[str]]] = {}
         due_times: list[datetime] = []
         with self.db.transaction() as session:
-            for job in JobRepository(session).by_ids(job_ids):
+            for job in JobRepository(session).by_ids(job_ids, lock=True):
                 if job.next_expiry_at is None or job.next_expiry_at > now:
                     continue
                 due_times.append(job.next_expiry_at)

@@ -12,12 +12,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from ocrvault.errors import ErrorCode, OcrVaultError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The advisory lock that serialises migrations on one PostgreSQL database (any fixed number;
+# this one spells "ocrv" in ASCII). Held per database, so other schemas on it wait too.
+MIGRATION_LOCK = 0x6F637276
 
 # What Database.transaction() hands out, named for callers that join one (the audit log).
 Transaction = Session
@@ -58,12 +62,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def engine_url(url: str) -> URL:
+    """``url`` with the driver ocrvault ships: a bare ``postgresql://`` means psycopg 3
+    (SQLAlchemy alone would pick psycopg2, which is not a dependency)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        is_sqlite = url.startswith("sqlite")
+        parsed = engine_url(url)
+        is_sqlite = parsed.get_backend_name() == "sqlite"
         connect_args: dict[str, Any] = {"check_same_thread": False} if is_sqlite else {}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        self.engine: Engine = create_engine(parsed, connect_args=connect_args,
+                                            pool_pre_ping=True)
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -105,6 +120,9 @@ class Database:
         self._refuse_newer(before, code_revisions())
         config = _config()
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         return before, self.schema_revisions()

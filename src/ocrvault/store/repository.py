@@ -110,15 +110,18 @@ class KeyRepository:
         row = self.session.scalar(_BY_SECRET, {"digest": digest})
         return None if row is None else ApiKeyRecord.of(row)
 
-    def for_tenant(self, key_id: str, tenant_id: str,
-                   environments: Collection[str]) -> ApiKeyRecord | None:
-        row = self.session.scalar(
-            select(ApiKeyRow).where(
-                ApiKeyRow.id == key_id,
-                ApiKeyRow.tenant_id == tenant_id,
-                _in_environments(ApiKeyRow.environment, environments),
-            )
+    def for_tenant(self, key_id: str, tenant_id: str, environments: Collection[str], *,
+                   lock: bool = False) -> ApiKeyRecord | None:
+        """``lock``: held until the transaction ends (FOR UPDATE), for a change decided on
+        what is read: a second change waits and then reads the first's, not the row before."""
+        query = select(ApiKeyRow).where(
+            ApiKeyRow.id == key_id,
+            ApiKeyRow.tenant_id == tenant_id,
+            _in_environments(ApiKeyRow.environment, environments),
         )
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        row = self.session.scalar(query)
         return None if row is None else ApiKeyRecord.of(row)
 
     def list_for_tenant(self, tenant_id: str,
@@ -207,17 +210,24 @@ class JobRepository:
         )
         return None if row is None else JobRecord.of(row)
 
-    def by_id(self, job_id: str) -> JobRecord | None:
-        """Unscoped: only for workers and the reaper, never for a caller's request."""
-        row = self.session.get(JobRow, job_id)
+    def by_id(self, job_id: str, *, lock: bool = False) -> JobRecord | None:
+        """Unscoped: only for workers and the reaper, never for a caller's request.
+
+        ``lock``: for a read that decides a write, hold the row until the transaction ends
+        (SELECT ... FOR UPDATE; PostgreSQL lets two transactions read it at once, where
+        SQLite's single writer refuses the second one's write).
+        """
+        row = self.session.get(JobRow, job_id, with_for_update=lock or None)
         return None if row is None else JobRecord.of(row)
 
-    def by_ids(self, job_ids: Collection[str]) -> list[JobRecord]:
-        """Unscoped, like :meth:`by_id`: for the reaper's batches."""
+    def by_ids(self, job_ids: Collection[str], *, lock: bool = False) -> list[JobRecord]:
+        """Unscoped, like :meth:`by_id` (``lock`` too, in id order): the reaper's batches."""
         if not job_ids:
             return []
-        return [JobRecord.of(row) for row in
-                self.session.scalars(select(JobRow).where(JobRow.id.in_(list(job_ids))))]
+        query = select(JobRow).where(JobRow.id.in_(list(job_ids)))
+        if lock:
+            query = query.order_by(JobRow.id).with_for_update()
+        return [JobRecord.of(row) for row in self.session.scalars(query)]
 
     def active_count_for_key(self, tenant_id: str, key_id: str) -> int:
         """Queued and running jobs a key has submitted: its concurrent-jobs quota."""
@@ -378,6 +388,14 @@ class RetentionRepository:
             environment: str) -> RetentionPolicyRecord | None:
         row = self.session.get(RetentionPolicyRow, (tenant_id, scope, environment))
         return None if row is None else RetentionPolicyRecord.of(row)
+
+    def hold(self, tenant_id: str) -> None:
+        """Hold the tenant's policies until the transaction ends, before reading one that a
+        change starts from: a second change waits, then starts from the first's (without
+        it, two first changes both inserted the row, and two others lost one's change).
+        The tenant's row is locked FOR NO KEY UPDATE, which leaves its jobs' inserts free."""
+        self.session.execute(select(TenantRow.id).where(TenantRow.id == tenant_id)
+                             .with_for_update(key_share=True))
 
     def put(self, command: SetRetentionPolicy) -> None:
         key = (command.tenant_id, command.scope, command.environment.value)
