@@ -12,6 +12,7 @@ import httpx
 from typer.testing import CliRunner
 
 from ocrvault.cli import app
+from tests.databases import TestDatabases
 from tests.e2e.live import LiveServer
 from tests.servers import free_port
 
@@ -31,12 +32,14 @@ def scrape_until(url: str, text: str, timeout: float = 60) -> str:
         time.sleep(0.1)
 
 
-def test_a_scheduler_serves_metrics_on_its_port_and_logs_json_lines(tmp_path: Path) -> None:
+def test_a_scheduler_serves_metrics_on_its_port_and_logs_json_lines(
+        databases: TestDatabases, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    assert CliRunner().invoke(app, ["--data-dir", str(data_dir), "migrate"]).exit_code == 0
+    env = databases.env(data_dir)
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
     port = free_port()
     server = LiveServer(data_dir, "--role", "scheduler", env={
-        "OCRVAULT_METRICS_PORT": str(port), "OCRVAULT_LOG_FORMAT": "json",
+        **env, "OCRVAULT_METRICS_PORT": str(port), "OCRVAULT_LOG_FORMAT": "json",
         "OCRVAULT_REAPER_INTERVAL_SECONDS": "0.2"})
     try:
         server.wait_for_output("running")
