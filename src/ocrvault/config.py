@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     # The decode sandbox: a child process per worker with these limits.
     decode_timeout_seconds: float = Field(default=120.0, gt=0)
+    page_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="How long an engine may read one page before the "
+        "job fails with processing_timeout (a page is checked between lines and passes)")
     decode_cpu_seconds: int = Field(default=120, gt=0)
     decode_memory_bytes: int = Field(default=4 * 1024**3, gt=0)
 

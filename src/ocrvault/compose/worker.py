@@ -35,7 +35,8 @@ def build_pipeline(settings: Settings, engine: OcrEngine | None = None,
     if engines is None:
         engines = EngineCatalog.of(engine) if engine else registry.catalog(settings)
     return OcrPipeline(Ingestor(Limits.from_settings(settings),
-                                make_sandbox(settings, sandbox_size)), engines)
+                                make_sandbox(settings, sandbox_size)), engines,
+                       page_timeout=settings.page_timeout_seconds)
 
 
 def decode_children(settings: Settings) -> int:

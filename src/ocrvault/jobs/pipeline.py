@@ -44,9 +44,11 @@ class CheckedInput:
 
 
 class OcrPipeline:
-    def __init__(self, ingestor: Ingestor, engines: EngineCatalog) -> None:
+    def __init__(self, ingestor: Ingestor, engines: EngineCatalog,
+                 page_timeout: float | None = None) -> None:
         self.ingestor = ingestor
         self.engines = engines
+        self.page_timeout = page_timeout  # seconds an engine may spend on one page
 
     @property
     def engine(self) -> OcrEngine:
@@ -121,9 +123,12 @@ class PageResult:
     metadata_removed: frozenset[str]
 
 
-def recognize(engine: OcrEngine, decoded: DecodedPage, params: ReadParams) -> Page:
-    """``decoded`` read by ``engine``, its lines in reading order (columns, rows)."""
-    options = RecognizeOptions(languages=params.languages, page_number=decoded.number)
+def recognize(engine: OcrEngine, decoded: DecodedPage, params: ReadParams,
+              timeout: float | None = None) -> Page:
+    """``decoded`` read by ``engine`` within ``timeout`` seconds, its lines in reading
+    order (columns, rows)."""
+    options = RecognizeOptions(languages=params.languages, page_number=decoded.number,
+                               timeout_seconds=timeout)
     try:
         with metrics.page_read(engine.info.name), tracing.span(
                 "recognise", engine=engine.info.name, page=decoded.number):
@@ -143,6 +148,7 @@ class DocumentReader:
                  params: ReadParams, key: str) -> None:
         self._ingestor = pipeline.ingestor
         self._engine = pipeline.engines.get(params.engine)
+        self._timeout = pipeline.page_timeout
         self._data = data
         self._checked = checked
         self._params = params
@@ -167,7 +173,7 @@ class DocumentReader:
         if isinstance(decoded, ExtractedPage):
             page = order_page(decoded.page)
         else:
-            page = recognize(self._engine, decoded, self._params)
+            page = recognize(self._engine, decoded, self._params, self._timeout)
         return PageResult(page, frozenset(decoded.metadata_removed))
 
 
