@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +28,33 @@ from PIL import Image, ImageStat
 
 from ocrvault.posture.model import QUESTIONS, Check, shipped_schema
 from ocrvault.posture.render_html import SUMMARY_HEADING
+from tests.databases import TestDatabases
 from tests.e2e.live import SRC, LiveServer
 
 BROWSER_SECONDS = 90
 
 
-def posture(data_dir: Path, *args: str, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(SRC), "OCRVAULT_DATA_DIR": str(data_dir),
+def posture(databases: TestDatabases, data_dir: Path, *args: str,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(SRC), **databases.env(data_dir),
                    **(env or {})}
     return subprocess.run([sys.executable, "-m", "ocrvault", "posture", *args],
                           env=environment, capture_output=True, text=True, timeout=120,
                           check=False)
 
 
-def bootstrap(data_dir: Path) -> None:
+def bootstrap(databases: TestDatabases, data_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "ocrvault", "--data-dir", str(data_dir),
                            "admin", "create-tenant", "acme", "--create", "--print"],
-                          env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          env={**os.environ, "PYTHONPATH": str(SRC), **databases.env(data_dir)},
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_dir(module_databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("posture") / "data"
-    bootstrap(path)
+    bootstrap(module_databases, path)
     return path
 
 
@@ -67,8 +69,8 @@ def entry(report: dict[str, Any], check: Check) -> dict[str, Any]:
 
 
 def test_the_operator_report_covers_the_deployment_and_follows_the_schema(
-        data_dir: Path) -> None:
-    done = posture(data_dir)
+        module_databases: TestDatabases, data_dir: Path) -> None:
+    done = posture(module_databases, data_dir)
     assert done.returncode == 0, done.stderr
     report = report_of(done)
     jsonschema.validate(report, shipped_schema())
@@ -82,18 +84,20 @@ def test_the_operator_report_covers_the_deployment_and_follows_the_schema(
     assert all(len(digest) == 64 for digest in versions["rapidocr_models_sha256"].values())
 
 
-def test_the_transport_flags_of_serve_decide_the_transport_entry(data_dir: Path) -> None:
-    plain = entry(report_of(posture(data_dir)), Check.TRANSPORT)
+def test_the_transport_flags_of_serve_decide_the_transport_entry(
+        module_databases: TestDatabases, data_dir: Path) -> None:
+    plain = entry(report_of(posture(module_databases, data_dir)), Check.TRANSPORT)
     assert plain["status"] == "warn" and plain["evidence"]["mode"] == "plain"
-    tls = entry(report_of(posture(data_dir, "--tls-cert", "/etc/ssl/ocrvault.pem")),
-                Check.TRANSPORT)
+    tls = entry(report_of(posture(module_databases, data_dir,
+                                  "--tls-cert", "/etc/ssl/ocrvault.pem")), Check.TRANSPORT)
     assert tls["status"] == "ok" and tls["evidence"]["tls_minimum_version"] == "TLS 1.2"
-    exposed = posture(data_dir, "--host", "0.0.0.0")
+    exposed = posture(module_databases, data_dir, "--host", "0.0.0.0")
     assert exposed.returncode == 1  # a failing entry fails the command, for scripts
     assert entry(report_of(exposed), Check.TRANSPORT)["status"] == "fail"
 
 
-def test_serve_with_tls_reports_the_tls_it_listens_with(tmp_path: Path) -> None:
+def test_serve_with_tls_reports_the_tls_it_listens_with(databases: TestDatabases,
+                                                       tmp_path: Path) -> None:
     """The transport entry of a live ``serve --tls-cert --tls-key``, asked over HTTPS:
     the evidence is what serve started with, not a setting read back."""
     ca = trustme.CA()
@@ -102,7 +106,8 @@ def test_serve_with_tls_reports_the_tls_it_listens_with(tmp_path: Path) -> None:
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     server = LiveServer(tmp_path / "data", "--tls-cert", str(cert_file),
-                        "--tls-key", str(key_file), env={"OCRVAULT_WORKERS": "1"})
+                        "--tls-key", str(key_file),
+                        env={**databases.env(tmp_path / "data"), "OCRVAULT_WORKERS": "1"})
     try:
         output = server.wait_for_output("serving on https://127.0.0.1", timeout=120)
         [key_path] = (tmp_path / "data").glob("admin-key-*.txt")
@@ -138,36 +143,38 @@ def ssl_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-def test_a_keyring_moved_out_of_the_data_dir_clears_the_warning(tmp_path: Path) -> None:
+def test_a_keyring_moved_out_of_the_data_dir_clears_the_warning(
+        databases: TestDatabases, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    bootstrap(data)
-    inside = entry(report_of(posture(data)), Check.MASTER_KEY)
+    bootstrap(databases, data)
+    inside = entry(report_of(posture(databases, data)), Check.MASTER_KEY)
     assert inside["status"] == "warn" and inside["evidence"]["keyring_inside_data_dir"]
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
     shutil.move(data / "keyring.json", keys / "keyring.json")
-    moved = entry(report_of(posture(data, env={
+    moved = entry(report_of(posture(databases, data, env={
         "OCRVAULT_KEYRING_PATH": str(keys / "keyring.json")})), Check.MASTER_KEY)
     assert moved["status"] == "ok"
     assert moved["evidence"]["keyring"] == str((keys / "keyring.json").resolve())
 
 
-def test_a_tampered_audit_row_fails_the_report_and_the_command(tmp_path: Path) -> None:
+def test_a_tampered_audit_row_fails_the_report_and_the_command(
+        databases: TestDatabases, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    bootstrap(data)
-    assert entry(report_of(posture(data)), Check.AUDIT_LOG)["status"] == "ok"
-    with sqlite3.connect(data / "ocrvault.db") as database:
-        database.execute("UPDATE audit_entries SET target_id = 'x' "
-                         "WHERE chain LIKE 'tenant:%' AND pos = 1")
-    done = posture(data)
+    bootstrap(databases, data)
+    assert entry(report_of(posture(databases, data)), Check.AUDIT_LOG)["status"] == "ok"
+    databases.execute(data, "UPDATE audit_entries SET target_id = 'x' "
+                            "WHERE chain LIKE 'tenant:%' AND pos = 1")
+    done = posture(databases, data)
     assert done.returncode == 1
     audit = entry(report_of(done), Check.AUDIT_LOG)
     assert audit["status"] == "fail"
     assert audit["evidence"]["chains"]["tenant:acme"] == "TAMPERED: entry 1 was changed"
 
 
-def test_the_markdown_form_has_every_question(data_dir: Path) -> None:
-    done = posture(data_dir, "--format", "md")
+def test_the_markdown_form_has_every_question(module_databases: TestDatabases,
+                                             data_dir: Path) -> None:
+    done = posture(module_databases, data_dir, "--format", "md")
     assert done.returncode == 0, done.stderr
     for question in QUESTIONS.values():
         assert f"## {question}" in done.stdout
@@ -183,6 +190,14 @@ def chromium() -> str:
     return found
 
 
+@pytest.fixture
+def chromium_profile() -> Iterator[Path]:
+    """Chromium's profile, outside tmp_path: it keeps SQLite files of its own there, which
+    the guard on databases made behind the fixture's back would rightly take for ours."""
+    with tempfile.TemporaryDirectory(prefix="ocrvault-chromium-") as profile:
+        yield Path(profile)
+
+
 def browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # As root (containers, CI) Chromium runs only without its own sandbox.
     root = ["--no-sandbox"] if os.geteuid() == 0 else []
@@ -192,8 +207,9 @@ def browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProc
 
 
 def test_the_html_page_renders_in_chromium_with_every_section_and_prints(
-        data_dir: Path, tmp_path: Path, chromium: str) -> None:
-    done = posture(data_dir, "--format", "html")
+        module_databases: TestDatabases, data_dir: Path, tmp_path: Path,
+        chromium: str, chromium_profile: Path) -> None:
+    done = posture(module_databases, data_dir, "--format", "html")
     assert done.returncode == 0, done.stderr
     page = tmp_path / "posture.html"
     page.write_text(done.stdout, encoding="utf-8")
@@ -201,7 +217,7 @@ def test_the_html_page_renders_in_chromium_with_every_section_and_prints(
     for external in ("src=", "http://", "https://", "@import", "url("):
         assert external not in done.stdout, f"an external asset: {external}"
 
-    dom = browse(chromium, tmp_path / "profile", "--dump-dom", url)
+    dom = browse(chromium, chromium_profile, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr
     for heading in [SUMMARY_HEADING, *QUESTIONS.values()]:
         assert f"<h2>{heading}</h2>" in dom.stdout, heading
@@ -209,7 +225,7 @@ def test_the_html_page_renders_in_chromium_with_every_section_and_prints(
         assert f'id="{check.value}"' in dom.stdout
 
     shot = tmp_path / "posture.png"
-    taken = browse(chromium, tmp_path / "profile", f"--screenshot={shot}",
+    taken = browse(chromium, chromium_profile, f"--screenshot={shot}",
                    "--window-size=1200,1600", url)
     assert taken.returncode == 0 and shot.exists(), taken.stderr
     with Image.open(shot) as image:
@@ -220,7 +236,7 @@ def test_the_html_page_renders_in_chromium_with_every_section_and_prints(
         assert ImageStat.Stat(grey).stddev[0] > 10
 
     pdf = tmp_path / "posture.pdf"
-    printed = browse(chromium, tmp_path / "profile", f"--print-to-pdf={pdf}",
+    printed = browse(chromium, chromium_profile, f"--print-to-pdf={pdf}",
                      "--no-pdf-header-footer", url)
     assert printed.returncode == 0 and pdf.exists(), printed.stderr
     document = pdfium.PdfDocument(pdf)

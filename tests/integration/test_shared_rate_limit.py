@@ -19,6 +19,7 @@ from ocrvault.access.keys import KEY_PATTERN
 from ocrvault.access.ratelimit import RedisTokenBuckets
 from ocrvault.cli import app
 from ocrvault.errors import ErrorCode, Unavailable
+from tests.databases import TestDatabases
 from tests.e2e.live import LiveServer
 from tests.services import require_service
 
@@ -41,9 +42,10 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def two_api_nodes(tmp_path: Path, redis_url: str) -> Iterator[tuple[LiveServer, LiveServer, str]]:
+def two_api_nodes(databases: TestDatabases, tmp_path: Path,
+                  redis_url: str) -> Iterator[tuple[LiveServer, LiveServer, str]]:
     data_dir = tmp_path / "data"
-    env = {"OCRVAULT_DATA_DIR": str(data_dir), "OCRVAULT_QUEUE": "celery",
+    env = {**databases.env(data_dir), "OCRVAULT_QUEUE": "celery",
            "OCRVAULT_BROKER_URL": redis_url,
            "OCRVAULT_QUEUE_NAME": QUEUE_NAME,
            "OCRVAULT_RATE_LIMIT_BACKEND": "redis", "OCRVAULT_RATE_LIMIT_REDIS_URL": redis_url,

@@ -22,6 +22,7 @@ from ocrvault.jobs.worker import MAX_ATTEMPTS
 from ocrvault.store.repository import JobRepository
 from tests.clocks import FakeClock
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.engine_fakes import FixedEngine
 from tests.jobrows import job_row
@@ -139,10 +140,10 @@ def test_a_worker_without_its_key_service_requeues_the_job_uncounted_until_it_is
 
 
 def test_keys_status_names_the_provider_and_fails_while_it_is_down(
-        tmp_path: Path,
+        databases: TestDatabases, tmp_path: Path,
         outage: tuple[dict[str, object], Callable[[], AbstractContextManager[None]]]) -> None:
     provider, down = outage
-    env = {"OCRVAULT_DATA_DIR": str(tmp_path / "data"),
+    env = {**databases.env(tmp_path / "data"),
            **{f"OCRVAULT_{name.upper()}": str(value) for name, value in provider.items()}}
     cli = CliRunner()
 
