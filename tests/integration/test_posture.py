@@ -3,7 +3,6 @@ entry that answers for it changes status and evidence; scope, tenancy and format
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from ocrvault.errors import ErrorCode, ProcessingError
 from ocrvault.posture.model import Check, shipped_schema
 from ocrvault.principal import Role
 from tests.conftest import assert_problem, auth, issue, runtime_of, wait_for_job
+from tests.databases import TestDatabases
 from tests.docgen import encode, text_page
 from tests.engine_fakes import FixedEngine
 
@@ -137,7 +137,8 @@ def test_a_key_override_that_keeps_data_longer_is_named(
 
 
 def test_a_tampered_audit_row_fails_the_audit_entry_naming_the_entry(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+        make_client: Callable[..., TestClient], databases: TestDatabases,
+        tmp_path: Path) -> None:
     settings = settings_of(tmp_path)
     client = app_of(make_client, settings)
     key = issue(client, "acme")
@@ -146,9 +147,8 @@ def test_a_tampered_audit_row_fails_the_audit_entry_naming_the_entry(
     [(chain, state)] = intact["evidence"]["chains"].items()
     assert chain == "tenant:acme" and state.startswith("verified up to entry ")
 
-    with sqlite3.connect(settings.data_dir / "ocrvault.db") as database:
-        database.execute("UPDATE audit_entries SET actor_name = 'nobody' "
-                         "WHERE chain LIKE 'tenant:%' AND pos = 2")
+    databases.execute(settings.data_dir, "UPDATE audit_entries SET actor_name = 'nobody' "
+                      "WHERE chain LIKE 'tenant:%' AND pos = 2")
     tampered = entry(posture(client, key), Check.AUDIT_LOG)
     assert tampered["status"] == "fail"
     assert tampered["evidence"]["chains"] == {"tenant:acme": "TAMPERED: entry 2 was changed"}
@@ -184,7 +184,8 @@ def test_a_webhook_endpoint_on_plain_http_turns_the_webhook_entry_to_a_warning(
 
 
 def test_the_reaper_entry_fails_while_expired_data_waits_past_a_minute(
-        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+        make_client: Callable[..., TestClient], databases: TestDatabases,
+        tmp_path: Path) -> None:
     # The reaper runs hourly here, so the expired job stays for the report to see.
     settings = settings_of(tmp_path, reaper_interval_seconds=3600)
     client = app_of(make_client, settings)
@@ -197,8 +198,8 @@ def test_the_reaper_entry_fails_while_expired_data_waits_past_a_minute(
         "a.png", encode(text_page(["posture"]), "PNG"), "image/png")})
     assert submitted.status_code == 202, submitted.text
     wait_for_job(client, submitted.json()["id"], key)
-    with sqlite3.connect(settings.data_dir / "ocrvault.db") as database:
-        database.execute("UPDATE jobs SET next_expiry_at = '2020-01-01 00:00:00.000000'")
+    databases.execute(settings.data_dir,
+                      "UPDATE jobs SET next_expiry_at = '2020-01-01 00:00:00.000000'")
     late = entry(posture(client, key), Check.REAPER)
     assert late["status"] == "fail" and late["evidence"]["overdue_jobs"] == 1
     assert late["evidence"]["oldest_overdue_seconds"] > 60
