@@ -432,9 +432,8 @@ def _run_worker(settings: Settings, shutdown_timeout: float | None) -> None:
     _configure_shutdown(node.shutdown, shutdown_timeout)
     # A consumer that ends on its own has lost the broker: the process ends too (for its
     # supervisor to restart it), instead of living on taking nothing.
-    ended: threading.Event | None = getattr(node.queue, "ended", None)
     try:
-        lost = _until_signalled(node, "ocrvault worker", node.shutdown, ended)
+        lost = _until_signalled(node, "ocrvault worker", node.shutdown, node.queue.ended)
     except QueueUnavailable as error:
         node.stop()
         err.print(f"[red]error[/red] {escape(str(error))}", soft_wrap=True, highlight=False)

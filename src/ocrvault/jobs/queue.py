@@ -57,6 +57,10 @@ class JobQueue(Protocol):
     #: Whether one tenant's backlog cannot hold up another tenant's next job (served in
     #: turn). A queue that is not fair serves ids in the order they were enqueued.
     fair: bool
+    #: Set once the queue has stopped taking jobs: after :meth:`stop`, or on its own (a
+    #: broker lost for good), when its node must end for a supervisor to restart it. A
+    #: queue of this process's memory never stops on its own and never sets it.
+    ended: threading.Event
 
     def start(self, handler: JobHandler) -> None:
         """Begin handing ids to ``handler`` on this process's worker threads; returns once
@@ -133,6 +137,7 @@ class LocalQueue:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.ended = threading.Event()  # never set: memory is not lost like a broker
         self._waiting = FairLine()
         self._changed = threading.Condition()
         self._stopping = False
