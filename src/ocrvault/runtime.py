@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from ocrvault.access.ratelimit import RateLimiter
 from ocrvault.access.service import AccessService
-from ocrvault.audit import AuditLog, AuditService
+from ocrvault.audit import AuditService
 from ocrvault.clock import Clock, utcnow
 from ocrvault.compose.api import ApiNode
-from ocrvault.compose.parts import Foundation
+from ocrvault.compose.parts import Foundation, OnFoundation
 from ocrvault.compose.scheduler import SchedulerNode
 from ocrvault.compose.worker import (
     Shutdown,
@@ -25,7 +25,6 @@ from ocrvault.compose.worker import (
     decode_children,
 )
 from ocrvault.config import Settings
-from ocrvault.crypto import Keyring
 from ocrvault.engines.base import OcrEngine
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.jobs.leases import JobLeases
@@ -38,8 +37,6 @@ from ocrvault.posture.service import PostureService
 from ocrvault.retention.reaper import Reaper
 from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
-from ocrvault.store.db import Database
-from ocrvault.store.documents import SealedDocuments
 from ocrvault.webhooks.dispatcher import Dispatcher
 from ocrvault.webhooks.service import WebhookService
 
@@ -47,7 +44,7 @@ __all__ = ["Runtime", "Shutdown", "build_pipeline"]
 
 
 @dataclass
-class Runtime:
+class Runtime(OnFoundation):
     base: Foundation
     api: ApiNode
     workers: WorkerNode
@@ -92,30 +89,6 @@ class Runtime:
         self.base.close()
 
     # The parts, by the names the app, the CLI and the tests use.
-    @property
-    def settings(self) -> Settings:
-        return self.base.settings
-
-    @property
-    def db(self) -> Database:
-        return self.base.db
-
-    @property
-    def keyring(self) -> Keyring:
-        return self.base.keyring
-
-    @property
-    def documents(self) -> SealedDocuments:
-        return self.base.documents
-
-    @property
-    def audit(self) -> AuditLog:
-        return self.base.audit
-
-    @property
-    def clock(self) -> Clock:
-        return self.base.clock
-
     @property
     def pipeline(self) -> OcrPipeline:
         return self.workers.pipeline

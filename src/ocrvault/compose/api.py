@@ -16,7 +16,7 @@ from ocrvault.access.ratelimit import RateLimiter, open_rate_limiter
 from ocrvault.access.service import AccessService
 from ocrvault.audit import AuditService
 from ocrvault.clock import Clock, utcnow
-from ocrvault.compose.parts import Foundation, make_sandbox
+from ocrvault.compose.parts import Foundation, OnFoundation, make_sandbox
 from ocrvault.config import Settings
 from ocrvault.engines import registry
 from ocrvault.engines.catalog import EngineCatalog
@@ -30,8 +30,6 @@ from ocrvault.posture.service import PostureService
 from ocrvault.retention.reaper import PeriodicThread, Reaper
 from ocrvault.retention.service import RetentionService
 from ocrvault.store.blobs import BlobStore
-from ocrvault.store.db import Database
-from ocrvault.store.documents import SealedDocuments
 from ocrvault.webhooks.service import WebhookService
 from ocrvault.webhooks.ssrf import guard_for
 
@@ -46,7 +44,7 @@ def checking_pipeline(settings: Settings, engines: EngineCatalog | None = None) 
 
 
 @dataclass
-class ApiNode:
+class ApiNode(OnFoundation):
     base: Foundation
     pipeline: OcrPipeline
     queue: JobQueue
@@ -92,18 +90,6 @@ class ApiNode:
                          queue or open_queue(settings), rate_limiter)
         node.owns = True
         return node
-
-    @property
-    def settings(self) -> Settings:
-        return self.base.settings
-
-    @property
-    def db(self) -> Database:
-        return self.base.db
-
-    @property
-    def documents(self) -> SealedDocuments:
-        return self.base.documents
 
     @property
     def engines(self) -> EngineCatalog:

@@ -80,3 +80,33 @@ class Foundation:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+class OnFoundation:
+    """The foundation's parts by name, for a composition that holds one as ``base``."""
+
+    base: Foundation
+
+    @property
+    def settings(self) -> Settings:
+        return self.base.settings
+
+    @property
+    def db(self) -> Database:
+        return self.base.db
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.base.keyring
+
+    @property
+    def documents(self) -> SealedDocuments:
+        return self.base.documents
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.base.audit
+
+    @property
+    def clock(self) -> Clock:
+        return self.base.clock
