@@ -1,6 +1,7 @@
 """Searchable PDF against OCRmyPDF, and born-digital text against OCR, in one run.
 
     python -m bench.outputs [--pages N] [--rounds R] [--born-pages N] [--ocr-pages N]
+                            [--born-only]
 
 1. Searchable PDF, pages per second, ocrvault's pipeline (sandboxed decode, Tesseract,
    the PDF renderer in the sandbox) against ``ocrmypdf.ocr`` (in-process, one job, the
@@ -37,6 +38,7 @@ from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.ingest.types import PdfText
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
+from ocrvault.memory import settle_heap
 from ocrvault.model import OutputFormat
 from ocrvault.runtime import build_pipeline
 from tests.accuracy import cer
@@ -77,12 +79,31 @@ def timed(run: Callable[[], list[bytes]]) -> tuple[float, list[bytes]]:
     return time.perf_counter() - started, outputs
 
 
+def report_searchable(pages: int, rounds: int, seconds: dict[str, list[float]],
+                      last: dict[str, list[bytes]], jpegs: list[bytes], truth_text: str) -> None:
+    print(f"Searchable PDF, {pages} pages of 2480 x 1600 px, {rounds} rounds")
+    print(f"{'path':24} {'pages/s':>8} {'CER':>7} {'size/input':>11}")
+    for name, outputs in last.items():
+        text = "\n".join(pdftotext(pdf) for pdf in outputs)
+        size = (f"{sum(map(len, outputs)) / sum(map(len, jpegs)):.3f}"
+                if "jpeg" in name else "-")
+        pages_per_second = pages / statistics.median(seconds[name])
+        print(f"{name:24} {pages_per_second:8.2f} {cer(text, truth_text):7.4f} {size:>11}")
+    for kind in ("jpeg", "scanned pdf"):
+        ratios = [theirs / ours for ours, theirs in zip(
+            seconds[f"ocrvault {kind}"], seconds[f"ocrmypdf {kind}"], strict=True)]
+        print(f"speed ratio ocrvault/ocrmypdf, {kind}: {statistics.median(ratios):.2f}x "
+              "(target >= 1.5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--born-pages", type=int, default=100)
     parser.add_argument("--ocr-pages", type=int, default=5)
+    parser.add_argument("--born-only", action="store_true",
+                        help="measure the born-digital part alone (no OCRmyPDF needed)")
     args = parser.parse_args()
 
     truths = [page_lines(n) for n in range(args.pages)]
@@ -95,6 +116,8 @@ def main() -> None:
         settings = Settings(data_dir=Path(data_dir))
         engine = TesseractEngine(settings.tessdata_dir)
         pipeline = build_pipeline(settings, engine)
+        pipeline.ingestor.sandbox.warm()  # as a worker does at start (compose/worker.py)
+        settle_heap()  # and as the service does once started (memory.py)
         params = ReadParams(outputs=(OutputFormat.PDF,))
         paths: dict[str, Callable[[], list[bytes]]] = {
             "ocrvault jpeg": lambda: [ocrvault_pdf(pipeline, j, params) for j in jpegs],
@@ -104,24 +127,13 @@ def main() -> None:
         }
         seconds: dict[str, list[float]] = {name: [] for name in paths}
         last: dict[str, list[bytes]] = {}
-        for _ in range(args.rounds):
+        for _ in range(0 if args.born_only else args.rounds):
             for name, run in paths.items():
                 elapsed, last[name] = timed(run)
                 seconds[name].append(elapsed)
 
-        print(f"Searchable PDF, {args.pages} pages of 2480 x 1600 px, {args.rounds} rounds")
-        print(f"{'path':24} {'pages/s':>8} {'CER':>7} {'size/input':>11}")
-        for name, outputs in last.items():
-            text = "\n".join(pdftotext(pdf) for pdf in outputs)
-            size = (f"{sum(map(len, outputs)) / sum(map(len, jpegs)):.3f}"
-                    if "jpeg" in name else "-")
-            pages_per_second = args.pages / statistics.median(seconds[name])
-            print(f"{name:24} {pages_per_second:8.2f} {cer(text, truth_text):7.4f} {size:>11}")
-        for kind in ("jpeg", "scanned pdf"):
-            ratios = [theirs / ours for ours, theirs in zip(
-                seconds[f"ocrvault {kind}"], seconds[f"ocrmypdf {kind}"], strict=True)]
-            print(f"speed ratio ocrvault/ocrmypdf, {kind}: {statistics.median(ratios):.2f}x "
-                  "(target >= 1.5x)")
+        if not args.born_only:
+            report_searchable(args.pages, args.rounds, seconds, last, jpegs, truth_text)
 
         born = mixed_pdf([("text", page_lines(n) * 4) for n in range(args.born_pages)])
         auto = ReadParams(pdf_text=PdfText.AUTO)
@@ -130,6 +142,8 @@ def main() -> None:
         for _ in range(args.rounds):
             auto_s.append(timed(lambda: [ocrvault_pdf(pipeline, born, auto)])[0])
             ocr_s.append(timed(lambda: [ocrvault_pdf(pipeline, born, forced)])[0])
+        print("born-digital rounds, s: auto " + " ".join(f"{s:.3f}" for s in auto_s)
+              + ", forced OCR " + " ".join(f"{s:.2f}" for s in ocr_s))
         auto_rate = args.born_pages / statistics.median(auto_s)
         ocr_rate = args.ocr_pages / statistics.median(ocr_s)
         print(f"\nBorn-digital, {args.born_pages} pages (OCR timed on {args.ocr_pages}): "

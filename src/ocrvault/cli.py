@@ -52,6 +52,7 @@ from ocrvault.crypto.master import open_tenant_keys
 from ocrvault.datadir import prepare_data_dir, restrict_umask
 from ocrvault.errors import InputRejected, OcrVaultError
 from ocrvault.logs import configure_logging, install_key_redaction
+from ocrvault.memory import settle_heap
 from ocrvault.model import Document
 from ocrvault.posture.facts import Transport
 from ocrvault.store.db import Database
@@ -381,6 +382,7 @@ def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -
             if self.force_exit and workers is not None:
                 workers.shutdown.now.set()
 
+    settle_heap()
     try:
         Server(uvicorn.Config(api, **options)).run()
     finally:
@@ -394,6 +396,7 @@ def _until_signalled(node: WorkerNode | SchedulerNode, what: str,
     """Run ``node`` until SIGTERM or Ctrl-C, or until ``ended`` is set (its queue lost the
     broker for good); a second signal makes a worker leave its jobs. Returns whether it
     stopped because ``ended`` was set before any signal."""
+    settle_heap()
     stopping = threading.Event()
     lost = threading.Event()
 

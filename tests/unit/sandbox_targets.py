@@ -128,3 +128,33 @@ def held_slowly(document: bytes, seconds: float) -> int:
 
     time.sleep(seconds)
     return len(document)
+
+
+class _Parsed:
+    """Stands for a parsed document in the held memo; says when it is closed."""
+
+    closed: list[str] = []  # noqa: RUF012 - a record the child keeps across calls
+
+    def __init__(self, document: bytes) -> None:
+        self.document = document
+
+    def close(self) -> None:
+        _Parsed.closed.append(self.document.decode())
+
+
+def memo_parse(document: bytes) -> tuple[int, list[str]]:
+    """Parses the kept document at its first call only: how many calls this parse has
+    served, and the documents whose parse was closed so far."""
+    from ocrvault.ingest.sandbox import held_memo
+
+    memo = held_memo()
+    assert memo is not None
+    memo.setdefault("parsed", _Parsed(document))
+    memo["calls"] = memo.get("calls", 0) + 1
+    return memo["calls"], list(_Parsed.closed)
+
+
+def memo_outside_a_held_call() -> bool:
+    from ocrvault.ingest.sandbox import held_memo
+
+    return held_memo() is None

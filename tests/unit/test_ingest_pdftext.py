@@ -26,10 +26,13 @@ def decoded(data: bytes, mode: PdfText = PdfText.AUTO) -> list[object]:
                              mode))
 
 
-def one_page(content: bytes, font: pikepdf.Dictionary | None = None, rotate: int = 0) -> bytes:
+def one_page(content: bytes, font: pikepdf.Dictionary | None = None, rotate: int = 0,
+             to_unicode: bytes | None = None) -> bytes:
     pdf = pikepdf.new()
     font = font or pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
                                       BaseFont=pikepdf.Name.Helvetica)
+    if to_unicode is not None:
+        font.ToUnicode = pikepdf.Stream(pdf, to_unicode)
     page = pikepdf.Dictionary(Type=pikepdf.Name.Page, MediaBox=[0, 0, 612, 792], Rotate=rotate,
                               Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
                               Contents=pikepdf.Stream(pdf, content))
@@ -98,3 +101,42 @@ def test_word_boxes_follow_the_page_rotation_as_rendered(rotate: int) -> None:
     blank = rendered.convert("L").copy()
     blank.paste(255, (left - 2, top - 2, right + 2, bottom + 2))  # (anti-aliased edges)
     assert blank.getextrema()[0] == 255  # and none outside it
+
+
+def words_of(page: object) -> list[str]:
+    assert isinstance(page, PageText)
+    return [word.text for line in page.lines for word in line]
+
+
+def test_characters_beyond_ucs2_keep_every_word_on_its_own_characters() -> None:
+    # A ToUnicode map sends "A" to U+1D400: pdfium's text then counts it twice in UTF-16.
+    cmap = b"""/CIDInit /ProcSet findresource begin
+12 dict begin begincmap /CMapName /Test-UCS def /CMapType 2 def
+1 begincodespacerange <00> <FF> endcodespacerange
+2 beginbfchar <41> <D835DC00> <42> <0042> endbfchar
+endcmap CMapName currentdict /CMap defineresource pop end end"""
+    [page] = decoded(one_page(b"BT /F1 36 Tf 72 600 Td (AB BA BB) Tj ET", to_unicode=cmap))
+
+    assert words_of(page) == ["\U0001d400B", "B\U0001d400", "BB"]
+    assert isinstance(page, PageText)
+    boxes = [word.box for word in page.lines[0]]
+    assert boxes[0][2] < boxes[1][0] < boxes[1][2] < boxes[2][0]  # each its own place
+
+
+def test_junk_inside_a_word_is_left_out_of_its_text() -> None:
+    font = pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica,
+        Encoding=pikepdf.Dictionary(Differences=[67, pikepdf.Name("/g0")]))  # "C" unmapped
+    data = one_page(b"BT /F1 14 Tf 72 720 Td (xACBx and enough plain words around it) Tj ET",
+                    font)
+
+    for mode in (PdfText.AUTO, PdfText.EXTRACT):  # one junk glyph in 35: the page is read
+        assert words_of(decoded(data, mode)[0])[0] == "xABx"
+
+
+def test_a_few_invisible_words_on_a_visible_page_are_left_out_unless_extract() -> None:
+    data = one_page(b"BT /F1 14 Tf 72 720 Td (visible words here) Tj ET "
+                    b"BT 3 Tr /F1 14 Tf 72 600 Td (ghost) Tj ET")
+
+    assert words_of(decoded(data)[0]) == ["visible", "words", "here"]
+    assert words_of(decoded(data, PdfText.EXTRACT)[0]) == ["visible", "words", "here", "ghost"]

@@ -42,7 +42,8 @@ def ocr(engine: TesseractEngine, image: Image.Image, number: int = 1) -> Page:
 
 def searchable(document: Document, data: bytes, fmt: FileFormat,
                pages: tuple[int, ...] = (1,)) -> bytes:
-    return render_isolated(OutputFormat.PDF, document, SourceFile(data, fmt, pages, LIMITS))
+    return render_isolated(OutputFormat.PDF, document.model_dump_json().encode(),
+                           SourceFile(data, fmt, pages, LIMITS))
 
 
 def tool(name: str) -> str:
@@ -273,8 +274,8 @@ def test_pdfa_2b_adds_an_srgb_output_intent_and_xmp_naming_the_conformance(
     image = text_page(LINES)
     data = encode(image, "JPEG", quality=85)
     source = SourceFile(data, FileFormat.JPEG, (1,), LIMITS, pdf_profile=PdfProfile.PDFA_2B)
-    pdf = render_isolated(OutputFormat.PDF, Document.from_pages([ocr(engine, image)],
-                                                                engine.info, ["eng"]), source)
+    document = Document.from_pages([ocr(engine, image)], engine.info, ["eng"])
+    pdf = render_isolated(OutputFormat.PDF, document.model_dump_json().encode(), source)
 
     with pikepdf.open(io.BytesIO(pdf)) as out:
         assert "/Info" not in out.trailer

@@ -78,3 +78,16 @@ def test_the_pages_of_one_file_share_one_decode_timeout() -> None:
         with pytest.raises(InputRejected) as error:
             box.call_with("job", b"file", targets.held_slowly, 0.4, budget=budget)
     assert error.value.code is ErrorCode.PROCESSING_TIMEOUT
+
+
+def test_what_a_child_keeps_of_a_document_lives_as_long_as_the_document() -> None:
+    with pool() as box:
+        # Three pages of one document: parsed once, the memo seen by each call.
+        counts = [box.call_with("job-1", b"one", targets.memo_parse)[0] for _ in range(3)]
+        assert counts == [1, 2, 3]
+        # Another document: the first one's parse is closed, the memo starts afresh.
+        assert box.call_with("job-2", b"two", targets.memo_parse) == (1, ["one"])
+        box.release("job-2")
+        assert box.call_with("job-1", b"one", targets.memo_parse) == (1, ["one", "two"])
+        # A plain call is given no memo: nothing of it is kept.
+        assert box.call(targets.memo_outside_a_held_call)

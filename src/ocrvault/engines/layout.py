@@ -92,6 +92,8 @@ def order_page(page: Page) -> Page:
 def _upright_box(angle: float) -> Callable[[Sequence[float]], Box]:
     """Maps a polygon to the bounding box of its corners turned back by ``-angle`` (the
     page's clockwise rotation undone), so that text lines run left to right."""
+    if angle % 360 == 0:  # most pages: the box of the corners as they are
+        return _bounds
     radians = math.radians(-angle)
     cos, sin = round(math.cos(radians), 12), round(math.sin(radians), 12)
 
@@ -101,6 +103,11 @@ def _upright_box(angle: float) -> Callable[[Sequence[float]], Box]:
         return (min(xs), min(ys), max(xs), max(ys))
 
     return box
+
+
+def _bounds(polygon: Sequence[float]) -> Box:
+    xs, ys = polygon[0::2], polygon[1::2]
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def _split_line(line: Line, upright: Callable[[Sequence[float]], Box]) -> list[Line]:

@@ -14,6 +14,7 @@ high-bit-depth grey is scaled so that the brightest sample is white.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -24,11 +25,13 @@ from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.ingest.inspect import (
     PdfRendering,
     check_page_size,
+    load_pdf,
     open_image,
     open_pdf,
     pdf_page_rendering,
 )
 from ocrvault.ingest.pdftext import PageText, plausible_points, read_text_layer
+from ocrvault.ingest.sandbox import held_memo
 from ocrvault.ingest.types import DecodedPage, FileFormat, Limits, PdfText
 
 # Modes whose pixels are grey levels; everything else becomes RGB.
@@ -121,7 +124,7 @@ def _image_pages(
 def _pdf_pages(
     data: bytes, pages: list[int], limits: Limits, password: str | None, pdf_text: PdfText
 ) -> Iterator[PagePixels | PageText]:
-    with open_pdf(data, password) as pdf:
+    with _pdf_of(data, password) as pdf:
         removed = _pdf_metadata(pdf)
         for number in pages:
             if not 1 <= number <= len(pdf):
@@ -134,6 +137,22 @@ def _pdf_pages(
             image, attached = _render(pdf, number, rendering.scale)
             yield PagePixels(number, image.mode, image.size, image.tobytes(),
                              removed | attached, rendering.points)
+
+
+@contextmanager
+def _pdf_of(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
+    """``data`` opened; in a child that keeps the document (a job read page by page),
+    opened once for all its pages: pdfium finds page N by walking the page tree from the
+    first page, so a PDF opened afresh for each page costs time quadratic in its pages."""
+    memo = held_memo()
+    if memo is None:
+        with open_pdf(data, password) as pdf:
+            yield pdf
+        return
+    key = ("pdf", password)
+    if key not in memo:
+        memo[key] = load_pdf(data, password)
+    yield memo[key]
 
 
 def _render(pdf: pdfium.PdfDocument, number: int,

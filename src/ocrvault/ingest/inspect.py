@@ -26,9 +26,11 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import pypdfium2 as pdfium
 from PIL import Image
@@ -130,13 +132,19 @@ def open_image(data: bytes, fmt: FileFormat, limits: Limits) -> Iterator[Image.I
         Image.MAX_IMAGE_PIXELS = saved_limit
 
 
-@contextmanager
-def open_pdf(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
-    """Open a PDF with pdfium (never with forms); refuse encrypted and unreadable ones."""
+def load_pdf(data: bytes, password: str | None) -> pdfium.PdfDocument:
+    """A PDF opened with pdfium (never with forms); encrypted and unreadable ones refused.
+    The caller closes it (see :func:`open_pdf`)."""
     try:
-        pdf = pdfium.PdfDocument(data, password=password)
+        return pdfium.PdfDocument(data, password=password)
     except pdfium.PdfiumError as exc:
         raise _pdf_open_error(exc.err_code, password) from None
+
+
+@contextmanager
+def open_pdf(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
+    """:func:`load_pdf`, closed at the end of the block."""
+    pdf = load_pdf(data, password)
     try:
         yield pdf
     finally:
@@ -224,8 +232,9 @@ def covering_image(page: pdfium.PdfPage, page_area: float
     it (a scan, a photo); None otherwise, or when an image cannot be measured."""
     try:
         largest: tuple[tuple[float, float], tuple[int, int]] | None = None
-        images = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=2)
-        for _, image in zip(range(_IMAGES_LOOKED_AT), images, strict=False):
+        images = page_objects(page, pdfium.raw.FPDF_PAGEOBJ_IMAGE, max_depth=2)
+        for _, raw_image in zip(range(_IMAGES_LOOKED_AT), images, strict=False):
+            image = pdfium.PdfObject(raw_image, page=page, pdf=page.pdf)
             left, bottom, right, top = image.get_bounds()
             width_pt, height_pt = right - left, top - bottom
             width_px, height_px = image.get_px_size()
@@ -237,6 +246,29 @@ def covering_image(page: pdfium.PdfPage, page_area: float
     if largest is None or largest[0][0] * largest[0][1] < _COVERING_SHARE * page_area:
         return None
     return largest
+
+
+def page_objects(page: pdfium.PdfPage, kind: int, max_depth: int) -> Iterator[Any]:
+    """The raw handles of the page's objects of ``kind`` (``FPDF_PAGEOBJ_*``), in form
+    XObjects too, ``max_depth`` levels down. pypdfium2's ``get_objects`` wraps every object
+    of every kind in a Python object first, which on a page of a thousand text runs cost
+    more than reading its text."""
+    raw = pdfium.raw
+
+    def walk(count: int, get: Callable[[int], Any], depth: int) -> Iterator[Any]:
+        for index in range(count):
+            handle = get(index)
+            if not handle:
+                raise pdfium.PdfiumError("Failed to get pageobject.")
+            found = raw.FPDFPageObj_GetType(handle)
+            if found == kind:
+                yield handle
+            if found == raw.FPDF_PAGEOBJ_FORM and depth + 1 < max_depth:
+                yield from walk(raw.FPDFFormObj_CountObjects(handle),
+                                partial(raw.FPDFFormObj_GetObject, handle), depth + 1)
+
+    return walk(raw.FPDFPage_CountObjects(page.raw), partial(raw.FPDFPage_GetObject, page.raw),
+                0)
 
 
 def _pdf_page_count(pdf: pdfium.PdfDocument, limits: Limits) -> int:

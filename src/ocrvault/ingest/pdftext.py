@@ -1,8 +1,9 @@
 """Born-digital PDF pages read from their own text layer, without OCR; runs in the sandbox.
 
-pdfium's text page gives each character with its box; characters are grouped into words
-at whitespace and into lines where pdfium starts a new one, and the boxes are mapped to
-the pixels the page would be rendered to for OCR, so an extracted page and an OCR'd page
+pdfium's text page gives the page's characters; they are grouped into words at
+whitespace and into lines where pdfium starts a new one, each word boxed by pdfium's
+rectangles over its characters, and the boxes are mapped to the pixels the page would
+be rendered to for OCR, so an extracted page and an OCR'd page
 share one coordinate system. Confidence is 1.0: the text is what the PDF says.
 
 When a page's text layer is trusted (``pdf_text=auto``), as a rule:
@@ -32,16 +33,18 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import pypdfium2 as pdfium
 
 from ocrvault.errors import ErrorCode, ProcessingError
-from ocrvault.ingest.inspect import PdfRendering, covering_image
+from ocrvault.ingest.inspect import PdfRendering, covering_image, page_objects
 from ocrvault.ingest.types import ExtractedPage, PdfText
-from ocrvault.model import Line, Page, PageSource, Word
+from ocrvault.model import Page, PageSource
 
 _MAX_INVISIBLE_SHARE = 0.5
 _MAX_JUNK_SHARE = 0.1
@@ -52,8 +55,9 @@ _LINE_BREAKS = frozenset("\r\n\u2028\u2029")
 Box = tuple[float, float, float, float]  # left, top, right, bottom in page pixels
 
 
-@dataclass(frozen=True, slots=True)
-class TextWord:
+class TextWord(NamedTuple):
+    # A tuple, not a dataclass: pages of hundreds of words cross the pipe from the child,
+    # and a tuple unpickles without a per-object __setstate__.
     text: str
     box: Box
 
@@ -73,10 +77,13 @@ class PageText:
         try:
             if not plausible_points(self.size_pt):
                 raise ValueError("size_pt")
-            lines = [_line(words) for words in self.lines if words]
             width, height = self.size
-            page = Page(number=self.number, width=width, height=height, angle=0.0,
-                        size_pt=self.size_pt, source=PageSource.EXTRACTED, lines=lines)
+            # One validation of the whole page: pydantic checks nested dicts in native code,
+            # where building each word's model was most of the cost of an extracted page.
+            page = Page.model_validate({
+                "number": self.number, "width": width, "height": height, "angle": 0.0,
+                "size_pt": self.size_pt, "source": PageSource.EXTRACTED,
+                "lines": [_line(words) for words in self.lines if words]})
             return ExtractedPage(page, set(self.metadata_removed))
         except (ValueError, TypeError, AttributeError):
             raise ProcessingError(ErrorCode.PROCESSING_FAILED,
@@ -94,20 +101,47 @@ def _rect(box: Box) -> list[float]:
     return [left, top, right, top, right, bottom, left, bottom]
 
 
-def _line(words: tuple[TextWord, ...]) -> Line:
-    built = [Word(text=w.text, polygon=_rect(w.box), confidence=1.0) for w in words]
+def _line(words: tuple[TextWord, ...]) -> dict[str, Any]:
     box = (min(w.box[0] for w in words), min(w.box[1] for w in words),
            max(w.box[2] for w in words), max(w.box[3] for w in words))
-    return Line(text=" ".join(w.text for w in words), polygon=_rect(box), confidence=1.0,
-                words=built)
+    return {"text": " ".join(w.text for w in words), "polygon": _rect(box), "confidence": 1.0,
+            "words": [{"text": w.text, "polygon": _rect(w.box), "confidence": 1.0}
+                      for w in words]}
 
 
-@dataclass(slots=True)
-class _Char:
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    """A page's text layer as pdfium reads it, one character per pdfium index."""
+
     text: str
-    box: Box | None  # None for characters pdfium generated (spaces, line breaks)
-    hidden: bool
-    junk: bool
+    glyphs: int  # characters that are not whitespace
+    junk: frozenset[int]  # indices of characters without a real Unicode meaning
+    hidden: frozenset[int]  # indices of characters drawn invisible
+
+    def usable(self, mode: PdfText) -> bool:
+        if mode is PdfText.EXTRACT:
+            return len(self.junk) < self.glyphs
+        return (self.glyphs > 0
+                and len(self.hidden) <= _MAX_INVISIBLE_SHARE * self.glyphs
+                and len(self.junk) <= _MAX_JUNK_SHARE * self.glyphs)
+
+
+def _unchecked(function: Any, restype: type) -> Any:
+    """``function`` of pypdfium2's raw bindings called without ctypes' conversion of each
+    argument (pointers and ints pass as they are; doubles must go by ``byref``): a page
+    asks pdfium about each of its thousand characters, and the conversion was most of
+    each call's cost."""
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    assert address, "pdfium's library lacks a function its bindings name"
+    return ctypes.CFUNCTYPE(restype)(address)
+
+
+_HAS_MAP_ERROR = _unchecked(pdfium.raw.FPDFText_HasUnicodeMapError, ctypes.c_int)
+_GET_UNICODE = _unchecked(pdfium.raw.FPDFText_GetUnicode, ctypes.c_uint)
+_COUNT_RECTS = _unchecked(pdfium.raw.FPDFText_CountRects, ctypes.c_int)
+_GET_RECT = _unchecked(pdfium.raw.FPDFText_GetRect, ctypes.c_int)
+_WORD_OR_BREAK = re.compile(r"[\r\n\u2028\u2029]|\S+")
+_SURROGATE_PAIR = re.compile(r"[\ud800-\udbff][\udc00-\udfff]")
 
 
 def read_text_layer(pdf: pdfium.PdfDocument, number: int, rendering: PdfRendering,
@@ -117,54 +151,82 @@ def read_text_layer(pdf: pdfium.PdfDocument, number: int, rendering: PdfRenderin
         return None
     page = pdf[number - 1]
     try:
-        chars = _chars(page, rendering.size)
-        if not _usable(chars, page, mode):
-            return None
-        keep = [c for c in chars if not c.junk and (mode is PdfText.EXTRACT or not c.hidden)]
-        return PageText(number, rendering.size, _group(keep), metadata_removed, rendering.points)
+        if mode is PdfText.AUTO and covering_image(page, math.prod(page.get_size())):
+            return None  # a scan, whatever words are stamped on it
+        text_page = page.get_textpage()
+        try:
+            layer = _read_layer(page, text_page)
+            if not layer.usable(mode):
+                return None
+            dropped = layer.junk if mode is PdfText.EXTRACT else layer.junk | layer.hidden
+            lines = _lines(text_page, layer.text, dropped,
+                           _page_to_pixels(page, rendering.size))
+        finally:
+            text_page.close()
+        return PageText(number, rendering.size, lines, metadata_removed, rendering.points)
     finally:
         page.close()
 
 
-def _chars(page: pdfium.PdfPage, size: tuple[int, int]) -> list[_Char]:
-    text_page = page.get_textpage()
-    try:
-        raw, handle = pdfium.raw, text_page.raw
-        to_pixels = _page_to_pixels(page, size)
-        # Render mode per text object, looked up once; on a page where no text object is
-        # hidden (most born-digital pages) not at all per character.
-        any_hidden = _has_hidden_text(page)
-        hidden_objects: dict[int, bool] = {}
-        left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-        chars = []
-        for index in range(raw.FPDFText_CountChars(handle)):
-            code = raw.FPDFText_GetUnicode(handle, index)
-            text = chr(code) if 0 < code < 0x110000 else "\ufffd"
-            if text.isspace():  # pdfium's generated spaces and line breaks among them
-                chars.append(_Char(text, None, hidden=False, junk=False))
-                continue
-            hidden = False
-            if any_hidden:
-                text_object = raw.FPDFText_GetTextObject(handle, index)
-                address = ctypes.cast(text_object, ctypes.c_void_p).value or 0
-                if address not in hidden_objects:
-                    hidden_objects[address] = bool(address) and (
-                        raw.FPDFTextObj_GetTextRenderMode(text_object) in _HIDDEN_MODES)
-                hidden = hidden_objects[address]
-            junk = raw.FPDFText_HasUnicodeMapError(handle, index) == 1 or _is_junk(text)
-            box = None
-            if raw.FPDFText_GetCharBox(handle, index, left, right, bottom, top):
-                box = to_pixels(left.value, bottom.value, right.value, top.value)
-            chars.append(_Char(text, box, hidden, junk))
-        return chars
-    finally:
-        text_page.close()
+def _read_layer(page: pdfium.PdfPage, text_page: pdfium.PdfTextPage) -> _Layer:
+    handle = text_page.raw
+    count = pdfium.raw.FPDFText_CountChars(handle)
+    text = _indexed_text(text_page, count)
+    glyphs = [index for index, char in enumerate(text) if not char.isspace()]
+    junk = {index for index in glyphs if _HAS_MAP_ERROR(handle, index) == 1}
+    paired = set() if text.isascii() else {
+        index for pair in _SURROGATE_PAIR.finditer(text) for index in range(*pair.span())}
+    junk.update(index for index in glyphs if not " " <= text[index] <= "~"
+                and index not in paired and _is_junk(text[index]))
+    hidden = _hidden(handle, glyphs) if _has_hidden_text(page) else set()
+    return _Layer(text, len(glyphs), frozenset(junk), frozenset(hidden))
+
+
+def _indexed_text(text_page: pdfium.PdfTextPage, count: int) -> str:
+    """The page's text, one character per pdfium index. pdfium indexes a character beyond
+    U+FFFF as its two UTF-16 halves, so the text keeps them apart (:func:`_joined` puts a
+    word's pairs back together)."""
+    text: str = text_page.get_text_range(errors="surrogatepass")
+    if len(text) != count and not text.isascii():
+        halves = text.encode("utf-16-le", "surrogatepass")
+        text = "".join(map(chr, memoryview(halves).cast("H")))
+    if len(text) != count:  # characters pdfium's text leaves out: asked one by one
+        text = "".join(_character(_GET_UNICODE(text_page.raw, index)) for index in range(count))
+    return text
+
+
+def _joined(text: str) -> str:
+    """``text`` with UTF-16 halves of a pair joined, and a half without its pair replaced."""
+    if text.isascii():
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _character(code: int) -> str:
+    return chr(code) if 0 < code < 0x110000 else "\ufffd"
+
+
+def _hidden(handle: Any, glyphs: list[int]) -> set[int]:
+    """The glyphs drawn in an invisible render mode, the mode looked up once per text
+    object."""
+    raw = pdfium.raw
+    hidden_objects: dict[int, bool] = {}
+    hidden = set()
+    for index in glyphs:
+        text_object = raw.FPDFText_GetTextObject(handle, index)
+        address = ctypes.cast(text_object, ctypes.c_void_p).value or 0
+        if address not in hidden_objects:
+            hidden_objects[address] = bool(address) and (
+                raw.FPDFTextObj_GetTextRenderMode(text_object) in _HIDDEN_MODES)
+        if hidden_objects[address]:
+            hidden.add(index)
+    return hidden
 
 
 def _has_hidden_text(page: pdfium.PdfPage) -> bool:
     """Whether any text object of the page (in form XObjects too) is drawn invisible."""
-    texts = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_TEXT], max_depth=8)
-    return any(pdfium.raw.FPDFTextObj_GetTextRenderMode(text.raw) in _HIDDEN_MODES
+    texts = page_objects(page, pdfium.raw.FPDF_PAGEOBJ_TEXT, max_depth=8)
+    return any(pdfium.raw.FPDFTextObj_GetTextRenderMode(text) in _HIDDEN_MODES
                for text in texts)
 
 
@@ -199,45 +261,51 @@ def _page_to_pixels(page: pdfium.PdfPage, size: tuple[int, int]
     return to_pixels
 
 
-def _usable(chars: list[_Char], page: pdfium.PdfPage, mode: PdfText) -> bool:
-    text = [c for c in chars if c.box is not None]
-    if not text:
-        return False
-    if mode is PdfText.EXTRACT:
-        return any(not c.junk for c in text)
-    if sum(c.hidden for c in text) > _MAX_INVISIBLE_SHARE * len(text):
-        return False
-    if sum(c.junk for c in text) > _MAX_JUNK_SHARE * len(text):
-        return False
-    width, height = page.get_size()
-    return covering_image(page, width * height) is None
-
-
-def _group(chars: list[_Char]) -> tuple[tuple[TextWord, ...], ...]:
-    """Words at whitespace, lines at pdfium's line breaks."""
+def _lines(text_page: pdfium.PdfTextPage, text: str, dropped: frozenset[int],
+           to_pixels: Callable[[float, float, float, float], Box]
+           ) -> tuple[tuple[TextWord, ...], ...]:
+    """Words at whitespace, lines at pdfium's line breaks, ``dropped`` characters left
+    out; a word's box is the union of pdfium's rectangles over its characters (one per
+    run of characters in one text object), so it costs a call per word, not per
+    character."""
+    handle = text_page.raw
+    left, top, right, bottom = (ctypes.c_double() for _ in range(4))
+    corners = [ctypes.byref(side) for side in (left, top, right, bottom)]
     lines: list[tuple[TextWord, ...]] = []
     line: list[TextWord] = []
-    word: list[_Char] = []
-
-    def end_word() -> None:
-        boxes = [c.box for c in word if c.box is not None]
-        if boxes:
-            line.append(TextWord("".join(c.text for c in word),
-                                 (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                                  max(b[2] for b in boxes), max(b[3] for b in boxes))))
-        word.clear()
-
-    for char in chars:
-        if char.text in _LINE_BREAKS:
-            end_word()
+    for token in _WORD_OR_BREAK.finditer(text):
+        start, end = token.span()
+        if text[start] in _LINE_BREAKS:
             if line:
                 lines.append(tuple(line))
                 line = []
-        elif char.text.isspace():
-            end_word()
-        else:
-            word.append(char)
-    end_word()
+            continue
+        runs = _runs(start, end, dropped)
+        x0 = y0 = math.inf
+        x1 = y1 = -math.inf
+        for run_start, run_end in runs:
+            for index in range(_COUNT_RECTS(handle, run_start, run_end - run_start)):
+                _GET_RECT(handle, index, *corners)
+                x0, y0 = min(x0, left.value), min(y0, bottom.value)
+                x1, y1 = max(x1, right.value), max(y1, top.value)
+        if x0 <= x1:  # a word whose characters have no extent has no box, and is left out
+            word = text[start:end] if len(runs) == 1 else "".join(text[a:b] for a, b in runs)
+            line.append(TextWord(_joined(word), to_pixels(x0, y0, x1, y1)))
     if line:
         lines.append(tuple(line))
     return tuple(lines)
+
+
+def _runs(start: int, end: int, dropped: frozenset[int]) -> list[tuple[int, int]]:
+    """The runs of ``range(start, end)`` that leave out the ``dropped`` indices."""
+    if dropped.isdisjoint(range(start, end)):
+        return [(start, end)]
+    runs: list[tuple[int, int]] = []
+    for index in range(start, end):
+        if index in dropped:
+            continue
+        if runs and runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs

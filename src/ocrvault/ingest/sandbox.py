@@ -54,7 +54,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from multiprocessing import popen_forkserver, spawn
@@ -444,8 +444,8 @@ spawn.get_preparation_data = _without_main
 
 
 class _ReplyUnpickler(pickle.Unpickler):
-    """Resolves only ocrvault's own dataclasses and enums, never a function or a builtin
-    (``getattr`` stands for a lookup of an enum's member by name, nothing more)."""
+    """Resolves only ocrvault's own dataclasses, named tuples and enums, never a function or
+    a builtin (``getattr`` stands for a lookup of an enum's member by name, nothing more)."""
 
     def find_class(self, module_name: str, name: str) -> Any:
         if (module_name, name) == ("builtins", "getattr"):
@@ -457,6 +457,7 @@ class _ReplyUnpickler(pickle.Unpickler):
         )
         if isinstance(found, type) and (
             dataclasses.is_dataclass(found) or issubclass(found, enum.Enum)
+            or (issubclass(found, tuple) and hasattr(found, "_fields"))
         ):
             return found
         raise pickle.UnpicklingError(f"refused {module_name}.{name}")
@@ -521,36 +522,67 @@ def _serve(conn: Connection, memory_bytes: int, cpu_seconds: int) -> None:
             os._exit(_EXIT_OUT_OF_MEMORY)
 
 
+_held_memo: dict[object, Any] | None = None  # in a child, during a call on its kept document
+
+
+def held_memo() -> dict[object, Any] | None:
+    """In a sandbox child, during a call of :meth:`Sandbox.call_with`: a dict that lives as
+    long as the child keeps that document, for what is costly to redo on each of its pages
+    (the document parsed once, not once a page); its values are closed (``close()``) when
+    the child lets the document go. Anywhere else: None, and nothing is kept."""
+    return _held_memo
+
+
 class _Worker:
     """Runs one request at a time; keeps the generator of a streamed call, and the last
-    document of :meth:`Sandbox.call_with`, between them."""
+    document of :meth:`Sandbox.call_with` with its :func:`held_memo`, between them."""
 
     def __init__(self, cpu_seconds: int) -> None:
         self._cpu_seconds = cpu_seconds
         self._stream: Iterator[object] = iter(())
         self._held: tuple[str, bytes] | None = None
+        self._memo: dict[object, Any] = {}
 
     def step(self, request: bytes) -> object:
+        global _held_memo
         message = pickle.loads(request)  # noqa: S301 - written by the parent, which is trusted
         if message == _NEXT:
             return next(self._stream, _END)
         if message == _FORGET:
-            self._held = None
+            self._let_go()
             return None
         if message[0] == _HELD:
             _, key, document, fn, args = message
             if document is not None:
+                self._let_go()
                 self._held = (key, document)
             elif self._held is None or self._held[0] != key:
                 raise RuntimeError("asked for a document this child does not hold")
             _set_cpu_budget(self._cpu_seconds)
-            return fn(self._held[1], *args)
+            _held_memo = self._memo
+            try:
+                return fn(self._held[1], *args)
+            finally:
+                _held_memo = None
         kind, fn, args = message
         _set_cpu_budget(self._cpu_seconds)  # after unpickling, which imports fn's module
         if kind == _CALL:
             return fn(*args)
         self._stream = iter(fn(*args))
         return next(self._stream, _END)
+
+    def _let_go(self) -> None:
+        """Drop the kept document, and close what was kept of it."""
+        self._held = None
+        memo, self._memo = self._memo, {}
+        _close_all(memo.values())
+
+
+def _close_all(values: Iterable[Any]) -> None:
+    for value in values:  # a parsed document: closed now, not whenever the GC finds it
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()
 
 
 def _outcome(step: Callable[[], object]) -> bytes:

@@ -94,7 +94,8 @@ class OcrPipeline:
             return renderer.render(document, None)
         source = SourceFile(data, checked.format, tuple(checked.pages), self.ingestor.limits,
                             params.pdf_password, params.pdf_profile)
-        return self.ingestor.sandbox.call(render_isolated, fmt, document, source)
+        return self.ingestor.sandbox.call(render_isolated, fmt, document.model_dump_json().encode(),
+                                         source)
 
     def open(self, data: bytes, checked: CheckedInput, params: ReadParams,
              key: str | None = None) -> DocumentReader:

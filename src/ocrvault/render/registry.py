@@ -54,6 +54,10 @@ def default_registry() -> RendererRegistry:
     return RendererRegistry.discover()
 
 
-def render_isolated(fmt: OutputFormat, document: Document, source: SourceFile) -> bytes:
-    """Render ``fmt`` from ``source``: the entry point the decode sandbox's child runs."""
-    return default_registry().get(fmt).render(document, source)
+def render_isolated(fmt: OutputFormat, document_json: bytes, source: SourceFile) -> bytes:
+    """Render ``fmt`` of the document (its JSON) from ``source``: the entry point the decode
+    sandbox's child runs. The document crosses the pipe as JSON: pydantic writes and reads
+    it in native code, where pickling a result of many thousand words both ways took
+    three times as long."""
+    return default_registry().get(fmt).render(Document.model_validate_json(document_json),
+                                              source)
