@@ -249,3 +249,19 @@ def test_pixel_data_cut_short_is_a_corrupt_file() -> None:
 def test_the_parent_refuses_a_page_of_the_wrong_shape(pixels: PagePixels) -> None:
     with pytest.raises(ProcessingError):
         pixels.to_page()
+
+
+@pytest.mark.parametrize(("data", "fmt"), [
+    (encode(left_half_black("RGB"), "PNG"), FileFormat.PNG),
+    (pdf_of([left_half_black("RGB")], dpi=72), FileFormat.PDF),
+])
+def test_pages_for_an_engine_that_reads_grey_leave_the_child_as_grey(
+        data: bytes, fmt: FileFormat) -> None:
+    [colour] = decode_pages(data, fmt, [1], LIMITS)
+    [grey] = decode_pages(data, fmt, [1], LIMITS, grey=True)
+
+    assert isinstance(colour, PagePixels) and isinstance(grey, PagePixels)
+    assert (colour.mode, grey.mode) == ("RGB", "L")
+    assert len(grey.pixels) * 3 == len(colour.pixels)  # a third of the bytes to send
+    image = grey.to_page().image
+    assert image.getpixel((2, 10)) == 0 and image.getpixel((38, 10)) == 255

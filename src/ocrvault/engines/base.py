@@ -42,6 +42,13 @@ def timeout_error(options: RecognizeOptions) -> ProcessingError:
     )
 
 
+def reads_grey(engine: OcrEngine) -> bool:
+    """Whether ``engine`` reads grey levels only (``reads_grey = True`` on its class), so
+    that pages can be decoded to grey before they reach it; an engine that does not say
+    is given pages as they are."""
+    return getattr(engine, "reads_grey", False) is True
+
+
 @runtime_checkable
 class OcrEngine(Protocol):
     @property

@@ -86,6 +86,8 @@ def library_version() -> str:
 class TesseractEngine:
     """The default :class:`~ocrvault.engines.base.OcrEngine`; safe to share between threads."""
 
+    reads_grey = True  # Tesseract thresholds grey levels; colour is dropped on the way in
+
     def __init__(self, tessdata_dir: Path | None = None) -> None:
         self._tessdata = find_tessdata(tessdata_dir)
         self._languages = installed_languages(self._tessdata)

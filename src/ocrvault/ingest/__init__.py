@@ -92,19 +92,21 @@ class Ingestor:
 
     def decode_page(self, key: str | None, data: bytes, fmt: FileFormat, number: int,
                     pdf_password: str | None = None, budget: Budget | None = None,
-                    pdf_text: PdfText = PdfText.OCR) -> DecodedPage | ExtractedPage:
+                    pdf_text: PdfText = PdfText.OCR,
+                    grey: bool = False) -> DecodedPage | ExtractedPage:
         """Decode page ``number`` (1-based) of a file :meth:`inspect` accepted as ``fmt``;
         a PDF page read from its own text layer (``pdf_text``) comes as an
-        :class:`ExtractedPage`. ``key`` names ``data``: the child that decoded a page of it
-        keeps it, so the next page costs no copy (see :meth:`Sandbox.call_with`);
-        :meth:`forget` ``key`` after the last page. No key: nothing is kept (a file of one
-        page). Every page of a file spends from one ``budget``."""
+        :class:`ExtractedPage`, pixels come as 8-bit grey with ``grey``. ``key`` names
+        ``data``: the child that decoded a page of it keeps it, so the next page costs no
+        copy (see :meth:`Sandbox.call_with`); :meth:`forget` ``key`` after the last page.
+        No key: nothing is kept (a file of one page). Every page of a file spends from one
+        ``budget``."""
         if key is None:
             page = self.sandbox.call(decode_page, data, fmt, number, self.limits, pdf_password,
-                                     pdf_text)
+                                     pdf_text, grey)
         else:
             page = self.sandbox.call_with(key, data, decode_page, fmt, number, self.limits,
-                                          pdf_password, pdf_text, budget=budget)
+                                          pdf_password, pdf_text, grey, budget=budget)
         return page.to_page()
 
     def forget(self, key: str) -> None:

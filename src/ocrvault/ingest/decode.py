@@ -85,15 +85,18 @@ def decode_pages(
     limits: Limits,
     pdf_password: str | None = None,
     pdf_text: PdfText = PdfText.OCR,
+    grey: bool = False,
 ) -> Iterator[PagePixels | PageText]:
     """Decode ``pages`` (1-based) of ``data`` one at a time, sizes re-checked before each.
 
     A PDF page whose text layer ``pdf_text`` lets through (ingest/pdftext.py) comes as its
-    text instead of its pixels."""
+    text instead of its pixels. With ``grey`` (an engine that reads grey levels only) every
+    page leaves as 8-bit grey: a third of the bytes of colour to copy across the pipe and
+    to hold, and the conversion done here, beside the worker, not in it."""
     if fmt is FileFormat.PDF:
-        yield from _pdf_pages(data, pages, limits, pdf_password, pdf_text)
+        yield from _pdf_pages(data, pages, limits, pdf_password, pdf_text, grey)
     else:
-        yield from _image_pages(data, fmt, pages, limits)
+        yield from _image_pages(data, fmt, pages, limits, grey)
 
 
 def decode_page(
@@ -103,13 +106,14 @@ def decode_page(
     limits: Limits,
     pdf_password: str | None = None,
     pdf_text: PdfText = PdfText.OCR,
+    grey: bool = False,
 ) -> PagePixels | PageText:
     """Decode page ``number`` (1-based) alone: a page task of a job read page by page."""
-    return next(decode_pages(data, fmt, [number], limits, pdf_password, pdf_text))
+    return next(decode_pages(data, fmt, [number], limits, pdf_password, pdf_text, grey))
 
 
 def _image_pages(
-    data: bytes, fmt: FileFormat, pages: list[int], limits: Limits
+    data: bytes, fmt: FileFormat, pages: list[int], limits: Limits, grey: bool
 ) -> Iterator[PagePixels]:
     with open_image(data, fmt, limits) as image:
         for number in pages:
@@ -118,11 +122,14 @@ def _image_pages(
             image.load()
             removed = _image_metadata(image)
             page = _to_grey_or_rgb(ImageOps.exif_transpose(image))
+            if grey and page.mode != "L":
+                page = page.convert("L")
             yield PagePixels(number, page.mode, page.size, page.tobytes(), removed)
 
 
 def _pdf_pages(
-    data: bytes, pages: list[int], limits: Limits, password: str | None, pdf_text: PdfText
+    data: bytes, pages: list[int], limits: Limits, password: str | None, pdf_text: PdfText,
+    grey: bool,
 ) -> Iterator[PagePixels | PageText]:
     with _pdf_of(data, password) as pdf:
         removed = _pdf_metadata(pdf)
@@ -134,7 +141,7 @@ def _pdf_pages(
             if text is not None:
                 yield text
                 continue
-            image, attached = _render(pdf, number, rendering.scale)
+            image, attached = _render(pdf, number, rendering.scale, grey)
             yield PagePixels(number, image.mode, image.size, image.tobytes(),
                              removed | attached, rendering.points)
 
@@ -155,14 +162,15 @@ def _pdf_of(data: bytes, password: str | None) -> Iterator[pdfium.PdfDocument]:
     yield memo[key]
 
 
-def _render(pdf: pdfium.PdfDocument, number: int,
-            scale: float) -> tuple[Image.Image, frozenset[str]]:
+def _render(pdf: pdfium.PdfDocument, number: int, scale: float,
+            grey: bool) -> tuple[Image.Image, frozenset[str]]:
     """Rasterise one page, and name the metadata its annotations carry; forms are never
     drawn (they were never initialised)."""
     try:
         page = pdf[number - 1]
         try:
-            bitmap = page.render(scale=scale, may_draw_forms=False, rev_byteorder=True)
+            bitmap = page.render(scale=scale, may_draw_forms=False, rev_byteorder=True,
+                                 grayscale=grey)
             image: Image.Image = bitmap.to_pil()
             return image, _annotation_metadata(page)
         finally:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ocrvault.engines.base import OcrEngine, RecognizeOptions
+from ocrvault.engines.base import OcrEngine, RecognizeOptions, reads_grey
 from ocrvault.engines.catalog import EngineCatalog
 from ocrvault.engines.layout import order_page
 from ocrvault.errors import ErrorCode, InputRejected
@@ -149,6 +149,7 @@ class DocumentReader:
                  params: ReadParams, key: str) -> None:
         self._ingestor = pipeline.ingestor
         self._engine = pipeline.engines.get(params.engine)
+        self._grey = reads_grey(self._engine)
         self._timeout = pipeline.page_timeout
         self._data = data
         self._checked = checked
@@ -170,7 +171,8 @@ class DocumentReader:
         with tracing.span("decode", page=number):
             decoded = self._ingestor.decode_page(self._key, self._data, self._checked.format,
                                                  number, self._params.pdf_password,
-                                                 self._budget, self._params.pdf_text)
+                                                 self._budget, self._params.pdf_text,
+                                                 grey=self._grey)
         if isinstance(decoded, ExtractedPage):
             page = order_page(decoded.page)
         else:
