@@ -7,12 +7,9 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
-
-from ocrvault.client import ApiError, Client, progress_bar
 
 err = Console(stderr=True)
 
@@ -30,6 +27,12 @@ def submit(
     pages: Annotated[str | None, typer.Option(help="e.g. 1-3,5")] = None,
 ) -> None:
     """Submit files to a running server; prints each job id, or with --wait its text."""
+    # Imported here, not with the CLI: a server started by ``ocrvault serve`` has no use
+    # for the HTTP client, which would cost it some 9 MB of memory.
+    import httpx
+
+    from ocrvault.client import ApiError, Client, progress_bar
+
     if not key:
         err.print("[red]error[/red] give --key or set OCRVAULT_API_KEY.")
         raise typer.Exit(2)

@@ -17,13 +17,8 @@ from typing import Any
 import pytest
 
 from ocrvault.config import Settings
-from ocrvault.store.blobs import (
-    BlobStore,
-    BlobStoreUnavailable,
-    LocalBlobStore,
-    S3BlobStore,
-    open_blob_store,
-)
+from ocrvault.store.blobs import BlobStore, BlobStoreUnavailable, LocalBlobStore, open_blob_store
+from ocrvault.store.blobs_s3 import S3BlobStore
 from tests.s3server import REGION, bucket_objects, new_bucket
 from tests.servers import free_port
 

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ocrvault.config import Settings
-from ocrvault.store.blobs import S3BlobStore, open_blob_store
+from ocrvault.store.blobs import open_blob_store
+from ocrvault.store.blobs_s3 import S3BlobStore
 from tests.conftest import assert_problem, auth, runtime_of
 from tests.docgen import canary as make_canary
 from tests.docgen import encode, text_page

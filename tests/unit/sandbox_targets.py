@@ -133,7 +133,7 @@ def held_slowly(document: bytes, seconds: float) -> int:
 class _Parsed:
     """Stands for a parsed document in the held memo; says when it is closed."""
 
-    closed: list[str] = []  # noqa: RUF012 - a record the child keeps across calls
+    closed: list[str] = []  # a record the child keeps across calls
 
     def __init__(self, document: bytes) -> None:
         self.document = document

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+if TYPE_CHECKING:  # the SDK is imported where tracing is turned on: off, it costs memory
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 T = TypeVar("T")
 Attribute = str | int | float | bool
@@ -41,6 +41,10 @@ def configure(endpoint: str | None, role: str, processor: SpanProcessor | None =
     global _provider, _tracer
     if _provider is not None or (endpoint is None and processor is None):
         return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(resource=Resource.create(
         {"service.name": "ocrvault", "service.namespace": "ocrvault", "ocrvault.role": role}))
     if processor is None:

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from ocrvault import __version__
 from ocrvault.webhooks import signing
 from ocrvault.webhooks.ssrf import Target
@@ -82,6 +80,8 @@ class Sender:
             "host": _host_header(target),
         }
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        import httpx  # here: a deployment without webhooks does not pay its memory
+
         started = time.monotonic()
         try:
             with httpx.Client(verify=self.verify, timeout=self.timeout, follow_redirects=False,
