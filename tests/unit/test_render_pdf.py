@@ -22,7 +22,7 @@ from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.ingest.types import FileFormat, Limits
 from ocrvault.model import Document, EngineInfo, OutputFormat, Page, PageSource
 from ocrvault.render import PdfProfile, SourceFile, render_isolated
-from ocrvault.render.pdf import strip_jpeg_metadata
+from ocrvault.render.pdf import RENDERER, strip_jpeg_metadata
 from tests.conftest import CORPUS
 from tests.docgen import encode, mixed_pdf, pdf_of, text_page
 from tests.renderfix import line_of, word
@@ -305,3 +305,10 @@ def test_other_images_go_in_losslessly(fmt: str, mode: str, bits: int) -> None:
         placed = pikepdf.PdfImage(xobject).as_pil_image()
     expected = image.convert("L" if mode in ("L", "1") else "RGB")
     assert ImageChops.difference(placed.convert(expected.mode), expected).getbbox() is None
+
+
+def test_the_searchable_pdf_reads_the_lines_of_ocrd_pages_only() -> None:
+    # The lines of a page it keeps as the PDF has it are not even sent to the sandbox.
+    page = Page(number=1, width=10, height=10, angle=0.0, lines=[])
+    assert RENDERER.reads_lines(page)
+    assert not RENDERER.reads_lines(page.model_copy(update={"source": PageSource.EXTRACTED}))

@@ -94,7 +94,10 @@ class OcrPipeline:
             return renderer.render(document, None)
         source = SourceFile(data, checked.format, tuple(checked.pages), self.ingestor.limits,
                             params.pdf_password, params.pdf_profile)
-        return self.ingestor.sandbox.call(render_isolated, fmt, document.model_dump_json().encode(),
+        sent = document.model_copy(update={"pages": [
+            page if renderer.reads_lines(page) else page.model_copy(update={"lines": []})
+            for page in document.pages]})
+        return self.ingestor.sandbox.call(render_isolated, fmt, sent.model_dump_json().encode(),
                                          source)
 
     def open(self, data: bytes, checked: CheckedInput, params: ReadParams,

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from ocrvault.ingest.types import FileFormat, Limits
-from ocrvault.model import Document, OutputFormat
+from ocrvault.model import Document, OutputFormat, Page
 
 
 class PdfProfile(StrEnum):
@@ -61,6 +61,12 @@ class Renderer(Protocol):
         other output exists only if it was requested (``409 output_not_requested``)."""
         ...
 
+    def reads_lines(self, page: Page) -> bool:
+        """Whether ``render`` reads ``page``'s lines. A renderer that reads the input is
+        sent the document without the lines it does not read: a born-digital page's words,
+        which the searchable PDF keeps as the PDF has them, were most of what crossed."""
+        ...
+
     def render(self, document: Document, source: SourceFile | None) -> bytes: ...
 
 
@@ -72,6 +78,9 @@ class DocumentRenderer:
     draw: _Draw
     view_of_result: bool = False
     reads_input: bool = False
+
+    def reads_lines(self, page: Page) -> bool:
+        return True
 
     def render(self, document: Document, source: SourceFile | None) -> bytes:
         return self.draw(document)

@@ -71,6 +71,9 @@ class SearchablePdfRenderer:
     reads_input = True
     view_of_result = False
 
+    def reads_lines(self, page: Page) -> bool:
+        return page.source is PageSource.OCR  # a page with its own text is kept as it is
+
     def render(self, document: Document, source: SourceFile | None) -> bytes:
         if source is None:
             raise ValueError("the searchable PDF is drawn from the input")
