@@ -233,3 +233,25 @@ class _Call:
 
     def __reduce__(self) -> tuple[object, tuple[type, str]]:
         return getattr, (self.cls, self.name)
+
+
+def test_a_reply_may_hold_ocrvaults_named_tuples_but_no_other_class_of_its_modules() -> None:
+    from ocrvault.ingest.pdftext import TextWord
+
+    word = TextWord("word", (1.0, 2.0, 3.0, 4.0))
+    reply = pickle.dumps(("value", word), protocol=5)
+    assert _ReplyUnpickler(io.BytesIO(reply)).load() == ("value", word)
+    # A class of ocrvault's that is neither a dataclass, an enum nor a named tuple (its
+    # constructor could do anything) is refused.
+    with pytest.raises(pickle.UnpicklingError):
+        _ReplyUnpickler(io.BytesIO(pickle.dumps(_Builds(Sandbox), protocol=5))).load()
+
+
+class _Builds:
+    """Pickles as the call ``cls()``, to check which classes the parent would build."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return self.cls, ()
