@@ -93,7 +93,7 @@ def _upright_box(angle: float) -> Callable[[Sequence[float]], Box]:
     """Maps a polygon to the bounding box of its corners turned back by ``-angle`` (the
     page's clockwise rotation undone), so that text lines run left to right."""
     if angle % 360 == 0:  # most pages: the box of the corners as they are
-        return _bounds
+        return bounds
     radians = math.radians(-angle)
     cos, sin = round(math.cos(radians), 12), round(math.sin(radians), 12)
 
@@ -105,7 +105,8 @@ def _upright_box(angle: float) -> Callable[[Sequence[float]], Box]:
     return box
 
 
-def _bounds(polygon: Sequence[float]) -> Box:
+def bounds(polygon: Sequence[float]) -> Box:
+    """The upright box (left, top, right, bottom) around a polygon's corners."""
     xs, ys = polygon[0::2], polygon[1::2]
     return (min(xs), min(ys), max(xs), max(ys))
 

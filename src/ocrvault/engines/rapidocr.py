@@ -66,7 +66,7 @@ from PIL import Image
 
 from ocrvault.engines.alphabets import ALPHABETS, LANGUAGES, RAPIDOCR, rapidocr_version
 from ocrvault.engines.base import RecognizeOptions, timeout_error
-from ocrvault.engines.layout import row_order
+from ocrvault.engines.layout import bounds, row_order
 from ocrvault.engines.pixels import eight_bit
 from ocrvault.errors import ErrorCode, InputRejected, ProcessingError
 from ocrvault.model import EngineInfo, Line, Page, Word
@@ -134,7 +134,7 @@ class RapidOcrEngine:
                  if text.strip()]
         # Detected boxes come roughly top to bottom; in rows (a receipt's price beside its
         # item), left to right. The pipeline's layout step then finds any columns.
-        lines = [found[i] for i in row_order([_bounds(line.polygon) for line in found])]
+        lines = [found[i] for i in row_order([bounds(line.polygon) for line in found])]
         return Page(number=options.page_number, width=rgb.width, height=rgb.height, angle=0.0,
                     engine=NAME, lines=lines)
 
@@ -321,11 +321,6 @@ def _boxes(output: Any) -> list[list[float]]:
     if output.boxes is None:
         return []
     return [[round(float(v), 1) for point in box for v in point] for box in output.boxes]
-
-
-def _bounds(polygon: list[float]) -> tuple[float, float, float, float]:
-    xs, ys = polygon[0::2], polygon[1::2]
-    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def _line(text: str, polygon: list[float], score: float) -> Line:
