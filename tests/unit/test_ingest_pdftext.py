@@ -4,6 +4,7 @@ boxes it gets (ingest/pdftext.py), run as the sandbox child runs it."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pikepdf
 import pypdfium2 as pdfium
@@ -11,7 +12,8 @@ import pytest
 from PIL import Image
 
 from ocrvault.ingest.decode import decode_pages
-from ocrvault.ingest.pdftext import PageText
+from ocrvault.ingest.inspect import pdf_page_rendering
+from ocrvault.ingest.pdftext import PageText, read_text_layer
 from ocrvault.ingest.types import FileFormat, Limits, PdfText
 from ocrvault.model import PageSource
 from tests.docgen import mixed_pdf, text_page
@@ -140,3 +142,13 @@ def test_a_few_invisible_words_on_a_visible_page_are_left_out_unless_extract() -
 
     assert words_of(decoded(data)[0]) == ["visible", "words", "here"]
     assert words_of(decoded(data, PdfText.EXTRACT)[0]) == ["visible", "words", "here", "ghost"]
+
+
+def test_auto_trusts_no_layer_on_a_rendering_that_did_not_look_for_a_covering_image() -> None:
+    pdf = pdfium.PdfDocument(mixed_pdf([("text", ["Hello born world"])]))
+    looked = pdf_page_rendering(pdf, 1, LIMITS)
+    assert looked.scan is False
+    assert read_text_layer(pdf, 1, looked, PdfText.AUTO, frozenset()) is not None
+    unlooked = replace(looked, scan=None)
+    assert read_text_layer(pdf, 1, unlooked, PdfText.AUTO, frozenset()) is None
+    assert read_text_layer(pdf, 1, unlooked, PdfText.EXTRACT, frozenset()) is not None

@@ -159,6 +159,9 @@ class PdfRendering:
     scale: float
     size: tuple[int, int]
     points: tuple[float, float]
+    # Whether one image covers most of the page (a scan, a photo); None where it was not
+    # looked for (inspection, of a page that fits at ``pdf_dpi``).
+    scan: bool | None = None
 
     @property
     def dpi(self) -> float:
@@ -174,11 +177,13 @@ def pdf_page_rendering(pdf: pdfium.PdfDocument, number: int, limits: Limits, *,
     """
     width_pt, height_pt = _page_box(pdf, number)
     full = limits.pdf_dpi / POINTS_PER_INCH
-    scale = full
+    scale, scan = full, None
     if exact or not _fits(_pixels(width_pt, height_pt, full), limits):
-        scale = _image_scale(pdf, number, width_pt * height_pt) or full
+        image_scale = _image_scale(pdf, number, width_pt * height_pt)
+        scale, scan = image_scale or full, image_scale is not None
         scale = min(max(scale, MIN_PDF_DPI / POINTS_PER_INCH), full)
-    rendering = PdfRendering(scale, _pixels(width_pt, height_pt, scale), (width_pt, height_pt))
+    rendering = PdfRendering(scale, _pixels(width_pt, height_pt, scale), (width_pt, height_pt),
+                             scan)
     check_page_size(rendering.size, limits,
                     f"Page {number} of the PDF at {rendering.dpi:.0f} dpi")
     return rendering

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import pypdfium2 as pdfium
 
 from ocrvault.errors import ErrorCode, ProcessingError
-from ocrvault.ingest.inspect import PdfRendering, covering_image, page_objects
+from ocrvault.ingest.inspect import PdfRendering, page_objects
 from ocrvault.ingest.types import ExtractedPage, PdfText
 from ocrvault.model import Page, PageSource
 
@@ -151,8 +151,10 @@ def read_text_layer(pdf: pdfium.PdfDocument, number: int, rendering: PdfRenderin
         return None
     page = pdf[number - 1]
     try:
-        if mode is PdfText.AUTO and covering_image(page, math.prod(page.get_size())):
-            return None  # a scan, whatever words are stamped on it
+        # A scan, whatever words are stamped on it; a rendering that did not look for its
+        # image (inspection's) is taken for one, so that nothing unchecked is trusted.
+        if mode is PdfText.AUTO and rendering.scan is not False:
+            return None
         text_page = page.get_textpage()
         try:
             layer = _read_layer(page, text_page)
