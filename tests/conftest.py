@@ -196,6 +196,15 @@ def wait_for_job(client: TestClient, job_id: str, key: str, timeout: float = 180
         time.sleep(0.05)
 
 
+def read_succeeded(client: TestClient, key: str, data: bytes, **params: str) -> dict[str, Any]:
+    """``data`` submitted with ``params`` to /v1/read, and its job once it has succeeded."""
+    response = client.post("/v1/read", content=data, params=params, headers=auth(key))
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"], key)
+    assert job["status"] == "succeeded", job
+    return job
+
+
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -4,13 +4,12 @@ OCR'd; each page of the result says which (``source``)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import assert_problem, auth, wait_for_job
+from tests.conftest import assert_problem, auth, read_succeeded
 from tests.docgen import mixed_pdf, text_page
 
 SCAN = (1275, 1650)  # US Letter at 150 dpi, as mixed_pdf places its images
@@ -22,18 +21,10 @@ MIXED = mixed_pdf([
 ])
 
 
-def read(client: TestClient, key: str, data: bytes, **params: str) -> dict[str, Any]:
-    response = client.post("/v1/read", content=data, params=params, headers=auth(key))
-    assert response.status_code == 202, response.text
-    job = wait_for_job(client, response.json()["id"], key)
-    assert job["status"] == "succeeded", job
-    return job
-
-
 def test_auto_reads_born_digital_pages_and_ocrs_scans_junk_layers_and_stamped_scans(
     client: TestClient, admin_key: str
 ) -> None:
-    job = read(client, admin_key, MIXED)
+    job = read_succeeded(client, admin_key, MIXED)
     pages = job["result"]["pages"]
 
     assert [p["source"] for p in pages] == ["extracted", "ocr", "ocr", "ocr"]
@@ -57,7 +48,7 @@ def test_auto_reads_born_digital_pages_and_ocrs_scans_junk_layers_and_stamped_sc
 def test_pdf_text_chooses_ocr_everywhere_or_any_text_layer(
     client: TestClient, admin_key: str, mode: str, sources: list[str]
 ) -> None:
-    job = read(client, admin_key, MIXED, pdf_text=mode)
+    job = read_succeeded(client, admin_key, MIXED, pdf_text=mode)
     pages = job["result"]["pages"]
     assert [p["source"] for p in pages] == sources
     if mode == "extract":
@@ -75,7 +66,7 @@ def test_an_unknown_pdf_text_mode_is_refused(client: TestClient, admin_key: str)
 def test_the_searchable_pdf_of_a_mixed_document_keeps_every_page_and_finds_every_word(
     client: TestClient, admin_key: str
 ) -> None:
-    job = read(client, admin_key, MIXED, outputs="pdf")
+    job = read_succeeded(client, admin_key, MIXED, outputs="pdf")
     pdf = client.get(f"/v1/jobs/{job['id']}/outputs/pdf", headers=auth(admin_key)).content
 
     document = pdfium.PdfDocument(pdf)
@@ -93,10 +84,10 @@ def test_a_born_digital_page_is_read_in_milliseconds_not_ocr_seconds(
     lines = [f"Line {n} of a born-digital report with some words" for n in range(40)]
     born = mixed_pdf([("text", lines)] * 5)
     started = time.monotonic()
-    extracted = read(client, admin_key, born)
+    extracted = read_succeeded(client, admin_key, born)
     extract_seconds = time.monotonic() - started
     started = time.monotonic()
-    read(client, admin_key, born, pdf_text="ocr")
+    read_succeeded(client, admin_key, born, pdf_text="ocr")
     ocr_seconds = time.monotonic() - started
 
     assert {p["source"] for p in extracted["result"]["pages"]} == {"extracted"}

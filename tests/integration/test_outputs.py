@@ -11,7 +11,7 @@ import pypdfium2 as pdfium
 from fastapi.testclient import TestClient
 
 from ocrvault.config import Settings
-from tests.conftest import assert_problem, auth, wait_for_job
+from tests.conftest import assert_problem, auth, read_succeeded
 from tests.docgen import encode, text_page
 from tests.renderfix import alto_schema, parse_xml
 
@@ -21,11 +21,7 @@ JPEG = encode(text_page(LINES), "JPEG", quality=85)
 
 
 def submitted(client: TestClient, key: str, data: bytes = PNG, **params: str) -> dict[str, Any]:
-    response = client.post("/v1/read", content=data, params=params, headers=auth(key))
-    assert response.status_code == 202, response.text
-    job = wait_for_job(client, response.json()["id"], key)
-    assert job["status"] == "succeeded", job
-    return job
+    return read_succeeded(client, key, data, **params)
 
 
 def test_each_requested_output_is_served_with_its_media_type(
