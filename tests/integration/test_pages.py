@@ -106,3 +106,23 @@ def test_a_job_deleted_mid_way_starts_no_further_page_and_leaves_nothing(
     assert engine.pages == [1]
     assert not [path for path in (tmp_path / "data").rglob("*") if job_id in str(path)]
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(key)).status_code in (404, 410)
+
+
+def test_with_one_worker_another_tenants_receipt_is_read_between_a_long_pdfs_pages(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    engine = CountingBlockingEngine()
+    client = make_client(Settings(data_dir=tmp_path / "data", workers=1), engine=engine)
+    busy, other = issue(client, "busy"), issue(client, "other")
+    long_pdf = submit(client, busy, pages_pdf(12))
+    assert engine.started.wait(30)  # its first page holds the only worker
+
+    receipt = submit(client, other, pages_pdf(1))
+    assert runtime_of(client).worker.pages.wait_open(2, 30)  # opened beside the PDF
+    engine.release.set()
+
+    done = {job_id: wait_for_job(client, job_id, key)
+            for job_id, key in ((long_pdf, busy), (receipt, other))}
+    assert [job["status"] for job in done.values()] == ["succeeded", "succeeded"]
+    assert done[receipt]["completed_at"] < done[long_pdf]["completed_at"]
+    # The receipt's page waited one turn of the PDF's, not the rest of the PDF.
+    assert engine.pages.index(1, 1) <= 3

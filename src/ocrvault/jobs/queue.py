@@ -20,16 +20,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections import Counter, deque
+from collections.abc import Callable, Container
+from typing import Protocol, runtime_checkable
 
 from ocrvault.config import Settings
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[str], None]
+#: Called with a job id and the lease holder whose pages to help read (jobs/spread.py).
+PageHandler = Callable[[str, str], None]
 
+# Jobs a local queue opens beyond its workers, each for a tenant with none open (LocalQueue).
+OTHER_TENANTS = 4
 # How often a stop that waits for running jobs looks whether it was told to give up: a
 # signal handler sets that flag and cannot safely notify the condition the stop waits on.
 _GIVE_UP_POLL_SECONDS = 0.2
@@ -89,6 +93,23 @@ class JobQueue(Protocol):
         ...
 
 
+@runtime_checkable
+class PageQueue(Protocol):
+    """A queue that also carries a job's page tasks to every node (jobs/spread.py). Only
+    a queue between processes does: the local queue's node reads pages on its own
+    threads (jobs/pages.py)."""
+
+    def publish_pages(self, job_id: str, holder: str, count: int) -> None:
+        """Put ``count`` page tasks of the job, under the claim ``holder``, on the queue.
+        Raises QueueUnavailable when the broker cannot be reached."""
+        ...
+
+    def take_pages(self, helper: PageHandler) -> None:
+        """Hand the page tasks this node's threads take to ``helper``; call before
+        :meth:`JobQueue.start`."""
+        ...
+
+
 def open_queue(settings: Settings, workers: int | None = None) -> JobQueue:
     """The queue ``settings.queue`` names, with ``workers`` (default ``settings.workers``)
     worker threads once started. Celery is imported only when it is chosen."""
@@ -116,9 +137,14 @@ class FairLine:
     def put(self, job_id: str, tenant_id: str) -> None:
         self._lines.setdefault(tenant_id, deque()).append(job_id)
 
-    def pop(self) -> str:
-        """The next tenant's first job; that tenant goes to the back. Never call it empty."""
-        tenant_id = next(iter(self._lines))
+    def next_tenant(self, skipping: Container[str] = ()) -> str | None:
+        """The first tenant in turn with a job waiting, other than those ``skipping``."""
+        return next((tenant for tenant in self._lines if tenant not in skipping), None)
+
+    def pop(self, tenant_id: str | None = None) -> str:
+        """The first job of ``tenant_id`` (by default the tenant whose turn it is), which
+        then goes to the back. Never call it with no job of that tenant waiting."""
+        tenant_id = tenant_id or next(iter(self._lines))
         line = self._lines.pop(tenant_id)
         job_id = line.popleft()
         if line:
@@ -130,23 +156,31 @@ class FairLine:
 
 
 class LocalQueue:
-    """Threads of this process, fed from memory; see the module's docstring."""
+    """Threads of this process, fed from memory; see the module's docstring.
+
+    ``workers`` threads take jobs in turn, and up to ``others`` more open a job of a tenant
+    that has none open: the owner of a job mostly waits while the page pool reads its
+    pages (jobs/pages.py), so one tenant's long PDF on every worker does not hold back
+    another tenant's receipt until it ends; their pages take turns instead.
+    """
 
     durable = False
     fair = True
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, others: int = OTHER_TENANTS) -> None:
         self.workers = workers
+        self.slots = workers + others if workers else 0
         self.ended = threading.Event()  # never set: memory is not lost like a broker
         self._waiting = FairLine()
         self._changed = threading.Condition()
         self._stopping = False
         self._busy = 0  # jobs being handled now
+        self._open: Counter[str] = Counter()  # of them, per tenant
         self._threads: list[threading.Thread] = []
 
     def start(self, handler: JobHandler) -> None:
         self._stopping = False
-        for index in range(self.workers):
+        for index in range(self.slots):
             thread = threading.Thread(
                 target=self._loop, args=(handler,), name=f"ocr-worker-{index}", daemon=True
             )
@@ -158,17 +192,27 @@ class LocalQueue:
             self._waiting.put(job_id, tenant_id)
             self._changed.notify()
 
-    def _next(self) -> str | None:
-        """The next job, or None once stopping."""
+    def _admissible(self) -> str | None:
+        """The tenant whose job may start now, if any."""
+        if self._busy < self.workers:
+            return self._waiting.next_tenant()
+        return self._waiting.next_tenant(skipping=self._open)
+
+    def _next(self) -> tuple[str, str] | None:
+        """The next job and its tenant, or None once stopping."""
         with self._changed:
-            self._changed.wait_for(lambda: self._stopping or len(self._waiting) > 0)
+            self._changed.wait_for(lambda: self._stopping or self._admissible() is not None)
             if self._stopping:
                 return None
+            tenant_id = self._admissible()
+            assert tenant_id is not None
             self._busy += 1
-            return self._waiting.pop()
+            self._open[tenant_id] += 1
+            return self._waiting.pop(tenant_id), tenant_id
 
     def _loop(self, handler: JobHandler) -> None:
-        while (job_id := self._next()) is not None:
+        while (job := self._next()) is not None:
+            job_id, tenant_id = job
             try:
                 handler(job_id)
             except Exception:
@@ -178,6 +222,9 @@ class LocalQueue:
             finally:
                 with self._changed:
                     self._busy -= 1
+                    self._open[tenant_id] -= 1
+                    if not self._open[tenant_id]:
+                        del self._open[tenant_id]
                     self._changed.notify_all()
 
     def running(self) -> int:
