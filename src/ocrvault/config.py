@@ -131,6 +131,10 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A worker renews its claim on a job this often x 3; a "
         "job whose worker stops renewing goes back to the queue once this has passed"
     )
+    page_spread: int = Field(
+        default=8, ge=0, description="With OCRVAULT_QUEUE=celery, how many page tasks of "
+        "one job wait on the broker at a time for other workers to help read it (0: the "
+        "worker that claims a job reads every page of it)")
     lease_reclaim_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often expired leases are reclaimed and the job "
         "outbox is swept (by the scheduler)"

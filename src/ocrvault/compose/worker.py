@@ -22,7 +22,7 @@ from ocrvault.ingest.types import Limits
 from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.pages import PagePool
 from ocrvault.jobs.pipeline import OcrPipeline
-from ocrvault.jobs.queue import JobQueue, open_queue
+from ocrvault.jobs.queue import JobQueue, PageQueue, open_queue
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.store.blobs import BlobStore
 
@@ -74,7 +74,7 @@ class WorkerNode:
     pipeline: OcrPipeline
     queue: JobQueue
     worker: JobWorker
-    pages: PagePool
+    pages: PagePool | None  # None on a queue that spreads pages over the cluster
     owns_engines: bool  # engines it created (not a test's), closed with it
     owns: bool = False  # whether stop() closes the pipeline and the foundation
     shutdown: Shutdown = field(default_factory=Shutdown)
@@ -83,6 +83,12 @@ class WorkerNode:
     def build(cls, base: Foundation, pipeline: OcrPipeline, queue: JobQueue, *,
               owns_engines: bool) -> WorkerNode:
         """The worker on ``base`` and ``pipeline``, which the caller closes."""
+        if isinstance(queue, PageQueue):
+            # Page tasks on the broker: the queue's threads read pages of every node's jobs.
+            worker = JobWorker(base.settings, base.db, base.documents, pipeline, base.clock,
+                               audit=base.audit, spread_on=queue)
+            queue.take_pages(worker.help)
+            return cls(base, pipeline, queue, worker, None, owns_engines)
         # One page thread per worker: the pages of the jobs the queue's threads hold open.
         pages = PagePool(base.settings.workers)
         worker = JobWorker(base.settings, base.db, base.documents, pipeline, base.clock,
@@ -109,7 +115,8 @@ class WorkerNode:
         self.pipeline.ingestor.sandbox.warm()
         # Each page thread loads its own model of the default engine now, not under the
         # first burst of jobs; engines a caller passed in (tests' fakes) are left alone.
-        self.pages.start(warm=self.pipeline.warm_engine if self.owns_engines else None)
+        if self.pages is not None:
+            self.pages.start(warm=self.pipeline.warm_engine if self.owns_engines else None)
         self.queue.start(self.worker.process)
         JobLeases(self.base.db, self.queue, self.base.clock).resume_at_start()
 
@@ -119,7 +126,7 @@ class WorkerNode:
         if running := self.queue.running():
             self.shutdown.announce(running)
         self.shutdown.left = self.queue.stop(self.shutdown.now, self.shutdown.timeout)
-        if not self.shutdown.left:  # else the jobs left still wait on their pages
+        if not self.shutdown.left and self.pages is not None:  # else jobs left wait on pages
             self.pages.stop()
         if self.shutdown.left:
             log.warning("stopping with %d jobs unfinished; the next start resumes them",
@@ -128,6 +135,8 @@ class WorkerNode:
 
     def stop(self) -> None:
         left = self.stop_taking_jobs()
+        if self.worker.spread is not None:
+            self.worker.spread.readers.close()
         if self.owns:
             # Jobs left running still use the pipeline: closing it would fail them, and
             # they must stay running in the database for the next start to resume.

@@ -1,7 +1,8 @@
 """Celery on Redis or RabbitMQ as the job queue (``OCRVAULT_QUEUE=celery``).
 
-A message is a job id and Celery's envelope, serialised as JSON (pickle is refused
-both ways): the worker loads everything else from the database and the blob store.
+A message is a job id (a page task: a job id and the claim whose pages it helps read,
+jobs/spread.py) and Celery's envelope, serialised as JSON (pickle is refused both ways):
+the worker loads everything else from the database and the blob store.
 Messages are acknowledged after the job ends (``task_acks_late``), one at a time per
 worker thread (``worker_prefetch_multiplier=1``), and a message whose worker was lost
 is returned to the broker (``task_reject_on_worker_lost``). None of that makes a job
@@ -32,11 +33,14 @@ from celery.worker import state as worker_state
 from kombu.utils.url import maybe_sanitize_url
 
 from ocrvault.config import Settings
-from ocrvault.jobs.queue import JobHandler, QueueUnavailable
+from ocrvault.jobs.queue import JobHandler, PageHandler, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "ocrvault.process_job"
+# A page task: help read the pages of a job another worker claimed (jobs/spread.py).
+PAGE_TASK_NAME = "ocrvault.read_page"
+_HOLDER_CHARS = 64  # a lease holder token is at most this long (store/tables.py)
 # How long start() waits for the consumer to be ready, and how often a stop that waits
 # for running jobs looks at give_up (set by a signal handler, which cannot notify).
 _READY_SECONDS = 30.0
@@ -106,7 +110,10 @@ class CeleryQueue:
         # shared=False: by default Celery adds a task to every app, and the first wins.
         self.app.task(name=TASK_NAME, shared=False, ignore_result=True, acks_late=True,
                       reject_on_worker_lost=True)(self._run)
+        self.app.task(name=PAGE_TASK_NAME, shared=False, ignore_result=True, acks_late=True,
+                      reject_on_worker_lost=True)(self._help)
         self._handler: JobHandler | None = None
+        self._helper: PageHandler | None = None
         self._busy = 0
         self._lock = threading.Lock()
         self._worker: _Controller | None = None
@@ -121,6 +128,18 @@ class CeleryQueue:
             self.app.send_task(TASK_NAME, args=[job_id], queue=self.queue_name)
         except Exception as error:  # kombu raises the transport's own errors
             raise _unreachable(self.broker, error) from error
+
+    def publish_pages(self, job_id: str, holder: str, count: int) -> None:
+        """``count`` page tasks, each the job id and the lease holder alone."""
+        try:
+            for _ in range(count):
+                self.app.send_task(PAGE_TASK_NAME, args=[job_id, holder],
+                                   queue=self.queue_name)
+        except Exception as error:
+            raise _unreachable(self.broker, error) from error
+
+    def take_pages(self, helper: PageHandler) -> None:
+        self._helper = helper
 
     def check(self) -> None:
         """Connect to the broker once; raises QueueUnavailable if it cannot."""
@@ -187,6 +206,17 @@ class CeleryQueue:
         finally:
             with self._lock:
                 self._busy -= 1
+
+    def _help(self, job_id: object, holder: object) -> None:
+        """The page task: hand a job id and its holder to the helper; like :meth:`_run`,
+        what it raises is logged, never retried (the job's owner reads a page left)."""
+        if (not isinstance(job_id, str) or not isinstance(holder, str)
+                or len(holder) > _HOLDER_CHARS or self._helper is None):
+            raise Reject("not a page task", requeue=False)
+        try:
+            self._helper(job_id, holder)
+        except Exception:
+            log.exception("worker crashed helping with the pages of job %s", job_id)
 
     def running(self) -> int:
         with self._lock:

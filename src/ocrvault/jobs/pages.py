@@ -7,10 +7,9 @@ a job id and a page index (:class:`PageTask`): the document, its key and the eng
 with the owner's reader, so the same tasks can run elsewhere against the job's stored
 input. The results come back to the owner, in page order, and it assembles them once.
 
-On a cluster the same split carries over: a page task on the broker under the job's
-lease, read by any worker from the job's sealed input (the job id is the reader's key),
-its result sealed as an object of the job and counted on the job row; whichever task
-counts the last page assembles the document, once. This module is the embedded,
+On a cluster the same split carries over the broker (jobs/spread.py): page tasks under
+the job's lease, read by any worker from the job's sealed input, their results sealed as
+parts of the job and assembled once by the owner. This module is the embedded,
 in-process form.
 
 Fairness is kept at page granularity, like jobs/queue.py's FairLine keeps it for jobs:

@@ -67,7 +67,9 @@ class JobPage:
 
 
 def job_of(job: JobRecord, now: datetime) -> Job:
-    error = JobError(code=job.error_code, detail=job.error_detail or "") if job.error_code else None
+    # A running job may carry the error a page of it failed with, until its owner ends it.
+    error = (JobError(code=job.error_code, detail=job.error_detail or "")
+             if job.error_code and job.status is not JobStatus.RUNNING else None)
     return Job(
         id=job.id, tenant_id=job.tenant_id, status=job.status,
         created_at=job.created_at, completed_at=job.completed_at, expires_at=job.expires_at,

@@ -9,14 +9,16 @@ MAX_ATTEMPTS times is failed instead of being retried forever. A job that meets 
 service down (HSM unplugged, KMS unreachable) is not at fault: it goes back to the queue
 for later, and that attempt does not count.
 
-Its pages are read on the shared :class:`~ocrvault.jobs.pages.PagePool` when there is
-one (every worker on one job's pages, in turn with other jobs'), else one after another
-on this thread; either way the result is assembled once, in page order, here. A job
-deleted while it runs starts no further page.
+Its pages are read by every worker of the cluster on a queue that carries page tasks
+(:class:`~ocrvault.jobs.spread.PageSpread`), on the node's shared
+:class:`~ocrvault.jobs.pages.PagePool` otherwise (every thread on one job's pages, in turn
+with other jobs'), or one after another on this thread without either; the result is
+assembled once, in page order, here. A job deleted while it runs starts no further page.
 
 While it runs, the job row counts the pages done (``pages_done``), written as pages
 complete but at most every PROGRESS_INTERVAL seconds: a 500-page PDF of fast pages
-costs a handful of small updates, not 500.
+costs a handful of small updates, not 500 (pages spread over a cluster are counted one
+by one instead: that count is how the owner knows its helpers are done).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from ocrvault.jobs.pipeline import (
     PageProgress,
     PageResult,
 )
+from ocrvault.jobs.queue import PageQueue
 from ocrvault.jobs.service import key_of, with_declared_type
+from ocrvault.jobs.spread import UNEXPECTED, PageSpread
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.retention.policy import Expiries, ceiling_for
 from ocrvault.retention.shredder import next_due, policy_of
@@ -65,7 +69,8 @@ PROGRESS_INTERVAL = 0.5  # seconds between two progress writes of one job
 class JobWorker:
     def __init__(self, settings: Settings, db: Database, documents: SealedDocuments,
                  pipeline: OcrPipeline, clock: Clock, *, audit: AuditSink,
-                 leases: LeaseKeeper | None = None, pages: PagePool | None = None) -> None:
+                 leases: LeaseKeeper | None = None, pages: PagePool | None = None,
+                 spread_on: PageQueue | None = None) -> None:
         self.settings = settings
         self.pages = pages
         self.db = db
@@ -74,6 +79,14 @@ class JobWorker:
         self.clock = clock
         self.audit = audit
         self.leases = leases or LeaseKeeper(db, clock, settings.job_lease_seconds)
+        self.spread = None if spread_on is None else PageSpread(
+            db, documents, spread_on, tasks=settings.page_spread,
+            page_timeout=settings.page_timeout_seconds, open_reader=self._open_for_help)
+
+    def help(self, job_id: str, holder: str) -> None:
+        """A page task: read a page of a job another worker holds (jobs/spread.py)."""
+        if self.spread is not None:
+            self.spread.help(job_id, holder)
 
     def process(self, job_id: str) -> None:
         """Run the job if it is queued (else someone else has it, or it is done)."""
@@ -129,25 +142,14 @@ class JobWorker:
             self._finish(job, lease, [], error.code, error.detail)
         except Exception:
             log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job, lease, [], ErrorCode.PROCESSING_FAILED,
-                         "Processing failed unexpectedly; the error was logged.")
+            self._finish(job, lease, [], ErrorCode.PROCESSING_FAILED, UNEXPECTED)
         else:
             self._finish(job, lease, stored, None, None)
 
     def _run(self, job: JobRecord, lease: Lease) -> list[ObjectKind]:
         key = key_of(job)
-        data = self.documents.get(key, ObjectKind.INPUT)
-        password = self._submitted(job, ObjectKind.PDF_PASSWORD)
+        data, checked, params = self._inputs(job)
         declared = self._submitted(job, ObjectKind.DECLARED_TYPE)
-        outputs = tuple(OutputFormat(o) for o in job.outputs)
-        params = ReadParams(languages=job.languages, outputs=outputs,
-                            pdf_password=password,
-                            engine=self._submitted(job, ObjectKind.ENGINE),
-                            ).with_options(self._submitted(job, ObjectKind.READ_OPTIONS))
-        # Checked at submission: the bytes are those sealed then, so no second inspection.
-        assert job.input_format is not None, "every submission records its sniffed format"
-        checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
-                               job.pages_requested, job.pages_missing)
         with self.pipeline.open(data, checked, params, key=job.id) as reader:
             document = with_declared_type(reader.assemble(self._read(job, lease, reader)),
                                           declared, checked.format)
@@ -157,15 +159,35 @@ class JobWorker:
         self.leases.renew(lease)
         self.documents.put(key, ObjectKind.RESULT, document.model_dump_json().encode())
         stored = [ObjectKind.RESULT]
-        for fmt in outputs:  # while the input is still here: the PDF output draws it
+        for fmt in params.outputs:  # while the input is still here: the PDF output draws it
             output = self.pipeline.render(document, data, checked, params, fmt)
             self.documents.put(key, ObjectKind.output(fmt), output)
             stored.append(ObjectKind.output(fmt))
         return stored
 
+    def _inputs(self, job: JobRecord) -> tuple[bytes, CheckedInput, ReadParams]:
+        """The job's input, opened, and what reading it needs."""
+        params = ReadParams(languages=job.languages,
+                            outputs=tuple(OutputFormat(o) for o in job.outputs),
+                            pdf_password=self._submitted(job, ObjectKind.PDF_PASSWORD),
+                            engine=self._submitted(job, ObjectKind.ENGINE),
+                            ).with_options(self._submitted(job, ObjectKind.READ_OPTIONS))
+        # Checked at submission: the bytes are those sealed then, so no second inspection.
+        assert job.input_format is not None, "every submission records its sniffed format"
+        checked = CheckedInput(FileFormat(job.input_format), list(job.page_selection or []),
+                               job.pages_requested, job.pages_missing)
+        return self.documents.get(key_of(job), ObjectKind.INPUT), checked, params
+
+    def _open_for_help(self, job: JobRecord, name: str) -> DocumentReader:
+        """A reader of another worker's job, for the pages this one helps read."""
+        return self.pipeline.open(*self._inputs(job), key=name)
+
     def _read(self, job: JobRecord, lease: Lease, reader: DocumentReader) -> list[PageResult]:
-        """Every page of the job, in order: on the page pool, or here without one (or
-        with no page threads: ``workers`` 0, where a caller runs jobs itself)."""
+        """Every page of the job, in order: spread over the cluster, or on the page pool,
+        or here without either (or with no page threads: ``workers`` 0, where a caller
+        runs jobs itself)."""
+        if self.spread is not None and reader.count > 1:
+            return self.spread.read_all(key_of(job), lease.holder, reader.count, reader.read)
         progress = self._progress(lease)
         if self.pages is not None and self.pages.running:
             # Named by the claim, not the job: a job reclaimed here while a lapsed claim's
@@ -248,6 +270,8 @@ class JobWorker:
                 self.documents.delete_all(job.tenant_id, job.id)
             # Else the lease passed to another worker, which owns the job's objects now.
             raise LeaseLost(job.id)
+        if self.spread is not None:
+            self.documents.delete_pages(job.tenant_id, job.id)  # assembled, or not wanted
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
                 self.documents.delete(job.tenant_id, job.id, kind)

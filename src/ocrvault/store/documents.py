@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from ocrvault.crypto import Keyring, ObjectContext, new_dek, open_sealed, seal
 from ocrvault.crypto.customer_key import (
@@ -48,6 +49,30 @@ class ObjectKind(StrEnum):
     @classmethod
     def output(cls, fmt: OutputFormat) -> ObjectKind:
         return cls(f"output-{fmt.value}")
+
+    @property
+    def name_in_traces(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class PagePart:
+    """One page's result as a worker of the cluster stored it for the job's owner to
+    assemble (jobs/spread.py): named by the claim it was read under, so a page of a claim
+    that lost its lease is never taken for one of the claim that runs the job now."""
+
+    FOLDER: ClassVar[str] = "pages"
+
+    claim: str  # the claim token's own part (see jobs/spread.claim_of)
+    index: int  # 0-based, into the job's page selection
+
+    @property
+    def value(self) -> str:
+        return f"{self.FOLDER}/{self.claim}/{self.index}"
+
+    @property
+    def name_in_traces(self) -> str:
+        return self.FOLDER
 
 
 # What a job keeps of its submission until it has finished, successful or not.
@@ -120,22 +145,38 @@ class SealedDocuments:
             return self.tenant_keys.unwrap_dek(job.wrapped_dek, job.tenant_id, job.job_id)
         return self.keyring.unwrap_dek(job.wrapped_dek, job.tenant_id, job.job_id)
 
-    def put(self, job: JobKey, kind: ObjectKind, plaintext: bytes) -> None:
+    def put(self, job: JobKey, kind: ObjectKind | PagePart, plaintext: bytes) -> None:
         context = ObjectContext(job.tenant_id, job.job_id, kind.value)
-        with tracing.span("seal", kind=kind.value):
+        with tracing.span("seal", kind=kind.name_in_traces):
             sealed = seal(self._dek(job), plaintext, context)
-        with tracing.span("store", kind=kind.value):
-            self.blobs.put(blob_key(job.tenant_id, job.job_id, kind.value), sealed)
+        with tracing.span("store", kind=kind.name_in_traces):
+            self.blobs.put(_blob_of(job.tenant_id, job.job_id, kind), sealed)
 
-    def get(self, job: JobKey, kind: ObjectKind) -> bytes:
-        sealed = self.blobs.get(blob_key(job.tenant_id, job.job_id, kind.value))
-        if sealed is None:
+    def get(self, job: JobKey, kind: ObjectKind | PagePart) -> bytes:
+        content = self.find(job, kind)
+        if content is None:
             raise IntegrityError("a stored object is missing")
+        return content
+
+    def find(self, job: JobKey, kind: ObjectKind | PagePart) -> bytes | None:
+        """The object opened, or None if it is not stored (yet)."""
+        sealed = self.blobs.get(_blob_of(job.tenant_id, job.job_id, kind))
+        if sealed is None:
+            return None
+        # The name is authenticated: an object moved under another's name does not open.
         context = ObjectContext(job.tenant_id, job.job_id, kind.value)
         return open_sealed(self._dek(job), sealed, context)
 
-    def delete(self, tenant_id: str, job_id: str, kind: ObjectKind) -> None:
-        self.blobs.delete(blob_key(tenant_id, job_id, kind.value))
+    def delete_pages(self, tenant_id: str, job_id: str) -> None:
+        """Every page part of the job, of every claim."""
+        self.blobs.delete_prefix(blob_key(tenant_id, job_id, PagePart.FOLDER))
+
+    def delete(self, tenant_id: str, job_id: str, kind: ObjectKind | PagePart) -> None:
+        self.blobs.delete(_blob_of(tenant_id, job_id, kind))
 
     def delete_all(self, tenant_id: str, job_id: str) -> None:
         self.blobs.delete_prefix(blob_key(tenant_id, job_id))
+
+
+def _blob_of(tenant_id: str, job_id: str, kind: ObjectKind | PagePart) -> str:
+    return blob_key(tenant_id, job_id, *kind.value.split("/"))

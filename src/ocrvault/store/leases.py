@@ -7,9 +7,10 @@ the database decides, by the row count.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ocrvault.model import JobStatus
@@ -38,7 +39,9 @@ class LeaseRepository:
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.status == _QUEUED)
             .values(status=_RUNNING, started_at=now, attempts=JobRow.attempts + 1,
-                    pages_done=0, lease_owner=holder, lease_expires_at=until)
+                    pages_done=0, pages_claimed=0, lease_owner=holder, lease_expires_at=until,
+                    # What a page of a lapsed claim failed with is that claim's, not this one's.
+                    error_code=None, error_detail=None)
         )) == 1
 
     def renew(self, job_id: str, holder: str, until: datetime) -> bool:
@@ -86,6 +89,63 @@ class LeaseRepository:
             update(JobRow).where(JobRow.status == _RUNNING)
             .values(status=_QUEUED, lease_owner=None, lease_expires_at=None)
         ))
+
+
+@dataclass(frozen=True, slots=True)
+class PagesState:
+    status: str
+    holder: str | None
+    done: int
+    error_code: str | None
+    error_detail: str | None
+
+
+class PageClaimRepository:
+    """The statements behind a job's pages spread over the cluster (jobs/spread.py): each
+    one conditional on the job still running under the claim's lease."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _held(self, job_id: str, holder: str) -> ColumnElement[bool]:
+        return and_(JobRow.id == job_id, JobRow.status == _RUNNING,
+                    JobRow.lease_owner == holder)
+
+    def take(self, job_id: str, holder: str, count: int) -> int | None:
+        """The next page not handed out yet (0-based), now handed out; None when every
+        page is, or the job no longer runs under ``holder``."""
+        claimed = func.coalesce(JobRow.pages_claimed, 0)
+        taken = self.session.execute(
+            update(JobRow).where(self._held(job_id, holder), claimed < count)
+            .values(pages_claimed=claimed + 1).returning(JobRow.pages_claimed)
+        ).scalar()
+        return None if taken is None else int(taken) - 1
+
+    def fail(self, job_id: str, holder: str, count: int, code: str, detail: str) -> None:
+        """A page failed: hand out no further page, and tell the owner why (the first
+        failure recorded stays; the owner's finish writes it as the job's outcome)."""
+        self.session.execute(update(JobRow).where(self._held(job_id, holder))
+                             .values(pages_claimed=count))
+        self.session.execute(update(JobRow).where(self._held(job_id, holder),
+                                                  JobRow.error_code.is_(None))
+                             .values(error_code=code, error_detail=detail))
+
+    def count_done(self, job_id: str, holder: str) -> bool:
+        """One more page read and stored; False if the job no longer runs under ``holder``."""
+        return _changed(self.session.execute(
+            update(JobRow).where(self._held(job_id, holder))
+            .values(pages_done=func.coalesce(JobRow.pages_done, 0) + 1)
+        )) == 1
+
+    def state(self, job_id: str) -> PagesState | None:
+        """Where the job's pages stand; None if the job is gone."""
+        row = self.session.execute(
+            select(JobRow.status, JobRow.lease_owner, JobRow.pages_done, JobRow.error_code,
+                   JobRow.error_detail).where(JobRow.id == job_id)
+        ).first()
+        if row is None:
+            return None
+        return PagesState(row[0], row[1], int(row[2] or 0), row[3], row[4])
 
 
 class OutboxRepository:

@@ -187,6 +187,8 @@ class JobRow(Base):
     input_bytes: Mapped[int | None] = mapped_column(Integer)
     page_count: Mapped[int | None] = mapped_column(Integer)  # the pages selected (to read)
     pages_done: Mapped[int | None] = mapped_column(Integer)  # progress while running
+    # Pages handed out to the cluster's workers under the current lease (jobs/spread.py).
+    pages_claimed: Mapped[int | None] = mapped_column(Integer)
     # The 'pages' selection as asked, and what it asked for beyond the document's last page.
     pages_requested: Mapped[str | None] = mapped_column(String(1000))
     pages_missing: Mapped[str | None] = mapped_column(String(2000))
