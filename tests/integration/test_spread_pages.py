@@ -23,7 +23,7 @@ from ocrvault.config import Settings
 from ocrvault.engines.base import RecognizeOptions
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.errors import IntegrityError
-from ocrvault.jobs.pipeline import PageResult
+from ocrvault.jobs.pipeline import DocumentReader, PageResult
 from ocrvault.jobs.service import key_of
 from ocrvault.jobs.spread import STRAGGLER_MARGIN_SECONDS, PageClaims, PageSpread, part_of
 from ocrvault.jobs.worker import JobWorker
@@ -222,8 +222,11 @@ def test_a_page_whose_helper_died_is_read_by_the_owner_once_no_page_is_counted_f
     # A helper took the first page and died with it.
     assert PageClaims(node.runtime.db, job_id, lease.holder, 3).take() == 0
     now = [0.0]
+    def no_reader(job: JobRecord, name: str) -> DocumentReader:
+        pytest.fail("the owner reads its own job")
+
     spread = PageSpread(node.runtime.db, node.worker.documents, node.tasks, tasks=2,
-                        page_timeout=1.0, open_reader=lambda job, name: pytest.fail("the owner reads its own job"),
+                        page_timeout=1.0, open_reader=no_reader,
                         sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
                         monotonic=lambda: now[0])
     pipeline = node.runtime.pipeline
