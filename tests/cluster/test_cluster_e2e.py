@@ -89,13 +89,16 @@ def test_jobs_through_both_api_nodes_finish_once_despite_a_worker_killed_mid_job
 
 def a_worker_inside_a_job(cluster: Cluster, db: Database,
                           job_ids: list[str]) -> tuple[str, Node]:
-    """The first job seen running with a page done, and the worker process holding it
+    """The first job seen running with a page done and two left, and the worker process holding it
     (its lease names the process: host:pid:claim)."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         for job_id in job_ids:
             row = job_row(db, job_id)
-            if row["status"] == "running" and row["pages_done"] and row["lease_owner"]:
+            # Pages left to read: the job's result is not written yet (a worker killed
+            # after writing it but before finishing has it written again by the next).
+            inside = 0 < (row["pages_done"] or 0) < PAGES - 1
+            if row["status"] == "running" and inside and row["lease_owner"]:
                 node = cluster.node_by_pid(int(row["lease_owner"].split(":")[1]))
                 assert node is not None and node.role == "worker"
                 return job_id, node

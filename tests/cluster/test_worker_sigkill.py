@@ -129,14 +129,17 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_another_once_within_the
 
 def find_a_worker_inside_a_job(api: Runtime, job_ids: list[str],
                                workers: list[Worker]) -> tuple[str, Worker]:
-    """The first job seen running with a page done, and the worker process holding it
+    """The first job seen running with a page done and two left, and the worker process holding it
     (its lease names the process: host:pid:claim)."""
     by_pid = {worker.process.pid: worker for worker in workers}
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         for job_id in job_ids:
             row = job_row(api.db, job_id)
-            if row["status"] == "running" and row["pages_done"] and row["lease_owner"]:
+            # Pages left to read: the job's result is not written yet (a worker killed
+            # after writing it but before finishing has it written again by the next).
+            inside = 0 < (row["pages_done"] or 0) < PAGES - 1
+            if row["status"] == "running" and inside and row["lease_owner"]:
                 pid = int(row["lease_owner"].split(":")[1])
                 return job_id, by_pid[pid]
         time.sleep(0.02)

@@ -7,6 +7,8 @@ another page's name."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 from PIL.Image import Image
@@ -23,6 +26,8 @@ from ocrvault.config import Settings
 from ocrvault.engines.base import RecognizeOptions
 from ocrvault.engines.tesseract import TesseractEngine
 from ocrvault.errors import IntegrityError
+from ocrvault.jobs.celery_queue import PAGE_TASK_NAME, CeleryQueue
+from ocrvault.jobs.leases import new_holder
 from ocrvault.jobs.pipeline import DocumentReader, PageResult
 from ocrvault.jobs.service import key_of
 from ocrvault.jobs.spread import STRAGGLER_MARGIN_SECONDS, PageClaims, PageSpread, part_of
@@ -268,3 +273,19 @@ def test_a_page_part_opens_under_its_own_name_only(node: Node) -> None:
     documents.delete_pages(record.tenant_id, job_id)
     assert documents.find(key_of(record), PagePart("c1", 0)) is None
     assert documents.get(key_of(record), ObjectKind.INPUT)  # the rest of the job stays
+
+
+def test_a_page_task_on_redis_carries_the_job_id_and_the_claim_and_nothing_else(
+        space: BrokerSpace, tmp_path: Path) -> None:
+    queue = CeleryQueue(space.settings(tmp_path / "data", workers=0), 0)
+    holder = new_holder()
+
+    queue.publish_pages("job-1", holder, 2)
+
+    raw = redis.Redis.from_url(space.url).lrange(space.queue_name, 0, -1)
+    assert len(raw) == 2
+    for message in map(json.loads, raw):
+        assert message["content-type"] == "application/json"  # never pickle
+        assert message["headers"]["task"] == PAGE_TASK_NAME
+        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        assert (args, kwargs) == (["job-1", holder], {})
