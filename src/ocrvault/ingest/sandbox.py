@@ -516,8 +516,11 @@ def _serve(conn: Connection, memory_bytes: int, cpu_seconds: int) -> None:
         try:
             reply = _outcome(partial(worker.step, request))
             del request  # a document or a page: gone before the heap is trimmed
-            release_free_memory()  # an idle child back at its base size, not its largest page
             conn.send_bytes(reply)
+            del reply
+            # While the parent reads the reply: an idle child back at its base size, not
+            # its largest page.
+            release_free_memory()
         except MemoryError:
             os._exit(_EXIT_OUT_OF_MEMORY)
 
