@@ -26,3 +26,14 @@ def test_the_server_and_its_roles_load_none_of_the_optional_libraries() -> None:
 def test_each_is_loaded_by_the_part_that_uses_it() -> None:
     assert {"boto3", "botocore"} <= set(loaded_after("ocrvault.store.blobs_s3"))
     assert "httpx" in loaded_after("ocrvault.client")
+
+
+def test_a_decode_child_loads_no_pydantic_and_no_models() -> None:
+    """What the decode forkserver preloads, every child holds: without pydantic and the
+    models a child is about 8 MB smaller, and so is the forkserver (README, "Peak memory")."""
+    code = ("import sys\nimport ocrvault.ingest.decode\n"
+            "print(' '.join(m for m in ('pydantic', 'ocrvault.model', 'sqlalchemy') "
+            "if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.split() == []

@@ -44,7 +44,6 @@ import pypdfium2 as pdfium
 from ocrvault.errors import ErrorCode, ProcessingError
 from ocrvault.ingest.inspect import PdfRendering, page_objects
 from ocrvault.ingest.types import ExtractedPage, PdfText
-from ocrvault.model import Page, PageSource
 
 _MAX_INVISIBLE_SHARE = 0.5
 _MAX_JUNK_SHARE = 0.1
@@ -74,6 +73,9 @@ class PageText:
 
     def to_page(self) -> ExtractedPage:
         """The result's page, its shape checked in the parent (the child is not trusted)."""
+        # Here, in the parent: a decode child never loads the models (see sandbox.py).
+        from ocrvault.model import Page, PageSource
+
         try:
             if not plausible_points(self.size_pt):
                 raise ValueError("size_pt")

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 from PIL.Image import Image
 
-from ocrvault.model import Page
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not at run time: the decode children do without pydantic (see sandbox.py)
     from ocrvault.config import Settings
+    from ocrvault.model import Page
 
 
 class FileFormat(StrEnum):
