@@ -61,6 +61,8 @@ from ocrvault.store.repository import TenantRepository
 from ocrvault.webhooks.secrets import count_sealed_under, reseal_all
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from ocrvault.compose.scheduler import SchedulerNode
     from ocrvault.compose.worker import Shutdown, WorkerNode
     from ocrvault.jobs.queue import JobQueue
@@ -372,7 +374,7 @@ def _exit_leaving_jobs(queue: JobQueue) -> None:
         os._exit(1)
 
 
-def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -> None:
+def _serve_until_stopped(api: FastAPI, workers: WorkerNode | None, **options: Any) -> None:
     """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs."""
     import uvicorn
 
@@ -382,6 +384,10 @@ def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -
             if self.force_exit and workers is not None:
                 workers.shutdown.now.set()
 
+    # The OpenAPI document (served at /openapi.json) is built now, not by the first request
+    # for it; building it also builds what FastAPI otherwise builds on each route's first
+    # request, which a burst of clients right after start would wait for.
+    api.openapi()
     settle_heap()
     try:
         Server(uvicorn.Config(api, **options)).run()
