@@ -61,8 +61,6 @@ from ocrvault.store.repository import TenantRepository
 from ocrvault.webhooks.secrets import count_sealed_under, reseal_all
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from ocrvault.compose.scheduler import SchedulerNode
     from ocrvault.compose.worker import Shutdown, WorkerNode
     from ocrvault.jobs.queue import JobQueue
@@ -374,9 +372,11 @@ def _exit_leaving_jobs(queue: JobQueue) -> None:
         os._exit(1)
 
 
-def _serve_until_stopped(api: FastAPI, workers: WorkerNode | None, **options: Any) -> None:
+def _serve_until_stopped(api: Any, workers: WorkerNode | None, **options: Any) -> None:
     """uvicorn until a signal; a second Ctrl-C makes the stop leave the running jobs."""
     import uvicorn
+
+    from ocrvault.api.app import build_ahead
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -384,10 +384,7 @@ def _serve_until_stopped(api: FastAPI, workers: WorkerNode | None, **options: An
             if self.force_exit and workers is not None:
                 workers.shutdown.now.set()
 
-    # The OpenAPI document (served at /openapi.json) is built now, not by the first request
-    # for it; building it also builds what FastAPI otherwise builds on each route's first
-    # request, which a burst of clients right after start would wait for.
-    api.openapi()
+    build_ahead(api)
     settle_heap()
     try:
         Server(uvicorn.Config(api, **options)).run()

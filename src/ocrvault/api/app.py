@@ -86,3 +86,10 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
     for router in compat.routers:
         app.include_router(router)
     return app
+
+
+def build_ahead(app: FastAPI) -> None:
+    """Build now, before the app serves, what it would otherwise build under its first
+    requests: the OpenAPI document (served at /openapi.json), and with it FastAPI's
+    per-route state, which a burst of clients right after start would wait for."""
+    app.openapi()

@@ -270,7 +270,7 @@ class JobWorker:
                 self.documents.delete_all(job.tenant_id, job.id)
             # Else the lease passed to another worker, which owns the job's objects now.
             raise LeaseLost(job.id)
-        if self.spread is not None:
+        if self.spread is not None and (job.page_count or 0) > 1:  # one page: no parts
             self.documents.delete_pages(job.tenant_id, job.id)  # assembled, or not wanted
         if not keep_input:  # the input and its password: kept only as long as the policy says
             for kind in SUBMISSION_KINDS:
