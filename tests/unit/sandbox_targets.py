@@ -158,3 +158,10 @@ def memo_outside_a_held_call() -> bool:
     from ocrvault.ingest.sandbox import held_memo
 
     return held_memo() is None
+
+
+def pillow_formats_loaded() -> bool:
+    """Whether this process has every Pillow format plugin loaded before its first image."""
+    from PIL import Image
+
+    return bool(Image._initialized >= 2)

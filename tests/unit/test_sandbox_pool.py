@@ -91,3 +91,9 @@ def test_what_a_child_keeps_of_a_document_lives_as_long_as_the_document() -> Non
         assert box.call_with("job-1", b"one", targets.memo_parse) == (1, ["one", "two"])
         # A plain call is given no memo: nothing of it is kept.
         assert box.call(targets.memo_outside_a_held_call)
+
+
+def test_a_new_child_has_every_image_format_loaded_before_its_first_image() -> None:
+    """From the forkserver (ingest/preload.py): not imported under a first request."""
+    with pool() as box:
+        assert box.call(targets.pillow_formats_loaded) is True

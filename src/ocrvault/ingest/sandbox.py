@@ -27,13 +27,13 @@ child holds which key and hands that child the next page, and :meth:`Sandbox.rel
 drops the document from every idle child when the job is done.
 
 Children are forked from a "forkserver": a fresh single-threaded interpreter that
-preloads the decoders (ingest, Pillow, pdfium), so a child inherits no threads, locks,
-sockets or file descriptors of the multi-threaded parent (plain fork would copy them
-all) and shares the decoder modules copy-on-write. Like any spawned child, each would
-still import the parent's main script as ``__mp_main__`` (under the ``ocrvault``
-command, ``ocrvault.cli`` and with it the whole service: about 1.5 s and the service's
-modules' memory a child); the children run nothing from it, so they are started
-without it (:class:`_LeanProcess`).
+preloads the decoders (ingest, Pillow and its format plugins, pdfium: ingest/preload.py),
+so a child inherits no threads, locks, sockets or file descriptors of the multi-threaded
+parent (plain fork would copy them all) and shares the decoder modules copy-on-write.
+Like any spawned child, each would still import the parent's main script as
+``__mp_main__`` (under the ``ocrvault`` command, ``ocrvault.cli`` and with it the whole
+service: about 1.5 s and the service's modules' memory a child); the children run
+nothing from it, so they are started without it (:class:`_LeanProcess`).
 
 The parent does not trust what comes back: replies are unpickled against an allow-list
 (ocrvault's own dataclasses and enums, builtin values), so a child taken over by an
@@ -104,7 +104,7 @@ class Sandbox:
         self._timeout_seconds = timeout_seconds
         self._context = multiprocessing.get_context("forkserver")
         # Only takes effect before the server starts, i.e. for the first Sandbox.
-        self._context.set_forkserver_preload(["ocrvault.ingest.decode"])
+        self._context.set_forkserver_preload(["ocrvault.ingest.preload"])
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._idle: list[_Child] = []
