@@ -24,6 +24,11 @@ def _lease_out(now: datetime) -> ColumnElement[bool]:
     return or_(JobRow.lease_expires_at < now, JobRow.lease_expires_at.is_(None))
 
 
+def _held(job_id: str, holder: str) -> ColumnElement[bool]:
+    """The job, while it runs under ``holder``'s lease."""
+    return and_(JobRow.id == job_id, JobRow.status == _RUNNING, JobRow.lease_owner == holder)
+
+
 def _changed(result: object) -> int:
     return int(getattr(result, "rowcount", 0))
 
@@ -48,7 +53,7 @@ class LeaseRepository:
         """Extend ``holder``'s lease; False if the job is no longer running under it."""
         return _changed(self.session.execute(
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status == _RUNNING, JobRow.lease_owner == holder)
+            .where(_held(job_id, holder))
             .values(lease_expires_at=until)
         )) == 1
 
@@ -57,7 +62,7 @@ class LeaseRepository:
         not at fault: a service it needs was down); False if it no longer holds it."""
         return _changed(self.session.execute(
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status == _RUNNING, JobRow.lease_owner == holder)
+            .where(_held(job_id, holder))
             .values(lease_expires_at=until, attempts=JobRow.attempts - 1)
         )) == 1
 
@@ -107,16 +112,12 @@ class PageClaimRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _held(self, job_id: str, holder: str) -> ColumnElement[bool]:
-        return and_(JobRow.id == job_id, JobRow.status == _RUNNING,
-                    JobRow.lease_owner == holder)
-
     def take(self, job_id: str, holder: str, count: int) -> int | None:
         """The next page not handed out yet (0-based), now handed out; None when every
         page is, or the job no longer runs under ``holder``."""
         claimed = func.coalesce(JobRow.pages_claimed, 0)
         taken = self.session.execute(
-            update(JobRow).where(self._held(job_id, holder), claimed < count)
+            update(JobRow).where(_held(job_id, holder), claimed < count)
             .values(pages_claimed=claimed + 1).returning(JobRow.pages_claimed)
         ).scalar()
         return None if taken is None else int(taken) - 1
@@ -124,16 +125,16 @@ class PageClaimRepository:
     def fail(self, job_id: str, holder: str, count: int, code: str, detail: str) -> None:
         """A page failed: hand out no further page, and tell the owner why (the first
         failure recorded stays; the owner's finish writes it as the job's outcome)."""
-        self.session.execute(update(JobRow).where(self._held(job_id, holder))
+        self.session.execute(update(JobRow).where(_held(job_id, holder))
                              .values(pages_claimed=count))
-        self.session.execute(update(JobRow).where(self._held(job_id, holder),
+        self.session.execute(update(JobRow).where(_held(job_id, holder),
                                                   JobRow.error_code.is_(None))
                              .values(error_code=code, error_detail=detail))
 
     def count_done(self, job_id: str, holder: str) -> bool:
         """One more page read and stored; False if the job no longer runs under ``holder``."""
         return _changed(self.session.execute(
-            update(JobRow).where(self._held(job_id, holder))
+            update(JobRow).where(_held(job_id, holder))
             .values(pages_done=func.coalesce(JobRow.pages_done, 0) + 1)
         )) == 1
 
