@@ -109,11 +109,13 @@ class HeldTasks:
 
     def __init__(self) -> None:
         self.tasks: list[tuple[str, str]] = []
+        self.most_waiting = 0
         self._lock = threading.Lock()
 
     def publish_pages(self, job_id: str, holder: str, count: int) -> None:
         with self._lock:
             self.tasks += [(job_id, holder)] * count
+            self.most_waiting = max(self.most_waiting, len(self.tasks))
 
     def take_pages(self, helper: Callable[[str, str], None]) -> None:
         raise AssertionError("a test runs the tasks itself")
@@ -174,12 +176,16 @@ def node(make_client: Callable[..., TestClient], tmp_path: Path) -> Node:
     client = make_client(Settings(data_dir=tmp_path / "data", workers=0,
                                   job_lease_seconds=3600, reaper_interval_seconds=3600),
                          engine=engine)
-    runtime = runtime_of(client)
     tasks = HeldTasks()
-    worker = JobWorker(runtime.settings, runtime.db, runtime.worker.documents,
-                       runtime.pipeline, runtime.worker.clock, audit=runtime.worker.audit,
-                       spread_on=tasks)
-    return Node(client, tasks, worker, engine, issue(client, "acme"))
+    return Node(client, tasks, spreading_worker(client, tasks), engine, issue(client, "acme"))
+
+
+def spreading_worker(client: TestClient, tasks: HeldTasks) -> JobWorker:
+    """A worker on the node's database and store whose pages spread on ``tasks``."""
+    runtime = runtime_of(client)
+    return JobWorker(runtime.settings, runtime.db, runtime.worker.documents,
+                     runtime.pipeline, runtime.worker.clock, audit=runtime.worker.audit,
+                     spread_on=tasks)
 
 
 def test_every_page_is_read_once_by_the_owner_or_a_helper_and_assembled_in_order(
@@ -192,12 +198,29 @@ def test_every_page_is_read_once_by_the_owner_or_a_helper_and_assembled_in_order
         node.worker.process(job_id)
 
     assert node.engine.read == [1, 2, 3, 4, 5, 6]
+    # Each task taken publishes at most the next: never more waiting than at the start.
+    assert node.tasks.most_waiting == 5
     helped = [record.getMessage() for record in caplog.records if HELPED in record.message]
     assert helped == [f"job {job_id}: page {n} of 6 {HELPED}" for n in range(2, 7)]
     job = wait_for_job(node.client, job_id, node.key)
     assert job["status"] == "succeeded", job
     assert [page["number"] for page in job["result"]["pages"]] == [1, 2, 3, 4, 5, 6]
     assert parts_left(tmp_path / "data", job_id) == []
+
+
+def test_at_most_page_spread_tasks_of_a_job_wait_and_a_one_page_job_publishes_none(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    client = make_client(Settings(data_dir=tmp_path / "data", workers=0, page_spread=3,
+                                  job_lease_seconds=3600, reaper_interval_seconds=3600),
+                         engine=CountingEngine())
+    tasks = HeldTasks()
+    worker = spreading_worker(client, tasks)
+    key = issue(client, "acme")
+
+    worker.process(submit(client, key, pages_pdf(1)))
+    assert tasks.tasks == []
+    worker.process(submit(client, key, pages_pdf(10)))  # it reads every page itself
+    assert tasks.most_waiting == 3
 
 
 def test_a_page_task_of_a_claim_that_lapsed_reads_and_writes_nothing(node: Node,
