@@ -29,6 +29,7 @@ from ocrvault.errors import IntegrityError
 from ocrvault.jobs.celery_queue import PAGE_TASK_NAME, CeleryQueue
 from ocrvault.jobs.leases import new_holder
 from ocrvault.jobs.pipeline import DocumentReader, PageResult
+from ocrvault.jobs.queue import QueueUnavailable
 from ocrvault.jobs.service import key_of
 from ocrvault.jobs.spread import STRAGGLER_MARGIN_SECONDS, PageClaims, PageSpread, part_of
 from ocrvault.jobs.worker import JobWorker
@@ -312,3 +313,22 @@ def test_a_page_task_on_redis_carries_the_job_id_and_the_claim_and_nothing_else(
         assert message["headers"]["task"] == PAGE_TASK_NAME
         args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         assert (args, kwargs) == (["job-1", holder], {})
+
+
+class BrokerDown(HeldTasks):
+    """A PageQueue whose broker cannot be reached."""
+
+    def publish_pages(self, job_id: str, holder: str, count: int) -> None:
+        raise QueueUnavailable("cannot reach the Celery broker (a test's)")
+
+
+def test_a_job_whose_page_tasks_cannot_be_published_is_read_by_its_owner_alone(
+        node: Node) -> None:
+    worker = spreading_worker(node.client, BrokerDown())
+    job_id = node.submit(3)
+
+    worker.process(job_id)
+
+    job = wait_for_job(node.client, job_id, node.key)
+    assert job["status"] == "succeeded", job
+    assert sorted(node.engine.read) == [1, 2, 3]

@@ -41,7 +41,7 @@ from ocrvault.errors import ErrorCode, OcrVaultError, Unavailable
 from ocrvault.jobs.leases import LeaseLost
 from ocrvault.jobs.pages import JobWithdrawn
 from ocrvault.jobs.pipeline import DocumentReader, PageResult
-from ocrvault.jobs.queue import PageQueue
+from ocrvault.jobs.queue import PageQueue, QueueUnavailable
 from ocrvault.jobs.service import key_of
 from ocrvault.model import JobStatus, Page
 from ocrvault.store.db import Database
@@ -260,7 +260,7 @@ class PageSpread:
             return
         try:
             self.queue.publish_pages(job_id, holder, tasks)
-        except Unavailable:  # the pages not taken are read by the owner
+        except QueueUnavailable:  # the pages not taken are read by the owner
             log.warning("job %s: page tasks could not be published; its worker reads "
                         "its pages alone", job_id)
 
