@@ -46,6 +46,11 @@ def new_holder() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
+def claim_of(holder: str) -> str:
+    """The claim's own part of a holder token from :func:`new_holder`."""
+    return holder.rsplit(":", 1)[-1]
+
+
 @dataclass(frozen=True)
 class Lease:
     job_id: str

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ocrvault.errors import ErrorCode, OcrVaultError, Unavailable
-from ocrvault.jobs.leases import LeaseLost
+from ocrvault.jobs.leases import LeaseLost, claim_of
 from ocrvault.jobs.pages import JobWithdrawn
 from ocrvault.jobs.pipeline import DocumentReader, PageResult
 from ocrvault.jobs.queue import PageQueue, QueueUnavailable
@@ -55,11 +55,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1  # how often an owner looks at the count of its pages done
 STRAGGLER_MARGIN_SECONDS = 30.0  # beyond a page's timeout, before the owner reads it itself
 UNEXPECTED = "Processing failed unexpectedly; the error was logged."
-
-
-def claim_of(holder: str) -> str:
-    """The claim's own part of a lease holder token (``host:pid:claim``)."""
-    return holder.rsplit(":", 1)[-1]
 
 
 def part_of(result: PageResult) -> bytes:
@@ -286,8 +281,6 @@ class PageSpread:
         try:
             with self.readers.using(name, lambda: self.open_reader(job, name)) as reader:
                 result = reader.read(index)
-            if last:
-                self.readers.drop(name)
         except Unavailable as error:
             log.warning("job %s: page %d left to its owner (%s)", job_id, index + 1,
                         error.detail)
@@ -299,6 +292,9 @@ class PageSpread:
             log.exception("job %s: page %d failed unexpectedly", job_id, index + 1)
             claims.fail(OcrVaultError(ErrorCode.PROCESSING_FAILED, UNEXPECTED))
             return
+        finally:
+            if last:  # no task of the job follows this one here
+                self.readers.drop(name)
         key = key_of(job)
         part = PagePart(claim_of(holder), index)
         self.documents.put(key, part, part_of(result))
