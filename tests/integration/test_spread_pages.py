@@ -25,13 +25,19 @@ from PIL.Image import Image
 from ocrvault.config import Settings
 from ocrvault.engines.base import RecognizeOptions
 from ocrvault.engines.tesseract import TesseractEngine
-from ocrvault.errors import IntegrityError
+from ocrvault.errors import ErrorCode, IntegrityError, OcrVaultError
 from ocrvault.jobs.celery_queue import PAGE_TASK_NAME, CeleryQueue
 from ocrvault.jobs.leases import new_holder
 from ocrvault.jobs.pipeline import DocumentReader, PageResult
 from ocrvault.jobs.queue import QueueUnavailable
 from ocrvault.jobs.service import key_of
-from ocrvault.jobs.spread import STRAGGLER_MARGIN_SECONDS, PageClaims, PageSpread, part_of
+from ocrvault.jobs.spread import (
+    STRAGGLER_MARGIN_SECONDS,
+    OpenReaders,
+    PageClaims,
+    PageSpread,
+    part_of,
+)
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.model import Page
 from ocrvault.runtime import Runtime
@@ -40,7 +46,7 @@ from ocrvault.store.documents import ObjectKind, PagePart
 from ocrvault.store.leases import LeaseRepository
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
-from tests.conftest import issue, runtime_of, wait_for_job
+from tests.conftest import auth, issue, runtime_of, wait_for_job
 from tests.databases import TestDatabases
 from tests.engine_fakes import FixedEngine
 from tests.integration.test_pages import FailsOnPage, pages_pdf, submit
@@ -194,6 +200,11 @@ def test_every_page_is_read_once_by_the_owner_or_a_helper_and_assembled_in_order
     job_id = node.submit(6)
     # While the owner reads its first page, other workers take every task published.
     node.engine.during[1] = node.help_until_done
+    spread = node.worker.spread
+    assert spread is not None
+    opened: list[str] = []
+    open_reader = spread.open_reader
+    spread.open_reader = lambda job, name: opened.append(name) or open_reader(job, name)
 
     with caplog.at_level(logging.INFO, logger="ocrvault.jobs.spread"):
         node.worker.process(job_id)
@@ -207,6 +218,9 @@ def test_every_page_is_read_once_by_the_owner_or_a_helper_and_assembled_in_order
     assert job["status"] == "succeeded", job
     assert [page["number"] for page in job["result"]["pages"]] == [1, 2, 3, 4, 5, 6]
     assert parts_left(tmp_path / "data", job_id) == []
+    # The helpers' node fetched and opened the job's input once for its five pages, and
+    # closed it after the last.
+    assert len(opened) == 1 and not spread.readers._kept
 
 
 def test_at_most_page_spread_tasks_of_a_job_wait_and_a_one_page_job_publishes_none(
@@ -332,3 +346,46 @@ def test_a_job_whose_page_tasks_cannot_be_published_is_read_by_its_owner_alone(
     job = wait_for_job(node.client, job_id, node.key)
     assert job["status"] == "succeeded", job
     assert sorted(node.engine.read) == [1, 2, 3]
+
+
+class FakeReader:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_node_keeps_at_most_two_documents_open_and_closes_a_dropped_one_after_its_last_use(
+        ) -> None:
+    readers = OpenReaders(size=2)
+    made: dict[str, FakeReader] = {}
+
+    def opener(name: str) -> Callable[[], DocumentReader]:
+        return lambda: made.setdefault(name, FakeReader())  # type: ignore[return-value]
+
+    with readers.using("a", opener("a")):
+        with readers.using("a", opener("a")) as again:
+            assert again is made["a"]  # opened once, shared
+        readers.drop("a")
+        assert not made["a"].closed  # still read by this thread
+    assert made["a"].closed
+    for name in ("b", "c", "d"):
+        with readers.using(name, opener(name)):
+            pass
+    assert [made[name].closed for name in ("b", "c", "d")] == [True, False, False]
+    readers.close()
+    assert made["c"].closed and made["d"].closed
+
+
+def test_a_running_job_shows_no_error_that_a_page_recorded_for_its_owner(node: Node) -> None:
+    job_id = node.submit(3)
+    lease = node.worker.leases.claim(job_id)
+    assert lease is not None
+    PageClaims(node.runtime.db, job_id, lease.holder, 3).fail(
+        OcrVaultError(ErrorCode.CORRUPT_FILE, "Page 2 is unreadable."))
+
+    job = node.client.get(f"/v1/jobs/{job_id}", headers=auth(node.key)).json()
+
+    assert (job["status"], job["error"]) == ("running", None)
+    assert PageClaims(node.runtime.db, job_id, lease.holder, 3).take() is None  # stopped
