@@ -63,7 +63,7 @@ class PagePart:
 
     FOLDER: ClassVar[str] = "pages"
 
-    claim: str  # the claim token's own part (see jobs/spread.claim_of)
+    claim: str  # the claim token's own part (jobs/leases.claim_of)
     index: int  # 0-based, into the job's page selection
 
     @property
