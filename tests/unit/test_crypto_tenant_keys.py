@@ -118,3 +118,39 @@ def test_racing_first_uses_of_a_tenant_agree_on_one_tenant_key_and_one_epoch_key
     reader = TenantKeys(KeyringMasterKeys(keyring, "file"), store, epoch_seconds=3600)
     assert all(reader.unwrap_dek(wrapped[n], "t1", f"j{n}") == DEK for n in range(len(nodes)))
     assert len(store.names("tenants/t1/epochs")) == 1
+
+
+class CountingStore(DirectoryKeyStore):
+    """The real store, counting the entries it is asked to make."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.made: list[str] = []
+
+    def create(self, name: str, data: bytes) -> bytes:
+        self.made.append(name)
+        return super().create(name, data)
+
+
+def test_the_first_jobs_of_a_tenant_at_once_in_one_process_make_each_key_once(
+        tmp_path: Path) -> None:
+    """A burst of a new tenant's first jobs: one thread makes (and fsyncs) its keys, the
+    others wait for them, rather than each writing a copy that loses the race."""
+    store = CountingStore(tmp_path / "keys")
+    keyring = Keyring(FileKeyringProvider(tmp_path / "keyring.json"))
+    keys = TenantKeys(KeyringMasterKeys(keyring, "file"), store, epoch_seconds=3600)
+    barrier = threading.Barrier(16)
+    wrapped: dict[int, bytes] = {}
+
+    def first_use(n: int) -> None:
+        barrier.wait()
+        wrapped[n] = keys.wrap_dek(DEK, "t1", f"j{n}", WHEN).wrapped
+
+    threads = [threading.Thread(target=first_use, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(store.made) == ["tenants/t1/epochs/" + str(keys.epoch_for(WHEN)),
+                                  "tenants/t1/tenant-key"]
+    assert all(keys.unwrap_dek(wrapped[n], "t1", f"j{n}") == DEK for n in range(16))

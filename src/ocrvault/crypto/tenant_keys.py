@@ -112,6 +112,10 @@ class TenantKeys:
         self._kms: dict[str, MasterKeyProvider] = {}
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        # Held while a key is made: the first jobs of a tenant, submitted at once, make its
+        # keys once between them; without it each would write (and fsync) a copy that
+        # loses the race in the store.
+        self._making = threading.Lock()
         self._cache: dict[tuple[str, bytes], tuple[float, bytes]] = {}
 
     # -- DEKs ------------------------------------------------------------------------------
@@ -245,7 +249,7 @@ class TenantKeys:
                 raise TenantOffboarded
             if not create:
                 raise IntegrityError("the tenant's key has been destroyed")
-            raw = self.store.create(name, self._seal_tenant_key(
+            raw = self._made(name, lambda: self._seal_tenant_key(
                 tenant_id, secrets.token_bytes(_aead.KEY_BYTES), None))
         record = _record(raw)
         key = self._cached((tenant_id, raw))
@@ -263,7 +267,7 @@ class TenantKeys:
         if raw is None:
             if not create:
                 raise IntegrityError("the data's epoch key has been destroyed")
-            raw = self.store.create(name, _aead.seal(
+            raw = self._made(name, lambda: _aead.seal(
                 tenant_key, _EPOCH_PREFIX + _aead.u32(epoch),
                 secrets.token_bytes(_aead.KEY_BYTES), _epoch_aad(tenant_id)))
         cache_key = (f"{tenant_id}/{epoch}", raw)
@@ -300,6 +304,13 @@ class TenantKeys:
                       master_key_version=wrapper.version_of(wrapped)
                       if kms_key_id is None else None)
         return json.dumps(record, sort_keys=True).encode()
+
+    def _made(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The entry ``name``, made with ``make`` unless a thread here or another process
+        made it first."""
+        with self._making:
+            raw = self.store.get(name)
+            return raw if raw is not None else self.store.create(name, make())
 
     def _cached(self, key: tuple[str, bytes]) -> bytes | None:
         with self._lock:
