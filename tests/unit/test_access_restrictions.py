@@ -5,6 +5,7 @@ revocation, job visibility, names, refusal floods."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from ocrvault.access.ratelimit import TokenBuckets
 from ocrvault.access.restrictions import RESTRICTIONS, Attempt, Refusal, evaluate
@@ -391,3 +392,34 @@ def test_key_names_refuse_control_and_bidi_characters(access: AccessService, nam
         access.issue_key(tenant.tenant_id, name, Role.REVIEWER)
     assert caught.value.code is ErrorCode.INVALID_PARAMETER
     assert refused_code(lambda: access.bootstrap_tenant(name)) == "invalid_parameter"
+
+
+def test_a_burst_with_one_key_writes_its_last_use_once_a_minute(
+        access: AccessService, clock: FakeClock) -> None:
+    """last_used_at is written at most once a minute: also when a burst of requests all
+    read it stale at once (each would otherwise queue behind the single writer)."""
+    secret = access.bootstrap_tenant("acme").secret
+    writes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("UPDATE api_keys SET last_used_at"):
+            writes.append(statement)
+
+    event.listen(access.db.engine, "before_cursor_execute", count)
+    barrier = threading.Barrier(12)
+
+    def request() -> None:
+        barrier.wait()
+        login(access, secret)
+
+    for minute in range(2):
+        threads = [threading.Thread(target=request) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(writes) == minute + 1
+        clock.advance(timedelta(minutes=1, seconds=1))
+    caller = login(access, secret)
+    assert access.get_key(caller, caller.key_id).last_used_at == EPOCH + timedelta(
+        minutes=2, seconds=2)

@@ -30,6 +30,7 @@ from ocrvault.access.reach import (
 )
 from ocrvault.access.refusals import Aggregate, RefusalTally
 from ocrvault.access.restrictions import INVALID, Attempt, Refusal, evaluate
+from ocrvault.access.usage import KeyUse
 from ocrvault.audit.events import Actor, AuditAction, AuditEvent, Outcome
 from ocrvault.audit.log import AuditSink
 from ocrvault.clock import Clock, utcnow
@@ -57,9 +58,6 @@ from ocrvault.store.records import ApiKeyRecord
 from ocrvault.store.repository import KeyRepository, TenantRepository
 from ocrvault.telemetry import metrics
 
-# last_used_at is informational; writing it on every request would serialise
-# readers behind the database's single writer.
-_TOUCH_EVERY = timedelta(minutes=1)
 MAX_GRACE = timedelta(days=7)
 # Names the operator gives (a tenant's admin key is "<tenant> admin") may be longer than
 # the API's; the column holds 200.
@@ -164,6 +162,7 @@ class AccessService:
         self.rate_limiter = rate_limiter or TokenBuckets(clock)
         # Local on purpose: it guards this node's writes to the log, whatever the deployment.
         self._refusals = RefusalTally(clock)
+        self._use = KeyUse()
 
     def create_tenant(self, name: str) -> IssuedKey:
         """Create a new tenant and its first admin key; refused if the name is taken."""
@@ -350,9 +349,8 @@ class AccessService:
                 environment=environment, scope=scope, client_ip=request.client_ip,
                 now=now,
             ))
-            if key is not None and refusal is None and (
-                key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY
-            ):
+            if key is not None and refusal is None and self._use.due(key.id, key.last_used_at,
+                                                                     now):
                 keys.touch(key.id, now)
         if key is None:
             raise self._refused(INVALID, Actor.anonymous(request))
