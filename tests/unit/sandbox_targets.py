@@ -6,6 +6,7 @@ import ctypes
 import os
 import resource
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,18 @@ def pillow_formats_loaded() -> bool:
     from PIL import Image
 
     return bool(Image._initialized >= 2)
+
+
+_remembered: list[str] = []
+
+
+def remember(value: str) -> None:
+    """Kept in this child's memory, for :func:`remembered_slowly` to return."""
+    _remembered.append(value)
+
+
+def remembered_slowly(seconds: float) -> tuple[list[str], int]:
+    """What this child was told to remember, and its pid, after ``seconds`` (so that two
+    calls at once run in two children)."""
+    time.sleep(seconds)
+    return list(_remembered), os.getpid()

@@ -86,3 +86,9 @@ def test_an_error_raised_in_the_child_reaches_the_caller_of_decode(ingestor: Ing
     with pytest.raises(InputRejected) as rejected:
         list(ingestor.decode(data, info.format, [2]))
     assert rejected.value.code is ErrorCode.INVALID_PARAMETER
+
+
+def test_warm_starts_every_child_each_having_inspected_an_image() -> None:
+    with Sandbox(memory_bytes=2**30, cpu_seconds=20, timeout_seconds=20, size=2) as sandbox:
+        Ingestor(LIMITS, sandbox).warm()  # raises if a child's rehearsal failed
+        assert sandbox.children() == 2

@@ -4,6 +4,7 @@ kept by the child that read a page of it, and children free of the parent's main
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sandbox_targets as targets
@@ -29,6 +30,24 @@ def test_warm_starts_every_child_before_the_first_call_and_calls_start_none() ->
         first = box.call(targets.child_pid)
         assert box.children() == 2  # the call used a warm child and gave it back
         assert first != os.getpid()
+
+
+def test_warm_has_each_new_child_rehearse_once_before_any_request() -> None:
+    with pool(size=2) as box:
+        box.warm(targets.remember, "rehearsed")
+        box.warm(targets.remember, "again")  # already full: no child rehearses twice
+        with ThreadPoolExecutor(2) as threads:
+            answers = list(threads.map(lambda _: box.call(targets.remembered_slowly, 0.5),
+                                       range(2)))
+    assert [told for told, _ in answers] == [["rehearsed"], ["rehearsed"]]
+    assert len({pid for _, pid in answers}) == 2  # both children, each once
+
+
+def test_a_failed_rehearsal_is_raised_and_leaves_the_pool_usable() -> None:
+    with pool(size=2) as box:
+        with pytest.raises(InputRejected):
+            box.warm(targets.reject)
+        assert box.call(targets.child_pid) != os.getpid()
 
 
 def test_a_child_is_replaced_after_recycle_after_calls() -> None:

@@ -107,7 +107,7 @@ class ApiNode(OnFoundation):
 
     def start(self) -> None:
         if self.owns:  # else the worker's start warms the shared sandbox
-            self.pipeline.ingestor.sandbox.warm()  # no first upload waits for a child
+            self.pipeline.ingestor.warm()  # no first upload waits for a child
         self._flush = PeriodicThread("audit-refusals", self.settings.reaper_interval_seconds,
                                      self.access.flush_refusals)
         self._flush.start()

@@ -112,7 +112,7 @@ class WorkerNode:
         on a durable (shared) queue only jobs whose lease ran out, on the local queue
         every job the last stop left queued or running (see JobLeases.resume_at_start)."""
         # Children start before the first job, not under it (a first burst waits for none).
-        self.pipeline.ingestor.sandbox.warm()
+        self.pipeline.ingestor.warm()
         # Each page thread loads its own model of the default engine now, not under the
         # first burst of jobs; engines a caller passed in (tests' fakes) are left alone.
         if self.pages is not None:

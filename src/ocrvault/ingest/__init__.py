@@ -31,6 +31,7 @@ Residual risks, which these guards do not cover:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 from ocrvault.ingest.decode import decode_page, decode_pages
@@ -67,6 +68,11 @@ class Ingestor:
     def __init__(self, limits: Limits, sandbox: Sandbox) -> None:
         self.limits = limits
         self.sandbox = sandbox  # its owner closes it
+
+    def warm(self) -> None:
+        """Start the sandbox's children, each inspecting a tiny image once (see
+        :meth:`Sandbox.warm`)."""
+        self.sandbox.warm(inspect_header, _blank_png(), FileFormat.PNG, self.limits)
 
     def inspect(self, data: bytes, pdf_password: str | None = None) -> InputInfo:
         """Format, page count and size of ``data``, or ``InputRejected`` if it breaks a limit."""
@@ -112,3 +118,11 @@ class Ingestor:
     def forget(self, key: str) -> None:
         """Drop the file kept under ``key`` from the decode children."""
         self.sandbox.release(key)
+
+
+def _blank_png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (8, 8), 255).save(out, "PNG")
+    return out.getvalue()

@@ -156,18 +156,26 @@ class Sandbox:
             finally:
                 self._slots.release()
 
-    def warm(self) -> None:
-        """Start every child the pool may hold, so that no request waits for one."""
+    def warm(self, rehearsal: Callable[..., object] | None = None, *args: object) -> None:
+        """Start every child the pool may hold, so that no request waits for one. With
+        ``rehearsal``, each new child first runs ``rehearsal(*args)`` (on harmless input):
+        a process's first call pays one-time costs (a decoder's first use, the reply's
+        first pickling) that would otherwise fall on the first requests after start."""
         with self._lock:
             missing = self.size - len(self._idle)
         started = []
-        for _ in range(missing):
-            if not self._slots.acquire(blocking=False):
-                break  # the rest are at work, so already started
-            started.append(self._start_child())
-        for child in started:
-            self._checkin(child)
-            self._slots.release()
+        try:
+            for _ in range(missing):
+                if not self._slots.acquire(blocking=False):
+                    break  # the rest are at work, so already started
+                started.append(self._start_child())
+            if rehearsal is not None:
+                for child in started:
+                    child.exchange((_CALL, rehearsal, args), self.budget())
+        finally:
+            for child in started:
+                self._checkin(child)
+                self._slots.release()
 
     def children(self) -> int:
         """How many children are idle now (for tests and metrics)."""
