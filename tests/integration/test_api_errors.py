@@ -6,11 +6,16 @@ import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
+import fastapi.routing
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ocrvault.access.keys import generate_key
+from ocrvault.api.app import api_routes, build_ahead
+from ocrvault.api.routes import read
 from ocrvault.environments import Environment
 from ocrvault.errors import ErrorCode
 from tests.conftest import assert_problem, auth, issue, wait_for_job
@@ -135,6 +140,18 @@ def test_openapi_documents_routes_and_every_error_code(client: TestClient) -> No
             "/healthz", "/readyz"} <= set(schema["paths"])
     for code in ErrorCode:
         assert code.value in schema["info"]["description"]
+
+
+def test_build_ahead_leaves_no_endpoint_for_its_first_request_to_locate(
+        client: TestClient) -> None:
+    """FastAPI reads an endpoint's source file on its first request (for error messages);
+    build_ahead does it for every endpoint, those of included routers too, before serving."""
+    app = cast(FastAPI, client.app)
+    endpoints = {route.dependant.call for route in api_routes(app.routes)}
+    assert {read.submit_read, read.read_sync} <= endpoints
+    build_ahead(app)
+    located = fastapi.routing._endpoint_context_cache  # FastAPI's cache, by id()
+    assert all(located.get(id(endpoint)) for endpoint in endpoints)
 
 
 def test_health_and_readiness(client: TestClient) -> None:

@@ -3,11 +3,14 @@ per data dir."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 
+import fastapi.routing
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
+from starlette.routing import BaseRoute
 
 from ocrvault import __version__
 from ocrvault.api import compat, problems
@@ -91,5 +94,21 @@ def create_app(runtime: Served, *, start: bool = True) -> FastAPI:
 def build_ahead(app: FastAPI) -> None:
     """Build now, before the app serves, what it would otherwise build under its first
     requests: the OpenAPI document (served at /openapi.json), and with it FastAPI's
-    per-route state, which a burst of clients right after start would wait for."""
+    per-route state, which a burst of clients right after start would wait for; and each
+    endpoint's source location, which FastAPI reads from the source file (for its error
+    messages) on the endpoint's first request."""
     app.openapi()
+    locate = getattr(fastapi.routing, "_extract_endpoint_context", None)  # cached by FastAPI
+    if locate is not None:
+        for route in api_routes(app.routes):
+            locate(route.dependant.call)
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every endpoint of ``routes``, those of included routers too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)  # FastAPI's _IncludedRouter
+        if included is not None:
+            yield from api_routes(included.routes)
