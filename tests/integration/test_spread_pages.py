@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis
@@ -41,7 +42,7 @@ from ocrvault.jobs.spread import (
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.model import Page
 from ocrvault.runtime import Runtime
-from ocrvault.store.blobs import blob_key
+from ocrvault.store.blobs import BlobStore, blob_key
 from ocrvault.store.documents import ObjectKind, PagePart
 from ocrvault.store.leases import LeaseRepository
 from ocrvault.store.records import JobRecord
@@ -221,6 +222,48 @@ def test_every_page_is_read_once_by_the_owner_or_a_helper_and_assembled_in_order
     # The helpers' node fetched and opened the job's input once for its five pages, and
     # closed it after the last.
     assert len(opened) == 1 and not spread.readers._kept
+
+
+class SlowParts:
+    """The node's blob store, where fetching a page part is a round trip (as from an
+    object store) that lasts until ``expected`` fetches are under way (or 2 s), counting
+    how many were under way at once."""
+
+    def __init__(self, blobs: Any, expected: int) -> None:
+        self.blobs = blobs
+        self.expected = expected
+        self.at_once = self.most_at_once = 0
+        self._changed = threading.Condition()
+
+    def get(self, key: str) -> bytes | None:
+        if f"/{PagePart.FOLDER}/" not in key:
+            return cast(bytes | None, self.blobs.get(key))
+        with self._changed:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.most_at_once >= self.expected, timeout=2)
+            self.at_once -= 1
+        return cast(bytes | None, self.blobs.get(key))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.blobs, name)
+
+
+def test_the_owner_fetches_the_helpers_parts_several_at_once_and_keeps_page_order(
+        node: Node) -> None:
+    job_id = node.submit(6)
+    node.engine.during[1] = node.help_until_done  # helpers read pages 2 to 6
+    documents = node.worker.documents
+    slow = SlowParts(documents.blobs, expected=5)
+    documents.blobs = cast(BlobStore, slow)
+
+    node.worker.process(job_id)
+
+    assert node.engine.read == [1, 2, 3, 4, 5, 6]
+    assert slow.most_at_once == 5  # the five helped pages, not one after another
+    job = wait_for_job(node.client, job_id, node.key)
+    assert [page["number"] for page in job["result"]["pages"]] == [1, 2, 3, 4, 5, 6]
 
 
 def test_at_most_page_spread_tasks_of_a_job_wait_and_a_one_page_job_publishes_none(

@@ -12,8 +12,8 @@ helps read the job:
   an owner, nothing deadlocks.
 - Results: a helper seals its page as a part of the job (store/documents.PagePart, named
   by the claim) and counts it on the row (``pages_done``, which clients see as progress).
-  The owner waits for the count, takes the parts in page order, assembles the document
-  once, and the job's finish deletes them.
+  The owner waits for the count, fetches the parts (several at once) in page order,
+  assembles the document once, and the job's finish deletes them.
 - Fairness: a job has at most ``page_spread`` tasks on the broker at a time. A helper that
   takes a page publishes the job's next task then, at the back of the queue, so the pages
   of a 2,000-page PDF take turns with the jobs submitted after it.
@@ -34,6 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often an owner looks at the count of its pages done
 STRAGGLER_MARGIN_SECONDS = 30.0  # beyond a page's timeout, before the owner reads it itself
+PART_FETCHES = 8  # helpers' parts an owner fetches from the store at once
 UNEXPECTED = "Processing failed unexpectedly; the error was logged."
 
 
@@ -223,13 +225,25 @@ class PageSpread:
             if not claims.counted():
                 claims.state()  # raises why
         self._await_helpers(claims)
-        claim = claim_of(holder)
-        for index in range(count):
-            if index not in results:
-                part = self.documents.find(key, PagePart(claim, index))
-                # Missing only when its helper was lost: read it here.
-                results[index] = result_of(part) if part is not None else read(index)
+        helped = [index for index in range(count) if index not in results]
+        for index, part in zip(helped, self._parts(key, claim_of(holder), helped),
+                               strict=True):
+            # Missing only when its helper was lost: read it here.
+            results[index] = result_of(part) if part is not None else read(index)
         return [results[index] for index in range(count)]
+
+    def _parts(self, key: JobKey, claim: str, indexes: list[int]) -> list[bytes | None]:
+        """The helpers' parts of pages ``indexes`` (None where one is missing), fetched
+        ``PART_FETCHES`` at a time: from an object store each is a round trip, and one
+        after another they would add up at the end of a long document."""
+        def fetch(index: int) -> bytes | None:
+            return self.documents.find(key, PagePart(claim, index))
+
+        if len(indexes) < 2:
+            return [fetch(index) for index in indexes]
+        with ThreadPoolExecutor(min(PART_FETCHES, len(indexes)),
+                                thread_name_prefix="page-parts") as fetches:
+            return list(fetches.map(fetch, indexes))
 
     def _await_helpers(self, claims: PageClaims) -> None:
         """Until every page is counted, or none has been for ``straggler_seconds``."""
