@@ -112,10 +112,11 @@ class TenantKeys:
         self._kms: dict[str, MasterKeyProvider] = {}
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # Held while a key is made: the first jobs of a tenant, submitted at once, make its
-        # keys once between them; without it each would write (and fsync) a copy that
-        # loses the race in the store.
-        self._making = threading.Lock()
+        # One lock per entry being made: the first jobs of a tenant, submitted at once, make
+        # its keys once between them (without it each would write and fsync a copy that
+        # loses the race in the store), while another tenant's keys, wrapped perhaps by a
+        # slow KMS call, are made beside them.
+        self._making: dict[str, threading.Lock] = {}
         self._cache: dict[tuple[str, bytes], tuple[float, bytes]] = {}
 
     # -- DEKs ------------------------------------------------------------------------------
@@ -308,9 +309,15 @@ class TenantKeys:
     def _made(self, name: str, make: Callable[[], bytes]) -> bytes:
         """The entry ``name``, made with ``make`` unless a thread here or another process
         made it first."""
-        with self._making:
-            raw = self.store.get(name)
-            return raw if raw is not None else self.store.create(name, make())
+        with self._lock:
+            making = self._making.setdefault(name, threading.Lock())
+        try:
+            with making:
+                raw = self.store.get(name)
+                return raw if raw is not None else self.store.create(name, make())
+        finally:
+            with self._lock:  # whoever comes later finds the entry in the store
+                self._making.pop(name, None)
 
     def _cached(self, key: tuple[str, bytes]) -> bytes | None:
         with self._lock:
