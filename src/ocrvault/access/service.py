@@ -376,6 +376,14 @@ class AccessService:
             job_visibility=JobVisibility(key.job_visibility), request=request,
         )
 
+    def rehearse(self) -> None:
+        """A key check's statements, on a key that cannot exist and rolled back, so that
+        a first burst of requests does not wait for them to compile (jobs/rehearsal.py)."""
+        with self.db.rolled_back() as session:
+            keys = KeyRepository(session)
+            keys.by_secret(digest_of(generate_key(Environment.LIVE, self.region)))
+            keys.touch(str(uuid.uuid4()), self.clock())
+
     def _refused(self, refusal: Refusal, actor: Actor,
                  retry_after: int | None = None) -> OcrVaultError:
         """The error to raise for ``refusal``, after accounting for it in the audit log.

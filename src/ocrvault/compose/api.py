@@ -25,6 +25,7 @@ from ocrvault.ingest.types import Limits
 from ocrvault.jobs.links import ResultLinks
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, open_queue
+from ocrvault.jobs.rehearsal import rehearse
 from ocrvault.jobs.service import JobService
 from ocrvault.posture.service import PostureService
 from ocrvault.retention.reaper import PeriodicThread, Reaper
@@ -108,6 +109,9 @@ class ApiNode(OnFoundation):
     def start(self) -> None:
         if self.owns:  # else the worker's start warms the shared sandbox
             self.pipeline.ingestor.warm()  # no first upload waits for a child
+        # No first burst waits for the statements of its requests to compile.
+        rehearse(self.access.rehearse)
+        rehearse(self.jobs.rehearse)
         self._flush = PeriodicThread("audit-refusals", self.settings.reaper_interval_seconds,
                                      self.access.flush_refusals)
         self._flush.start()

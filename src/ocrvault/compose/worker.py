@@ -23,6 +23,7 @@ from ocrvault.jobs.leases import JobLeases
 from ocrvault.jobs.pages import PagePool
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue, PageQueue, open_queue
+from ocrvault.jobs.rehearsal import rehearse
 from ocrvault.jobs.worker import JobWorker
 from ocrvault.store.blobs import BlobStore
 
@@ -113,6 +114,7 @@ class WorkerNode:
         every job the last stop left queued or running (see JobLeases.resume_at_start)."""
         # Children start before the first job, not under it (a first burst waits for none).
         self.pipeline.ingestor.warm()
+        rehearse(self.worker.rehearse)  # nor for its statements to compile
         # Each page thread loads its own model of the default engine now, not under the
         # first burst of jobs; engines a caller passed in (tests' fakes) are left alone.
         if self.pages is not None:

@@ -22,6 +22,7 @@ from ocrvault.audit import Actor, AuditAction, AuditEvent, AuditSink, Outcome
 from ocrvault.clock import Clock, utcnow
 from ocrvault.config import Settings
 from ocrvault.crypto.customer_key import CustomerKey
+from ocrvault.environments import Environment
 from ocrvault.errors import AuthError, ErrorCode, InputRejected, ResourceError, Throttled
 from ocrvault.ingest.declared import contradicts
 from ocrvault.ingest.sniff import sniff
@@ -31,6 +32,7 @@ from ocrvault.jobs.outbox import Outbox
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import OcrPipeline
 from ocrvault.jobs.queue import JobQueue
+from ocrvault.jobs.rehearsal import rehearsal
 from ocrvault.model import (
     DeclaredTypeMismatch,
     DeletionReceipt,
@@ -47,8 +49,9 @@ from ocrvault.retention.policy import ceiling_for
 from ocrvault.retention.service import RetentionService
 from ocrvault.retention.shredder import Shredder, gone_parts, policy_of
 from ocrvault.store.commands import NewJob
-from ocrvault.store.db import Database
+from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import JobKey, ObjectKind, SealedDocuments
+from ocrvault.store.leases import OutboxRepository
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
 from ocrvault.store.webhooks import WebhookRepository
@@ -185,7 +188,7 @@ class JobService:
             self.documents.put(JobKey(principal.tenant_id, job_id, keys.wrapped_dek), kind,
                                plaintext)
         with self.db.transaction() as session:
-            job = JobRepository(session).add(NewJob(
+            job = self._queue(session, NewJob(
                 id=job_id, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
                 environment=principal.environment, created_at=now,
                 expires_at=now + timedelta(seconds=policy.result),
@@ -200,15 +203,31 @@ class JobService:
                 customer_wrapped_dek=keys.customer_wrapped_dek,
                 customer_key_sha256=customer_key.sha256_b64 if customer_key else None,
                 stored_objects=tuple(kind.value for kind in submission),
-            ))
-            self.outbox.record(session, job_id, principal.tenant_id)
-            self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, Actor.of(principal),
-                                         target_id=job_id), session)
-            if callback_endpoint is not None:
-                WebhookRepository(session).bind_job(job_id, callback_endpoint)
+            ), Actor.of(principal), callback_endpoint)
         # After the commit: a worker must find the row, and a rollback must send nothing.
         self.outbox.dispatch(job_id, principal.tenant_id)
         return job_of(job, now)
+
+    def _queue(self, session: Transaction, new: NewJob, actor: Actor,
+               callback_endpoint: str | None) -> JobRecord:
+        """The job's row, its outbox entry and its audit entry, in ``session``."""
+        job = JobRepository(session).add(new)
+        self.outbox.record(session, job.id, job.tenant_id)
+        self.audit.record(AuditEvent(AuditAction.JOB_SUBMITTED, actor, target_id=job.id),
+                          session)
+        if callback_endpoint is not None:
+            WebhookRepository(session).bind_job(job.id, callback_endpoint)
+        return job
+
+    def rehearse(self) -> None:
+        """A submission's and a status poll's statements, rolled back (jobs/rehearsal.py)."""
+        with rehearsal(self.db, self.clock) as stage:
+            self.retention.effective(stage.tenant_id, stage.tenant_id, Environment.LIVE)
+            job = self._queue(stage.session, stage.job(),
+                              Actor.system("rehearsal", stage.tenant_id, Environment.LIVE), None)
+            JobRepository(stage.session).for_owner(job.id, job.tenant_id,
+                                                   job.environment.value)
+            OutboxRepository(stage.session).remove(job.id)  # as its dispatch does
 
     def _owned(self, principal: Principal, job_id: str) -> JobRecord:
         with self.db.transaction() as session:

@@ -36,7 +36,7 @@ from ocrvault.config import Settings
 from ocrvault.crypto.master import KeyServiceUnavailable
 from ocrvault.errors import ErrorCode, OcrVaultError
 from ocrvault.ingest.types import FileFormat
-from ocrvault.jobs.leases import Lease, LeaseKeeper, LeaseLost
+from ocrvault.jobs.leases import Lease, LeaseKeeper, LeaseLost, new_holder
 from ocrvault.jobs.pages import JobWithdrawn, PagedJob, PagePool
 from ocrvault.jobs.params import ReadParams
 from ocrvault.jobs.pipeline import (
@@ -47,14 +47,16 @@ from ocrvault.jobs.pipeline import (
     PageResult,
 )
 from ocrvault.jobs.queue import PageQueue
+from ocrvault.jobs.rehearsal import rehearsal
 from ocrvault.jobs.service import key_of, with_declared_type
 from ocrvault.jobs.spread import UNEXPECTED, PageSpread
 from ocrvault.model import JobStatus, OutputFormat
 from ocrvault.retention.policy import Expiries, ceiling_for
 from ocrvault.retention.shredder import next_due, policy_of
 from ocrvault.store.commands import FinishJob
-from ocrvault.store.db import Database
+from ocrvault.store.db import Database, Transaction
 from ocrvault.store.documents import SUBMISSION_KINDS, ObjectKind, SealedDocuments
+from ocrvault.store.leases import LeaseRepository
 from ocrvault.store.records import JobRecord
 from ocrvault.store.repository import JobRepository
 from ocrvault.telemetry import metrics, tracing
@@ -232,9 +234,31 @@ class JobWorker:
 
     def _finish(self, job: JobRecord, lease: Lease, stored: list[ObjectKind],
                 code: ErrorCode | None, detail: str | None) -> None:
+        finish = self._outcome(job, stored, code, detail)
+        metrics.JOBS_FINISHED.labels(state=finish.status.value).inc()
+        keep_input = (finish.input_expires_at is not None
+                      and finish.input_expires_at > finish.completed_at)
+        with self.db.transaction() as session:
+            still_ours = self._record_finish(session, job, finish, lease.holder, code)
+            current = None if still_ours else JobRepository(session).by_id(job.id)
+        if not still_ours:
+            if current is None or current.status == JobStatus.DELETED:
+                # Deleted while running: what was just written must not outlive the job.
+                self.documents.delete_all(job.tenant_id, job.id)
+            # Else the lease passed to another worker, which owns the job's objects now.
+            raise LeaseLost(job.id)
+        if self.spread is not None and (job.page_count or 0) > 1:  # one page: no parts
+            self.documents.delete_pages(job.tenant_id, job.id)  # assembled, or not wanted
+        if not keep_input:  # the input and its password: kept only as long as the policy says
+            for kind in SUBMISSION_KINDS:
+                self.documents.delete(job.tenant_id, job.id, kind)
+        log.info("job %s %s%s", job.id, finish.status.value, f" ({code.value})" if code else "")
+
+    def _outcome(self, job: JobRecord, stored: list[ObjectKind], code: ErrorCode | None,
+                 detail: str | None) -> FinishJob:
+        """What finishing ``job`` now writes: its status, what it keeps and until when."""
         now = self.clock()
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
-        metrics.JOBS_FINISHED.labels(state=status.value).inc()
         expiries = Expiries.at_completion(policy_of(job), now, code is None).capped_at(
             ceiling_for(job.environment, job.created_at))
         keep_input = expiries.input is not None and expiries.input > now
@@ -249,30 +273,35 @@ class JobWorker:
             # From now on only the customer's key opens the job.
             drop_wrapped_dek=job.customer_wrapped_dek is not None,
         )
-        finish = replace(finish, next_expiry_at=next_due(finish.applied_to(job)))
-        with self.db.transaction() as session:
-            jobs = JobRepository(session)
-            still_ours = jobs.finish_running(finish, lease.holder)
-            if still_ours:
-                self.audit.record(AuditEvent(
-                    AuditAction.JOB_PROCESSED,
-                    Actor.system("worker", job.tenant_id, job.environment),
-                    target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
-                    reason=code, detail={"region": self.settings.region}
-                    if self.settings.region else None,
-                ), session)
-                queue_job_event(session, job, EventType.JOB_FAILED if code
-                                else EventType.JOB_SUCCEEDED, status.value, now)
-            current = None if still_ours else jobs.by_id(job.id)
-        if not still_ours:
-            if current is None or current.status == JobStatus.DELETED:
-                # Deleted while running: what was just written must not outlive the job.
-                self.documents.delete_all(job.tenant_id, job.id)
-            # Else the lease passed to another worker, which owns the job's objects now.
-            raise LeaseLost(job.id)
-        if self.spread is not None and (job.page_count or 0) > 1:  # one page: no parts
-            self.documents.delete_pages(job.tenant_id, job.id)  # assembled, or not wanted
-        if not keep_input:  # the input and its password: kept only as long as the policy says
-            for kind in SUBMISSION_KINDS:
-                self.documents.delete(job.tenant_id, job.id, kind)
-        log.info("job %s %s%s", job.id, status.value, f" ({code.value})" if code else "")
+        return replace(finish, next_expiry_at=next_due(finish.applied_to(job)))
+
+    def _record_finish(self, session: Transaction, job: JobRecord, finish: FinishJob,
+                       holder: str, code: ErrorCode | None) -> bool:
+        """Write ``finish`` with its audit entry and webhook event, while ``holder`` holds
+        the job's lease; False (nothing written) if it no longer does."""
+        if not JobRepository(session).finish_running(finish, holder):
+            return False
+        self.audit.record(AuditEvent(
+            AuditAction.JOB_PROCESSED, Actor.system("worker", job.tenant_id, job.environment),
+            target_id=job.id, outcome=Outcome.FAILURE if code else Outcome.SUCCESS,
+            reason=code, detail={"region": self.settings.region}
+            if self.settings.region else None,
+        ), session)
+        queue_job_event(session, job, EventType.JOB_FAILED if code
+                        else EventType.JOB_SUCCEEDED, finish.status.value, finish.completed_at)
+        return True
+
+    def rehearse(self) -> None:
+        """A job's statements on the worker's side, claim to finish, rolled back
+        (jobs/rehearsal.py)."""
+        with rehearsal(self.db, self.clock) as stage:
+            jobs, leases = JobRepository(stage.session), LeaseRepository(stage.session)
+            job_id = jobs.add(stage.job()).id
+            holder, until = new_holder(), self.leases.until()
+            leases.claim(job_id, stage.now, holder, until)
+            jobs.record_progress(job_id, 0, holder, until)
+            leases.renew(job_id, holder, until)
+            job = jobs.by_id(job_id)
+            assert job is not None, "claimed in this transaction"
+            self._record_finish(stage.session, job, self._outcome(job, [ObjectKind.RESULT],
+                                                                  None, None), holder, None)
