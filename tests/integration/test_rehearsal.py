@@ -3,6 +3,7 @@ requests compile nothing, and the rehearsal leaves nothing behind, even when it 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import threading
 from collections.abc import Iterator
@@ -131,5 +132,21 @@ def test_a_rehearsal_that_fails_half_way_is_rolled_back_and_only_logged(
         assert every_row(runtime.db) == before
     finally:
         runtime.stop()
-    assert "start-up rehearsal" in caplog.text
+    assert "start-up rehearsal (JobService.rehearse) failed" in caplog.text
     assert "the audit log refuses" in caplog.text
+
+
+def test_a_started_node_has_described_its_engines_before_any_request(
+        one_thread: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Describing RapidOCR reads its package's version from the installed metadata,
+    milliseconds that a first request would wait for; a start does it."""
+    runtime = Runtime.build(one_thread)  # the registered engines, described by the registry
+    runtime.start()
+    try:
+        def unreadable(name: str) -> str:
+            raise AssertionError(f"{name}'s metadata read under a request")
+
+        monkeypatch.setattr(importlib.metadata, "version", unreadable)
+        assert {"eng", "deu"} <= runtime.engines.all_languages()
+    finally:
+        runtime.stop()

@@ -109,9 +109,11 @@ class ApiNode(OnFoundation):
     def start(self) -> None:
         if self.owns:  # else the worker's start warms the shared sandbox
             self.pipeline.ingestor.warm()  # no first upload waits for a child
-        # No first burst waits for the statements of its requests to compile.
+        # No first burst waits for the statements of its requests to compile, nor for
+        # the engines to be described (a package's version is read from its metadata).
         rehearse(self.access.rehearse)
         rehearse(self.jobs.rehearse)
+        rehearse(self.engines.specs)
         self._flush = PeriodicThread("audit-refusals", self.settings.reaper_interval_seconds,
                                      self.access.flush_refusals)
         self._flush.start()

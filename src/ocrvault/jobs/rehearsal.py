@@ -65,11 +65,11 @@ def rehearsal(db: Database, clock: Clock) -> Iterator[Stage]:
         yield Stage(session, tenant_id, clock())
 
 
-def rehearse(part: Callable[[], None]) -> None:
-    """Run a node's rehearsal. A failure is logged, never raised: a node that could not
-    rehearse serves all the same, its first requests only slower."""
+def rehearse(part: Callable[[], object]) -> None:
+    """Run a part of a node's rehearsal. A failure is logged, never raised: a node that
+    could not rehearse serves all the same, its first requests only slower."""
     try:
         part()
     except Exception:
-        log.warning("the start-up rehearsal of a job's statements failed; the first jobs "
-                    "will compile them instead", exc_info=True)
+        log.warning("a start-up rehearsal (%s) failed; the first requests will do its work "
+                    "instead", getattr(part, "__qualname__", part), exc_info=True)
