@@ -4,14 +4,16 @@ SQLAlchemy compiles each statement, and builds the ORM's state for it, the first
 process runs it: about 12 ms of CPU on the submission's path and 6 ms on the worker's
 (claim, progress, finish), all of it holding the GIL. Unrehearsed, the first burst of
 submissions after a start paid that while every other request of the burst waited for
-it (issue 18: a first burst's slowest submission some 20 ms above the steady state's).
+it (issue 18: a first burst's slowest submission some 50 ms above its start's later
+bursts').
 
-So each node runs its side of a job's life at start (JobService.rehearse,
-JobWorker.rehearse) through the same code as a real job, in one transaction that is
-always rolled back, on a job of a tenant made up for it: nothing is committed, no audit
-entry lands, no blob is written and no key is made. A crash half-way commits nothing
-either. The made-up tenant is named by a fresh UUID, so that two nodes rehearsing at once
-on one database never wait on each other's uncommitted row.
+So each node runs its side of a job's life at start (AccessService.rehearse and
+JobService.rehearse on an API node, JobWorker.rehearse on a worker) through the same code
+as a real job, in a transaction that is always rolled back, on a job of a tenant made up
+for it: nothing is committed, no audit entry lands, no blob is written and no key is
+made. A crash half-way commits nothing either. The made-up tenant is named by a fresh
+UUID, so that two nodes rehearsing at once on one database never wait on each other's
+uncommitted row.
 """
 
 from __future__ import annotations

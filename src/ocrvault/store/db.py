@@ -137,11 +137,12 @@ class Database:
     def rolled_back(self) -> Iterator[Session]:
         """A session inside one transaction that is rolled back however the block ends:
         what runs in it leaves nothing (jobs/rehearsal.py)."""
-        with self._sessions() as session, session.begin() as transaction:
+        with self._sessions() as session:
+            session.begin()
             try:
                 yield session
             finally:
-                transaction.rollback()
+                session.rollback()
 
     def scrub(self) -> None:
         """Make deleted rows' bytes leave the files, not just the live tables.
