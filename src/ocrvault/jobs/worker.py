@@ -236,8 +236,6 @@ class JobWorker:
                 code: ErrorCode | None, detail: str | None) -> None:
         finish = self._outcome(job, stored, code, detail)
         metrics.JOBS_FINISHED.labels(state=finish.status.value).inc()
-        keep_input = (finish.input_expires_at is not None
-                      and finish.input_expires_at > finish.completed_at)
         with self.db.transaction() as session:
             still_ours = self._record_finish(session, job, finish, lease.holder, code)
             current = None if still_ours else JobRepository(session).by_id(job.id)
@@ -249,7 +247,7 @@ class JobWorker:
             raise LeaseLost(job.id)
         if self.spread is not None and (job.page_count or 0) > 1:  # one page: no parts
             self.documents.delete_pages(job.tenant_id, job.id)  # assembled, or not wanted
-        if not keep_input:  # the input and its password: kept only as long as the policy says
+        if not finish.keeps_input:  # the input and its password: as long as the policy says
             for kind in SUBMISSION_KINDS:
                 self.documents.delete(job.tenant_id, job.id, kind)
         log.info("job %s %s%s", job.id, finish.status.value, f" ({code.value})" if code else "")
@@ -261,18 +259,19 @@ class JobWorker:
         status = JobStatus.FAILED if code else JobStatus.SUCCEEDED
         expiries = Expiries.at_completion(policy_of(job), now, code is None).capped_at(
             ceiling_for(job.environment, job.created_at))
-        keep_input = expiries.input is not None and expiries.input > now
-        submitted = [k for k in job.stored_objects if ObjectKind(k) in SUBMISSION_KINDS]
         finish = FinishJob(
             job.id, status, completed_at=now, expires_at=expiries.result,
             input_expires_at=expiries.input, outputs_expires_at=expiries.outputs,
             metadata_expires_at=expiries.job_metadata,
             error_code=code.value if code else None, error_detail=detail,
             pages_done=job.page_count if code is None else job.pages_done,
-            stored_objects=(*(k.value for k in stored), *(submitted if keep_input else ())),
+            stored_objects=tuple(k.value for k in stored),
             # From now on only the customer's key opens the job.
             drop_wrapped_dek=job.customer_wrapped_dek is not None,
         )
+        if finish.keeps_input:  # and with it what was submitted beside it
+            finish = replace(finish, stored_objects=(*finish.stored_objects, *(
+                k for k in job.stored_objects if ObjectKind(k) in SUBMISSION_KINDS)))
         return replace(finish, next_expiry_at=next_due(finish.applied_to(job)))
 
     def _record_finish(self, session: Transaction, job: JobRecord, finish: FinishJob,

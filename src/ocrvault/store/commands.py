@@ -111,6 +111,11 @@ class FinishJob:
     drop_wrapped_dek: bool
     next_expiry_at: datetime | None = None
 
+    @property
+    def keeps_input(self) -> bool:
+        """Whether the job's input outlives its finish (the policy keeps it for a while)."""
+        return self.input_expires_at is not None and self.input_expires_at > self.completed_at
+
     def applied_to(self, job: JobRecord) -> JobRecord:
         """``job`` as it will be once this is written (to work out what falls due when)."""
         return replace(
