@@ -62,9 +62,9 @@ class Stage:
 def rehearsal(db: Database, clock: Clock) -> Iterator[Stage]:
     """A stage whose transaction is rolled back however the block ends."""
     with db.rolled_back() as session:
-        tenant_id = str(uuid.uuid4())
-        TenantRepository(session).add(NewTenant(tenant_id, f"rehearsal:{tenant_id}", clock()))
-        yield Stage(session, tenant_id, clock())
+        tenant_id, now = str(uuid.uuid4()), clock()
+        TenantRepository(session).add(NewTenant(tenant_id, f"rehearsal:{tenant_id}", now))
+        yield Stage(session, tenant_id, now)
 
 
 def rehearse(part: Callable[[], object]) -> None:
